@@ -1,0 +1,157 @@
+"""The ASGI application: routing, body reading with limits, and the envelope on every
+path. Plain ASGI, so the hot path pays for nothing it does not use.
+
+Order of checks (spec §2): unknown path (404) and wrong method (405) regardless of
+credentials; body too large (413) or too slow (408); then the handler, which
+authenticates first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from userprops.auth import Authenticator
+from userprops.config import Settings
+from userprops.engine import Engine
+from userprops.errors import (
+    InternalError,
+    MethodNotAllowed,
+    PathNotFound,
+    PayloadTooLarge,
+    RequestTimeout,
+    UserpropsError,
+)
+from userprops.responses import Response, error_response, send
+from userprops.routes import ROUTES, Request, Services
+from userprops.storage import Storage, open_storage
+from userprops.writer import Writer
+
+log = logging.getLogger("userprops")
+
+# How much of an oversized body is read and dropped so the client can read the 413.
+DRAIN_FACTOR = 16
+
+
+class _ClientGone(Exception):
+    pass
+
+
+class App:
+    """``App(settings)`` is an ASGI application; storage opens on lifespan startup, or
+    explicitly with :meth:`start` (tests) and closes with :meth:`stop`."""
+
+    def __init__(self, settings: Settings, storage: Storage | None = None) -> None:
+        self.settings = settings
+        self._given_storage = storage
+        self.services: Services | None = None
+        self.writer: Writer | None = None
+
+    def start(self) -> None:
+        storage = self._given_storage or open_storage(self.settings.database)
+        storage.migrate()
+        self.writer = Writer(storage, batch_max=self.settings.batch_max)
+        self.writer.start()
+        limits = self.settings.limits
+        self.services = Services(
+            engine=Engine(self.writer, limits),
+            auth=Authenticator(storage, self.settings.auth_cache_ttl),
+            storage=storage,
+            limits=limits,
+        )
+
+    def stop(self) -> None:
+        if self.writer is not None:
+            self.writer.stop()
+            self.writer = None
+        if self.services is not None:
+            if self._given_storage is None:
+                self.services.storage.close()
+            self.services = None
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send_: Any) -> None:
+        if scope["type"] == "http":
+            await self._http(scope, receive, send_)
+        elif scope["type"] == "lifespan":
+            await self._lifespan(receive, send_)
+
+    async def _lifespan(self, receive: Any, send_: Any) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await asyncio.to_thread(self.start)
+                except Exception as exc:
+                    log.error("startup failed: %s", exc)
+                    await send_({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send_({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await asyncio.to_thread(self.stop)
+                await send_({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _http(self, scope: dict[str, Any], receive: Any, send_: Any) -> None:
+        try:
+            response = await self._handle(scope, receive)
+        except _ClientGone:
+            return
+        except UserpropsError as error:
+            response = error_response(
+                error, close=isinstance(error, RequestTimeout | PayloadTooLarge)
+            )
+        except Exception:
+            log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
+            response = error_response(InternalError())
+        await send(send_, response)
+
+    async def _handle(self, scope: dict[str, Any], receive: Any) -> Response:
+        methods = ROUTES.get(scope["path"])
+        if methods is None:
+            raise PathNotFound(f"no endpoint {scope['path']!r}")
+        route = methods.get(scope["method"])
+        if route is None:
+            raise MethodNotAllowed(sorted(methods))
+        if self.services is None:
+            raise InternalError("service is not started")
+        authorization = None
+        length = None
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                authorization = value
+            elif name == b"content-length":
+                length = value
+        body = b""
+        if route.reads_body:
+            body = await self._read_body(receive, length)
+        request = Request(
+            scope["method"], scope["path"], scope["query_string"], authorization, body
+        )
+        return await route.handler(self.services, request)
+
+    async def _read_body(self, receive: Any, length: bytes | None) -> bytes:
+        limit = self.settings.max_body_bytes
+        declared = int(length) if length is not None and length.isdigit() else None
+        chunks: list[bytes] = []
+        size = 0
+        too_large = declared is not None and declared > limit
+        try:
+            async with asyncio.timeout(self.settings.body_timeout):
+                while True:
+                    message = await receive()
+                    if message["type"] == "http.disconnect":
+                        raise _ClientGone()
+                    chunk = message.get("body", b"")
+                    size += len(chunk)
+                    if size > limit:
+                        too_large = True
+                    if not too_large:
+                        chunks.append(chunk)
+                    if not message.get("more_body", False) or size > limit * DRAIN_FACTOR:
+                        break
+        except TimeoutError:
+            raise RequestTimeout() from None
+        if too_large:
+            raise PayloadTooLarge(f"request body larger than {limit} bytes")
+        return b"".join(chunks)

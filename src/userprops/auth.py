@@ -1,0 +1,114 @@
+"""API credentials: generation, keyed hashing, and HTTP Basic authentication.
+
+A secret is stored only as ``hmac-sha256$<salt>$<digest>`` (HMAC-SHA256 keyed with a
+random per-secret salt) and compared in constant time. Secrets are 96 random bits, so a
+fast keyed hash is enough; a slow password hash would only slow every cache miss.
+
+Verified credentials are cached in memory for ``auth_cache_ttl`` seconds: disabling a data
+source, rotating its secret or changing its project's settings takes effect within that
+time in every server process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import binascii
+import hashlib
+import hmac
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import tzinfo
+
+from userprops.errors import AuthenticationFailed
+from userprops.schema import SchemaMode, check_timezone
+from userprops.storage.base import Storage
+
+_CACHE_MAX = 10_000
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: a data source, and the project it acts in."""
+
+    datasource_id: int
+    api_key: str
+    project_id: int
+    schema_mode: SchemaMode
+    tz: tzinfo
+
+
+def new_key() -> str:
+    """24 lowercase hex characters, like EngageLab's keys and secrets."""
+    return secrets.token_hex(12)
+
+
+def hash_secret(secret: str) -> str:
+    salt = secrets.token_hex(16)
+    digest = hmac.new(salt.encode(), secret.encode(), hashlib.sha256).hexdigest()
+    return f"hmac-sha256${salt}${digest}"
+
+
+def verify_secret(secret: str, stored: str) -> bool:
+    """Constant-time check of a secret against its stored hash."""
+    try:
+        scheme, salt, digest = stored.split("$")
+    except ValueError:
+        return False
+    if scheme != "hmac-sha256":
+        return False
+    candidate = hmac.new(salt.encode(), secret.encode("utf-8", "replace"), hashlib.sha256)
+    return hmac.compare_digest(candidate.hexdigest(), digest)
+
+
+def parse_basic(header: bytes | None) -> tuple[str, str]:
+    """``Basic base64(key:secret)`` → (key, secret). The scheme is case-insensitive;
+    anything else (no header, bad base64, not UTF-8, no colon, an empty part) fails."""
+    if not header:
+        raise AuthenticationFailed("missing Authorization header")
+    scheme, _, token = header.strip().partition(b" ")
+    if scheme.lower() != b"basic" or not token.strip():
+        raise AuthenticationFailed("expected HTTP Basic credentials")
+    try:
+        decoded = binascii.a2b_base64(token.strip(), strict_mode=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise AuthenticationFailed("malformed Basic credentials") from None
+    key, colon, secret = decoded.partition(":")
+    if not colon or not key or not secret:
+        raise AuthenticationFailed("malformed Basic credentials")
+    return key, secret
+
+
+class Authenticator:
+    def __init__(self, storage: Storage, ttl: float) -> None:
+        self._storage = storage
+        self._ttl = ttl
+        self._cache: dict[bytes, tuple[Principal, float]] = {}
+
+    async def authenticate(self, header: bytes | None) -> Principal:
+        """The principal of an Authorization header, or :class:`AuthenticationFailed`."""
+        if header is not None:
+            hit = self._cache.get(header)
+            if hit is not None and hit[1] > time.monotonic():
+                return hit[0]
+        key, secret = parse_basic(header)
+        principal = await asyncio.to_thread(self._lookup, key, secret)
+        assert header is not None
+        if len(self._cache) >= _CACHE_MAX:
+            self._cache.clear()
+        self._cache[header] = (principal, time.monotonic() + self._ttl)
+        return principal
+
+    def _lookup(self, key: str, secret: str) -> Principal:
+        with self._storage.read() as tx:
+            ds = tx.get_datasource(key)
+            project = None if ds is None else tx.get_project_by_id(ds.project_id)
+        if ds is None or project is None:
+            # Spend the same work as a real check, so timing does not tell keys apart.
+            verify_secret(secret, "hmac-sha256$00$00")
+            raise AuthenticationFailed()
+        if not verify_secret(secret, ds.secret_hash) or not ds.enabled:
+            raise AuthenticationFailed()
+        return Principal(
+            ds.id, ds.api_key, project.id, project.schema_mode, check_timezone(project.timezone)
+        )

@@ -1,0 +1,360 @@
+"""The ``userprops`` command line: serve, migrate, and administer projects, data sources,
+attributes and users. Every option has a ``USERPROPS_*`` environment twin; ``--json``
+prints one JSON document on stdout; errors go to stderr with exit status 1."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import click
+
+from userprops import admin
+from userprops.config import DEFAULT_DATABASE, Settings
+from userprops.errors import UserpropsError
+from userprops.schema import AttrType, SchemaMode
+from userprops.storage import Storage, open_storage
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+database_option = click.option(
+    "--database",
+    envvar="USERPROPS_DATABASE",
+    default=DEFAULT_DATABASE,
+    show_default=True,
+    help="Database URL: sqlite:///relative/path or sqlite:////absolute/path.",
+)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+
+
+def _fail(message: str) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(1)
+
+
+def handles_errors(func: F) -> F:
+    """Turn service errors into a message on stderr and exit status 1."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except UserpropsError as error:
+            _fail(error.detail)
+        except ValueError as error:
+            _fail(str(error))
+
+    return wrapper  # type: ignore[return-value]
+
+
+@contextmanager
+def opened(url: str) -> Iterator[Storage]:
+    storage = open_storage(url)
+    try:
+        storage.migrate()
+        yield storage
+    finally:
+        storage.close()
+
+
+def emit(as_json: bool, document: Any, lines: list[str]) -> None:
+    if as_json:
+        click.echo(json.dumps(document, indent=2, default=str))
+    else:
+        for line in lines:
+            click.echo(line)
+
+
+def _table(rows: list[list[Any]], header: list[str]) -> list[str]:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    return [
+        "  ".join(str(cell).ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in [header, *rows]
+    ]
+
+
+@click.group()
+@click.version_option(package_name="userprops")
+def main() -> None:
+    """userprops: a self-hosted store of end-user attributes (EngageLab MA compatible)."""
+
+
+@main.command()
+@click.option("--host", envvar="USERPROPS_HOST", default="127.0.0.1", show_default=True)
+@click.option("--port", envvar="USERPROPS_PORT", default=8000, show_default=True, type=int)
+@database_option
+@click.option(
+    "--log-level",
+    envvar="USERPROPS_LOG_LEVEL",
+    default="info",
+    show_default=True,
+    type=click.Choice(["debug", "info", "warning", "error"]),
+)
+@handles_errors
+def serve(host: str, port: int, database: str, log_level: str) -> None:
+    """Run the HTTP API. On an empty database, create a default project and data source
+    and print their key and secret once."""
+    import uvicorn
+
+    from userprops.app import App
+
+    settings = Settings.from_env(host=host, port=port, database=database, log_level=log_level)
+    with opened(settings.database) as storage:
+        created = admin.bootstrap(storage)
+    if created is not None:
+        click.echo(
+            f"Created project {created.project.slug!r} with API data source "
+            f"{created.datasource.name!r}. The secret is shown only this once:\n"
+            f"  api_key:    {created.datasource.api_key}\n"
+            f"  api_secret: {created.api_secret}"
+        )
+    logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    config = uvicorn.Config(
+        App(settings),
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        access_log=False,
+        log_level=log_level,
+        server_header=False,
+    )
+    click.echo(f"userprops serving {settings.database} on http://{settings.host}:{settings.port}")
+    uvicorn.Server(config).run()
+
+
+@main.command()
+@database_option
+@click.option("--dry-run", is_flag=True, help="List pending migrations; apply nothing.")
+@json_option
+@handles_errors
+def migrate(database: str, dry_run: bool, as_json: bool) -> None:
+    """Create or upgrade the database schema."""
+    storage = open_storage(database)
+    try:
+        names = storage.migrate(dry_run=dry_run)
+    finally:
+        storage.close()
+    verb = "pending" if dry_run else "applied"
+    emit(
+        as_json,
+        {verb: names},
+        [f"{verb}: {n}" for n in names] or [f"nothing {verb}; schema is up to date"],
+    )
+
+
+# Projects
+
+
+@main.group()
+def project() -> None:
+    """Projects: tenants with their own users, attributes and data sources."""
+
+
+@project.command("create")
+@click.argument("slug")
+@click.option(
+    "--schema",
+    "schema_mode",
+    type=click.Choice(["auto", "strict"]),
+    default="auto",
+    show_default=True,
+    help="auto: new attributes are defined by their first value; strict: define them first.",
+)
+@click.option("--timezone", default="UTC", show_default=True, help="IANA time zone name.")
+@database_option
+@json_option
+@handles_errors
+def project_create(
+    slug: str, schema_mode: str, timezone: str, database: str, as_json: bool
+) -> None:
+    """Create a project."""
+    with opened(database) as storage:
+        p = admin.create_project(storage, slug, SchemaMode(schema_mode), timezone)
+    emit(as_json, _project_dict(p), [f"created project {p.slug} (schema {p.schema_mode})"])
+
+
+def _project_dict(p: Any) -> dict[str, Any]:
+    return {
+        "slug": p.slug,
+        "schema": str(p.schema_mode),
+        "timezone": p.timezone,
+        "created_at": p.created_at,
+    }
+
+
+@project.command("list")
+@database_option
+@json_option
+@handles_errors
+def project_list(database: str, as_json: bool) -> None:
+    """List projects."""
+    with opened(database) as storage:
+        projects = admin.list_projects(storage)
+    rows = [[p.slug, str(p.schema_mode), p.timezone, p.created_at] for p in projects]
+    emit(
+        as_json,
+        [_project_dict(p) for p in projects],
+        _table(rows, ["SLUG", "SCHEMA", "TIMEZONE", "CREATED"]),
+    )
+
+
+# Data sources
+
+
+@main.group()
+def datasource() -> None:
+    """API data sources: the key and secret a business system authenticates with."""
+
+
+@datasource.command("create")
+@click.argument("name")
+@click.option("--project", "project_slug", required=True, envvar="USERPROPS_PROJECT")
+@database_option
+@json_option
+@handles_errors
+def datasource_create(name: str, project_slug: str, database: str, as_json: bool) -> None:
+    """Create a data source; prints its api_key and api_secret (shown only this once)."""
+    with opened(database) as storage:
+        creds = admin.create_datasource(storage, project_slug, name)
+    emit(
+        as_json,
+        creds.as_dict(),
+        [
+            f"created data source {name} in project {project_slug}",
+            f"api_key:    {creds.datasource.api_key}",
+            f"api_secret: {creds.api_secret}   (shown only this once)",
+        ],
+    )
+
+
+@datasource.command("list")
+@click.option("--project", "project_slug", default=None, envvar="USERPROPS_PROJECT")
+@database_option
+@json_option
+@handles_errors
+def datasource_list(project_slug: str | None, database: str, as_json: bool) -> None:
+    """List data sources (never their secrets)."""
+    with opened(database) as storage:
+        sources = admin.list_datasources(storage, project_slug)
+        slugs = {p.id: p.slug for p in admin.list_projects(storage)}
+    docs = [
+        {
+            "project": slugs.get(ds.project_id, "?"),
+            "name": ds.name,
+            "api_key": ds.api_key,
+            "enabled": ds.enabled,
+            "created_at": ds.created_at,
+        }
+        for ds in sources
+    ]
+    rows = [
+        [d["project"], d["name"], d["api_key"], "yes" if d["enabled"] else "no", d["created_at"]]
+        for d in docs
+    ]
+    emit(as_json, docs, _table(rows, ["PROJECT", "NAME", "API_KEY", "ENABLED", "CREATED"]))
+
+
+def _toggle(enabled: bool) -> Callable[[str, str, bool], None]:
+    def command(api_key: str, database: str, as_json: bool) -> None:
+        with opened(database) as storage:
+            admin.set_datasource_enabled(storage, api_key, enabled)
+        state = "enabled" if enabled else "disabled"
+        emit(as_json, {"api_key": api_key, "enabled": enabled}, [f"{state} {api_key}"])
+
+    return command
+
+
+for _verb, _enabled in (("disable", False), ("enable", True)):
+    datasource.command(_verb, help=f"{_verb.capitalize()} a data source, by its api_key.")(
+        click.argument("api_key")(database_option(json_option(handles_errors(_toggle(_enabled)))))
+    )
+
+
+@datasource.command("rotate-secret")
+@click.argument("api_key")
+@database_option
+@json_option
+@handles_errors
+def datasource_rotate(api_key: str, database: str, as_json: bool) -> None:
+    """Give a data source a new secret (printed once); the old one stops working."""
+    with opened(database) as storage:
+        secret = admin.rotate_secret(storage, api_key)
+    emit(
+        as_json,
+        {"api_key": api_key, "api_secret": secret},
+        [f"api_key:    {api_key}", f"api_secret: {secret}   (shown only this once)"],
+    )
+
+
+# Attributes
+
+
+@main.group()
+def attribute() -> None:
+    """Attribute definitions of a project."""
+
+
+@attribute.command("define")
+@click.argument("name")
+@click.argument("kind", metavar="TYPE")
+@click.option("--project", "project_slug", required=True, envvar="USERPROPS_PROJECT")
+@database_option
+@json_option
+@handles_errors
+def attribute_define(name: str, kind: str, project_slug: str, database: str, as_json: bool) -> None:
+    """Define attribute NAME with TYPE (STRING, NUMBER, BOOL, DATETIME or LIST, any case)."""
+    attr_type = AttrType.parse(kind)
+    with opened(database) as storage:
+        created = admin.define_attribute(storage, project_slug, name, attr_type)
+    state = "defined" if created else "already defined"
+    emit(
+        as_json,
+        {"name": name, "type": str(attr_type), "created": created},
+        [f"{state}: {name} {attr_type}"],
+    )
+
+
+@attribute.command("list")
+@click.option("--project", "project_slug", required=True, envvar="USERPROPS_PROJECT")
+@database_option
+@json_option
+@handles_errors
+def attribute_list(project_slug: str, database: str, as_json: bool) -> None:
+    """List a project's attributes."""
+    with opened(database) as storage:
+        attrs = admin.list_attributes(storage, project_slug)
+    emit(
+        as_json,
+        [{"name": n, "type": str(t), "created_at": c} for n, t, c in attrs],
+        _table([[n, str(t), c] for n, t, c in attrs], ["NAME", "TYPE", "CREATED"]),
+    )
+
+
+# Users
+
+
+@main.group()
+def user() -> None:
+    """Users and their attributes."""
+
+
+@user.command("show")
+@click.argument("euid", type=click.IntRange(1, 2**63 - 1))
+@database_option
+@json_option
+@handles_errors
+def user_show(euid: int, database: str, as_json: bool) -> None:
+    """Print a user's identities and attributes."""
+    with opened(database) as storage:
+        doc = admin.show_user(storage, euid)
+    lines = [f"euid {doc['euid']} in project {doc['project']}"]
+    lines += [f"  {i['identity_name']}: {i['identity_value']}" for i in doc["identities"]]
+    lines += [f"  {k} = {json.dumps(v, default=str)}" for k, v in doc["properties"].items()]
+    emit(as_json, doc, lines)

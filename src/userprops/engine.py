@@ -1,0 +1,252 @@
+"""The engine: the one place that combines schema, operations and storage.
+
+Each write is a job run by the group-commit :class:`~userprops.writer.Writer` inside one
+transaction: it locks the user, reads what it needs, computes every new value with the
+pure operations, then writes. A job never writes before it has decided, so a rejected
+property never half-applies; a failed commit fails the whole request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import tzinfo
+from typing import Any
+
+from userprops.auth import Principal
+from userprops.config import Limits
+from userprops.errors import (
+    EmptyProperties,
+    ErrorItem,
+    InvalidParameters,
+    InvalidProperties,
+    UserNotFound,
+)
+from userprops.operations import REQUIRED_TYPE, Op, apply, needs_current
+from userprops.schema import (
+    AttrType,
+    Rejected,
+    SchemaMode,
+    Typed,
+    check_name,
+    decode,
+    encode,
+    infer_type,
+    is_empty,
+    parse_value,
+    to_json,
+)
+from userprops.storage.base import StoredValue, Transaction
+from userprops.wire import PropertyRequest, RegisterRequest
+from userprops.writer import Writer
+
+
+@dataclass
+class PropertyOutcome:
+    """What a property request did: the rejected properties, and attribute types learned
+    (read or defined) that the engine may cache once the batch is committed."""
+
+    errors: list[ErrorItem]
+    learned: dict[str, AttrType] = field(default_factory=dict)
+
+
+@dataclass
+class RegisterOutcome:
+    data: list[dict[str, Any]]
+    errors: list[ErrorItem]
+
+
+def _rejection(name: str, reason: Rejected) -> ErrorItem:
+    code = EmptyProperties.code if reason.empty else InvalidProperties.code
+    return {"property": name, "code": code, "message": reason.reason}
+
+
+class Engine:
+    def __init__(self, writer: Writer, limits: Limits) -> None:
+        self._writer = writer
+        self._limits = limits
+        # Positive entries only: a defined type never changes, so they never go stale.
+        self._types: dict[int, dict[str, AttrType]] = {}
+
+    # POST /v1/user/property
+
+    async def set_properties(self, who: Principal, request: PropertyRequest) -> list[ErrorItem]:
+        """Apply a request; return the rejected properties (empty on full success).
+
+        Raises :class:`UserNotFound`, or 55102/55103 when every property is rejected.
+        """
+        outcome = await self._writer.submit(self.property_job(who, request))
+        self._types.setdefault(who.project_id, {}).update(outcome.learned)
+        errors = outcome.errors
+        if len(errors) == len(request.properties):
+            empty = all(e["code"] == EmptyProperties.code for e in errors)
+            raise (EmptyProperties if empty else InvalidProperties)(errors=errors)
+        return errors
+
+    def property_job(
+        self, who: Principal, request: PropertyRequest
+    ) -> Callable[[Transaction], PropertyOutcome]:
+        known = self._types.get(who.project_id, {})
+
+        def job(tx: Transaction) -> PropertyOutcome:
+            return _apply_properties(tx, who, request, self._limits, known)
+
+        return job
+
+    # POST /v1/user/register
+
+    async def register(self, who: Principal, request: RegisterRequest) -> RegisterOutcome:
+        """Get or create one user per identity value. Bad values are reported in
+        ``errors`` by index; when every value is bad, raises 55004 with them."""
+        errors: list[ErrorItem] = []
+        values: list[str] = []
+        for i, value in enumerate(request.identity_values):
+            try:
+                values.append(_identity_value(value, self._limits))
+            except Rejected as reason:
+                errors.append(
+                    {
+                        "index": i,
+                        "identity_value": value,
+                        "code": InvalidParameters.code,
+                        "message": reason.reason,
+                    }
+                )
+        if not values:
+            raise InvalidParameters("no valid identity value", errors=errors)
+        name = request.identity_name
+
+        def job(tx: Transaction) -> dict[str, int]:
+            resolved: dict[str, int] = {}
+            for value in dict.fromkeys(values):
+                euid = tx.find_identity(who.project_id, name, value)
+                if euid is None:
+                    euid = tx.bind_identity(
+                        who.project_id, name, value, tx.create_user(who.project_id)
+                    )
+                resolved[value] = euid
+            return resolved
+
+        resolved = await self._writer.submit(job)
+        data = [{"identity_value": v, "euid": resolved[v]} for v in values]
+        return RegisterOutcome(data, errors)
+
+    # GET /v1/user/property
+
+    async def get_properties(self, who: Principal, euid: int) -> dict[str, Any]:
+        return await asyncio.to_thread(self._read_properties, who, euid)
+
+    def _read_properties(self, who: Principal, euid: int) -> dict[str, Any]:
+        storage = self._writer.storage
+        with storage.read() as tx:
+            if tx.user_project(euid) != who.project_id:
+                raise UserNotFound()
+            stored = tx.get_values(who.project_id, euid)
+        return {"euid": euid, "properties": render(stored, who.tz)}
+
+
+def render(stored: dict[str, StoredValue], tz: tzinfo) -> dict[str, Any]:
+    """Stored values in the JSON form they are read back in."""
+    return {n: to_json(v.type, decode(v.type, v.text), tz) for n, v in stored.items()}
+
+
+def _identity_value(value: Any, limits: Limits) -> str:
+    if not isinstance(value, str):
+        raise Rejected("identity value must be a string")
+    if not value:
+        raise Rejected("identity value must not be empty")
+    if len(value) > limits.max_string_length:
+        raise Rejected(f"identity value longer than {limits.max_string_length} characters")
+    if "\x00" in value:
+        raise Rejected("identity value contains U+0000")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise Rejected("identity value contains a lone surrogate") from None
+    return value
+
+
+def _apply_properties(
+    tx: Transaction,
+    who: Principal,
+    request: PropertyRequest,
+    limits: Limits,
+    known: dict[str, AttrType],
+) -> PropertyOutcome:
+    pid, euid, op = who.project_id, request.euid, request.op
+    if not tx.lock_user(pid, euid):
+        raise UserNotFound()
+    outcome = PropertyOutcome(errors=[])
+    candidates: dict[str, Any] = {}
+    for name, raw in request.properties.items():
+        try:
+            check_name(name)
+            if op is not Op.DELETE and is_empty(raw):
+                raise Rejected("value is empty", empty=True)
+        except Rejected as reason:
+            outcome.errors.append(_rejection(name, reason))
+            continue
+        candidates[name] = raw
+
+    types = {n: known[n] for n in candidates if n in known}
+    missing = [n for n in candidates if n not in types]
+    if missing:
+        found = tx.attribute_types(pid, missing)
+        types.update(found)
+        outcome.learned.update(found)
+    current = (
+        tx.get_values(pid, euid, [n for n in candidates if n in types]) if needs_current(op) else {}
+    )
+
+    puts: dict[str, StoredValue] = {}
+    deletes: list[str] = []
+    for name, raw in candidates.items():
+        try:
+            kind = types.get(name)
+            if kind is None and op is Op.DELETE:
+                continue  # nothing to delete, nothing to define
+            if kind is None:
+                kind = _define(tx, who, op, name, raw, limits)
+                outcome.learned[name] = kind
+            needed = REQUIRED_TYPE[op]
+            if needed is not None and kind is not needed:
+                raise Rejected(f"{op.value} needs a {needed} attribute; {name} is {kind}")
+            if op is Op.DELETE:
+                deletes.append(name)
+                continue
+            arg = parse_value(kind, raw, limits, who.tz)
+            stored = current.get(name)
+            before: Typed | None = None
+            if stored is not None and stored.type is kind:
+                before = decode(kind, stored.text)
+            after = apply(op, before, arg)
+        except Rejected as reason:
+            outcome.errors.append(_rejection(name, reason))
+            continue
+        if after is None:
+            deletes.append(name)
+        else:
+            puts[name] = StoredValue(kind, encode(kind, after))
+    if puts:
+        tx.put_values(pid, euid, puts)
+    if deletes:
+        tx.delete_values(pid, euid, deletes)
+    return outcome
+
+
+def _define(
+    tx: Transaction, who: Principal, op: Op, name: str, raw: Any, limits: Limits
+) -> AttrType:
+    """Define an undefined attribute from its first value (``auto`` mode), after checking
+    that the value fits the inferred type, so a rejected value defines nothing."""
+    if who.schema_mode is SchemaMode.STRICT:
+        raise Rejected(f"attribute {name} is not defined (project schema is strict)")
+    kind = REQUIRED_TYPE[op] or infer_type(raw)
+    if kind is None:
+        raise Rejected("cannot infer an attribute type from a JSON object")
+    parse_value(kind, raw, limits, who.tz)
+    actual = tx.define_attribute(who.project_id, name, kind)
+    if actual is not kind:
+        raise Rejected(f"attribute {name} was defined as {actual} meanwhile")
+    return kind

@@ -1,0 +1,183 @@
+"""The one error table: every wire code, its HTTP status and default message.
+
+Every failure the service reports is a :class:`UserpropsError` subclass. Front ends turn
+it into the envelope with :func:`envelope`; docs/errors.md is checked against
+:data:`CODE_TABLE` by the test suite.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+ErrorItem = dict[str, Any]
+
+
+class UserpropsError(Exception):
+    """Base of every error with a wire code.
+
+    ``errors`` lists rejected items (properties, identity values, contacts) when the
+    failure is about items; ``headers`` are extra HTTP headers for the answer.
+    """
+
+    code: ClassVar[int] = 50000
+    status: ClassVar[int] = 500
+    message: ClassVar[str] = "internal error"
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        errors: list[ErrorItem] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self.detail = detail or self.message
+        self.errors = errors
+        self.headers = headers or {}
+        super().__init__(self.detail)
+
+
+class AuthenticationFailed(UserpropsError):
+    code = 40050
+    status = 401
+    message = "authentication failed"
+
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__(detail, headers={"www-authenticate": 'Basic realm="userprops"'})
+
+
+class EuidMissing(UserpropsError):
+    code = 40007
+    status = 400
+    message = "euid is missing or empty"
+
+
+class InvalidParameters(UserpropsError):
+    code = 55004
+    status = 400
+    message = "invalid business parameters"
+
+
+class InvalidProperties(UserpropsError):
+    code = 55102
+    status = 400
+    message = "invalid user attributes exist"
+
+
+class EmptyProperties(UserpropsError):
+    code = 55103
+    status = 400
+    message = "user property values cannot be empty"
+
+
+class ContactExists(UserpropsError):
+    code = 55014
+    status = 409
+    message = "contact exists"
+
+
+class PathNotFound(UserpropsError):
+    code = 40400
+    status = 404
+    message = "no such endpoint"
+
+
+class UserNotFound(UserpropsError):
+    code = 40404
+    status = 404
+    message = "user not found"
+
+
+class ProjectNotFound(UserpropsError):
+    code = 40410
+    status = 404
+    message = "project not found"
+
+
+class DataSourceNotFound(UserpropsError):
+    code = 40411
+    status = 404
+    message = "data source not found"
+
+
+class MethodNotAllowed(UserpropsError):
+    code = 40500
+    status = 405
+    message = "method not allowed"
+
+    def __init__(self, allowed: list[str]) -> None:
+        super().__init__(
+            f"method not allowed; allowed: {', '.join(allowed)}",
+            headers={"allow": ", ".join(allowed)},
+        )
+
+
+class RequestTimeout(UserpropsError):
+    code = 40800
+    status = 408
+    message = "request body not received in time"
+
+
+class Conflict(UserpropsError):
+    code = 40900
+    status = 409
+    message = "already exists"
+
+
+class PayloadTooLarge(UserpropsError):
+    code = 41300
+    status = 413
+    message = "request body too large"
+
+
+class RateLimited(UserpropsError):
+    code = 42900
+    status = 429
+    message = "too many requests"
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(
+            f"too many requests; retry after {retry_after} s",
+            headers={"retry-after": str(retry_after)},
+        )
+
+
+class InternalError(UserpropsError):
+    code = 50000
+    status = 500
+    message = "internal error"
+
+
+class StorageUnavailable(UserpropsError):
+    code = 50300
+    status = 503
+    message = "storage unavailable; nothing was applied, retry later"
+
+
+CODE_TABLE: tuple[type[UserpropsError], ...] = (
+    AuthenticationFailed,
+    EuidMissing,
+    InvalidParameters,
+    InvalidProperties,
+    EmptyProperties,
+    ContactExists,
+    PathNotFound,
+    UserNotFound,
+    ProjectNotFound,
+    DataSourceNotFound,
+    MethodNotAllowed,
+    RequestTimeout,
+    Conflict,
+    PayloadTooLarge,
+    RateLimited,
+    InternalError,
+    StorageUnavailable,
+)
+"""Every wire code except 0 (success), in the order docs/errors.md lists them."""
+
+
+def envelope(error: UserpropsError) -> dict[str, Any]:
+    """The JSON body for an error: ``code``, ``message`` and, when items failed, ``errors``."""
+    body: dict[str, Any] = {"code": error.code, "message": error.detail}
+    if error.errors is not None:
+        body["errors"] = error.errors
+    return body

@@ -1,0 +1,87 @@
+"""The five operations of ``POST /v1/user/property`` over typed values (spec §3).
+
+Pure functions: the reference semantics every backend is checked against. ``None`` is an
+absent value; an operation returning ``None`` removes the value.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from decimal import Decimal
+
+from userprops.schema import EXACT, AttrType, Typed, check_number
+
+
+class Op(enum.StrEnum):
+    SET = "set"
+    INCREASE = "increase"
+    ADD = "add"
+    REMOVE = "remove"
+    DELETE = "delete"
+
+
+# The attribute type an operation needs, where it needs one (``None``: any type).
+REQUIRED_TYPE: dict[Op, AttrType | None] = {
+    Op.SET: None,
+    Op.INCREASE: AttrType.NUMBER,
+    Op.ADD: AttrType.LIST,
+    Op.REMOVE: AttrType.LIST,
+    Op.DELETE: None,
+}
+
+
+def op_set(current: Typed | None, arg: Typed) -> Typed | None:
+    """Overwrite the value, creating it if absent."""
+    return arg
+
+
+def op_increase(current: Typed | None, arg: Typed) -> Typed | None:
+    """Add ``arg`` exactly; an absent value counts as 0. Raises ``Rejected`` when the
+    result leaves NUMBER's bounds."""
+    assert isinstance(arg, Decimal)
+    base = current if isinstance(current, Decimal) else Decimal(0)
+    return check_number(EXACT.add(base, arg))
+
+
+def op_add(current: Typed | None, arg: Typed) -> Typed | None:
+    """Add elements as to a set: present ones are kept where they are, new ones appended."""
+    assert isinstance(arg, tuple)
+    existing = current if isinstance(current, tuple) else ()
+    merged = dict.fromkeys(existing)
+    merged.update(dict.fromkeys(arg))
+    return tuple(merged)
+
+
+def op_remove(current: Typed | None, arg: Typed) -> Typed | None:
+    """Remove elements; absent ones are ignored. An emptied list is an absent value."""
+    assert isinstance(arg, tuple)
+    if not isinstance(current, tuple):
+        return None
+    drop = set(arg)
+    kept = tuple(item for item in current if item not in drop)
+    return kept or None
+
+
+def op_delete(current: Typed | None, arg: Typed | None) -> Typed | None:
+    """Remove the value; deleting an absent value changes nothing."""
+    return None
+
+
+APPLY: dict[Op, Callable[[Typed | None, Typed], Typed | None]] = {
+    Op.SET: op_set,
+    Op.INCREASE: op_increase,
+    Op.ADD: op_add,
+    Op.REMOVE: op_remove,
+    Op.DELETE: op_delete,
+}
+
+
+def apply(op: Op, current: Typed | None, arg: Typed) -> Typed | None:
+    """The value after applying ``op`` with ``arg`` to ``current``."""
+    return APPLY[op](current, arg)
+
+
+def needs_current(op: Op) -> bool:
+    """Whether the operation reads the stored value (set and delete do not)."""
+    return op in (Op.INCREASE, Op.ADD, Op.REMOVE)

@@ -1,0 +1,62 @@
+"""Building and sending answers: every one is the JSON envelope of spec §2."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from userprops.errors import UserpropsError, envelope
+
+_ENCODER = msgspec.json.Encoder(decimal_format="number")
+
+
+@dataclass(frozen=True)
+class Response:
+    status: int
+    body: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+    close: bool = False
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(status, _ENCODER.encode(body), headers or {})
+
+
+def success(data: Any = None, errors: list[dict[str, Any]] | None = None) -> Response:
+    """``code`` 0: full success, or partial success when ``errors`` is not empty."""
+    if errors:
+        body: dict[str, Any] = {
+            "code": 0,
+            "message": f"partial success: {len(errors)} item(s) rejected",
+        }
+    else:
+        body = {"code": 0, "message": "success"}
+    if data is not None:
+        body["data"] = data
+    if errors:
+        body["errors"] = errors
+    return json_response(body)
+
+
+SUCCESS = Response(200, b'{"code":0,"message":"success"}')
+
+
+def error_response(error: UserpropsError, *, close: bool = False) -> Response:
+    response = json_response(envelope(error), error.status, error.headers)
+    if close:
+        return Response(response.status, response.body, response.headers, close=True)
+    return response
+
+
+async def send(send_: Any, response: Response) -> None:
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(response.body)).encode()),
+    ]
+    headers.extend((k.encode(), v.encode()) for k, v in response.headers.items())
+    if response.close:
+        headers.append((b"connection", b"close"))
+    await send_({"type": "http.response.start", "status": response.status, "headers": headers})
+    await send_({"type": "http.response.body", "body": response.body})

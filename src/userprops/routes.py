@@ -1,0 +1,89 @@
+"""HTTP handlers: thin. Each parses its input with :mod:`userprops.wire`, calls the
+engine, and builds the envelope. No SQL and no business rules here."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from userprops.auth import Authenticator, Principal
+from userprops.config import Limits
+from userprops.engine import Engine
+from userprops.errors import StorageUnavailable
+from userprops.responses import SUCCESS, Response, json_response, success
+from userprops.storage.base import Storage
+from userprops.wire import parse_euid_query, parse_property_request, parse_register_request
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    query: bytes
+    authorization: bytes | None
+    body: bytes
+
+
+@dataclass
+class Services:
+    engine: Engine
+    auth: Authenticator
+    storage: Storage
+    limits: Limits
+
+
+Handler = Callable[[Services, Request], Awaitable[Response]]
+
+
+@dataclass(frozen=True)
+class Route:
+    handler: Handler
+    reads_body: bool = False
+
+
+async def _who(services: Services, request: Request) -> Principal:
+    return await services.auth.authenticate(request.authorization)
+
+
+async def post_property(services: Services, request: Request) -> Response:
+    who = await _who(services, request)
+    parsed = parse_property_request(request.body, services.limits)
+    errors = await services.engine.set_properties(who, parsed)
+    return success(errors=errors) if errors else SUCCESS
+
+
+async def get_property(services: Services, request: Request) -> Response:
+    who = await _who(services, request)
+    euid = parse_euid_query(request.query)
+    return success(await services.engine.get_properties(who, euid))
+
+
+async def post_register(services: Services, request: Request) -> Response:
+    who = await _who(services, request)
+    parsed = parse_register_request(request.body, services.limits)
+    outcome = await services.engine.register(who, parsed)
+    return success(outcome.data, outcome.errors)
+
+
+async def healthz(services: Services, request: Request) -> Response:
+    return json_response({"code": 0, "message": "alive"})
+
+
+async def readyz(services: Services, request: Request) -> Response:
+    try:
+        await asyncio.wait_for(asyncio.to_thread(services.storage.ping), timeout=2.0)
+    except (StorageUnavailable, TimeoutError):
+        raise StorageUnavailable("storage unreachable") from None
+    return json_response({"code": 0, "message": "ready"})
+
+
+ROUTES: dict[str, dict[str, Route]] = {
+    "/v1/user/property": {
+        "POST": Route(post_property, reads_body=True),
+        "GET": Route(get_property),
+    },
+    "/v1/user/register": {"POST": Route(post_register, reads_body=True)},
+    "/healthz": {"GET": Route(healthz)},
+    "/readyz": {"GET": Route(readyz)},
+}

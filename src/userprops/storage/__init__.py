@@ -1,0 +1,64 @@
+"""Storage backends, chosen by database URL.
+
+``sqlite:///relative/path`` and ``sqlite:////absolute/path`` open the embedded backend;
+``postgresql://...`` the PostgreSQL one, whose driver is imported only then.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from importlib import resources
+
+from userprops.storage.base import DataSource, Project, Storage, StoredValue, Transaction
+
+__all__ = [
+    "DataSource",
+    "Migration",
+    "Project",
+    "Storage",
+    "StoredValue",
+    "Transaction",
+    "migrations",
+    "open_storage",
+    "sqlite_path",
+]
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+
+def migrations(backend: str) -> list[Migration]:
+    """The numbered ``NNNN_name.sql`` files of a backend, in order."""
+    folder = resources.files("userprops.storage") / "migrations" / backend
+    found = []
+    for entry in folder.iterdir():
+        m = re.fullmatch(r"(\d{4})_(\w+)\.sql", entry.name)
+        if m:
+            found.append(Migration(int(m[1]), m[2], entry.read_text(encoding="utf-8")))
+    return sorted(found, key=lambda mig: mig.version)
+
+
+def sqlite_path(url: str) -> str:
+    """The file path of a ``sqlite:///`` URL (three slashes: relative, four: absolute)."""
+    if not url.startswith("sqlite:///"):
+        raise ValueError(f"not a sqlite URL: {url!r}")
+    path = url.removeprefix("sqlite:///")
+    if not path:
+        raise ValueError("sqlite URL without a path; use sqlite:///userprops.db")
+    return path
+
+
+def open_storage(url: str) -> Storage:
+    """Open (not yet migrate) the database at ``url``."""
+    if url.startswith("sqlite:"):
+        from userprops.storage.sqlite import SqliteStorage
+
+        return SqliteStorage(sqlite_path(url))
+    if url.startswith(("postgresql://", "postgres://")):
+        raise ValueError("PostgreSQL support is not built yet; use a sqlite:/// URL")
+    raise ValueError(f"unsupported database URL {url!r}; use sqlite:///path")

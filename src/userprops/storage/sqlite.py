@@ -1,0 +1,375 @@
+"""The embedded backend: one SQLite file in WAL mode with ``synchronous=FULL``.
+
+One write connection, guarded by a lock (the group-commit writer and the CLI take turns);
+one read connection per reading thread. SQLite allows one writer per file: run one server
+process per database (the CLI may write beside it; it waits on ``busy_timeout``).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from userprops.errors import Conflict, StorageUnavailable
+from userprops.schema import AttrType, SchemaMode
+from userprops.storage.base import (
+    DataSource,
+    JobResult,
+    Project,
+    Storage,
+    StoredValue,
+    Transaction,
+)
+
+BUSY_TIMEOUT_MS = 5000
+# Errors of the database itself fail a whole batch; others (constraints) fail one job.
+_FATAL = (sqlite3.OperationalError, sqlite3.InternalError, sqlite3.NotSupportedError)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _connect(path: str) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute("PRAGMA foreign_keys = ON")
+    return conn
+
+
+def _statements(script: str) -> Iterator[str]:
+    """Split a migration script into statements, so it runs inside our transaction."""
+    buffer = ""
+    for line in script.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            yield buffer.strip()
+            buffer = ""
+    if buffer.strip() and not buffer.strip().startswith("--"):
+        yield buffer.strip()
+
+
+@contextmanager
+def _translated() -> Iterator[None]:
+    try:
+        yield
+    except _FATAL as exc:
+        raise StorageUnavailable(f"storage unavailable: {exc}") from exc
+
+
+class SqliteTransaction(Transaction):
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._c = conn
+
+    def _one(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        return self._c.execute(sql, params).fetchone()
+
+    # Projects and data sources
+
+    def create_project(self, slug: str, schema_mode: SchemaMode, timezone: str) -> Project:
+        created = _now()
+        try:
+            cur = self._c.execute(
+                "INSERT INTO projects (slug, schema_mode, timezone, created_at)"
+                " VALUES (?, ?, ?, ?)",
+                (slug, schema_mode.value, timezone, created),
+            )
+        except sqlite3.IntegrityError:
+            raise Conflict(f"project {slug!r} already exists") from None
+        assert cur.lastrowid is not None
+        return Project(cur.lastrowid, slug, schema_mode, timezone, created)
+
+    _PROJECT = "SELECT id, slug, schema_mode, timezone, created_at FROM projects"
+
+    @staticmethod
+    def _project(row: Any) -> Project | None:
+        if row is None:
+            return None
+        return Project(row[0], row[1], SchemaMode(row[2]), row[3], row[4])
+
+    def get_project(self, slug: str) -> Project | None:
+        return self._project(self._one(self._PROJECT + " WHERE slug = ?", (slug,)))
+
+    def get_project_by_id(self, project_id: int) -> Project | None:
+        return self._project(self._one(self._PROJECT + " WHERE id = ?", (project_id,)))
+
+    def list_projects(self) -> list[Project]:
+        rows = self._c.execute(self._PROJECT + " ORDER BY id").fetchall()
+        return [p for p in map(self._project, rows) if p is not None]
+
+    def update_project(
+        self, project_id: int, *, schema_mode: SchemaMode | None, timezone: str | None
+    ) -> None:
+        if schema_mode is not None:
+            self._c.execute(
+                "UPDATE projects SET schema_mode = ? WHERE id = ?", (schema_mode.value, project_id)
+            )
+        if timezone is not None:
+            self._c.execute("UPDATE projects SET timezone = ? WHERE id = ?", (timezone, project_id))
+
+    _DATASOURCE = (
+        "SELECT id, project_id, name, api_key, secret_hash, enabled, created_at FROM datasources"
+    )
+
+    @staticmethod
+    def _datasource(row: Any) -> DataSource:
+        return DataSource(row[0], row[1], row[2], row[3], row[4], bool(row[5]), row[6])
+
+    def create_datasource(
+        self, project_id: int, name: str, api_key: str, secret_hash: str
+    ) -> DataSource:
+        created = _now()
+        try:
+            cur = self._c.execute(
+                "INSERT INTO datasources (project_id, name, api_key, secret_hash, created_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (project_id, name, api_key, secret_hash, created),
+            )
+        except sqlite3.IntegrityError:
+            raise Conflict(f"data source {name!r} already exists in this project") from None
+        assert cur.lastrowid is not None
+        return DataSource(cur.lastrowid, project_id, name, api_key, secret_hash, True, created)
+
+    def get_datasource(self, api_key: str) -> DataSource | None:
+        row = self._one(self._DATASOURCE + " WHERE api_key = ?", (api_key,))
+        return None if row is None else self._datasource(row)
+
+    def list_datasources(self, project_id: int | None) -> list[DataSource]:
+        if project_id is None:
+            rows = self._c.execute(self._DATASOURCE + " ORDER BY id").fetchall()
+        else:
+            rows = self._c.execute(
+                self._DATASOURCE + " WHERE project_id = ? ORDER BY id", (project_id,)
+            ).fetchall()
+        return [self._datasource(r) for r in rows]
+
+    def update_datasource(
+        self, api_key: str, *, enabled: bool | None = None, secret_hash: str | None = None
+    ) -> bool:
+        cur = self._c.execute(
+            "UPDATE datasources SET enabled = coalesce(?, enabled),"
+            " secret_hash = coalesce(?, secret_hash) WHERE api_key = ?",
+            (None if enabled is None else int(enabled), secret_hash, api_key),
+        )
+        return cur.rowcount > 0
+
+    # Attribute definitions
+
+    def define_attribute(self, project_id: int, name: str, kind: AttrType) -> AttrType:
+        self._c.execute(
+            "INSERT INTO attributes (project_id, name, type, created_at) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (project_id, name) DO NOTHING",
+            (project_id, name, kind.value, _now()),
+        )
+        row = self._one(
+            "SELECT type FROM attributes WHERE project_id = ? AND name = ?", (project_id, name)
+        )
+        return AttrType(row[0])
+
+    def attribute_types(self, project_id: int, names: Sequence[str]) -> dict[str, AttrType]:
+        if not names:
+            return {}
+        marks = ",".join("?" * len(names))
+        rows = self._c.execute(
+            f"SELECT name, type FROM attributes WHERE project_id = ? AND name IN ({marks})",
+            (project_id, *names),
+        )
+        return {name: AttrType(kind) for name, kind in rows}
+
+    def list_attributes(self, project_id: int) -> list[tuple[str, AttrType, str]]:
+        rows = self._c.execute(
+            "SELECT name, type, created_at FROM attributes WHERE project_id = ? ORDER BY name",
+            (project_id,),
+        )
+        return [(name, AttrType(kind), created) for name, kind, created in rows]
+
+    # Users and identities
+
+    def create_user(self, project_id: int) -> int:
+        cur = self._c.execute(
+            "INSERT INTO users (project_id, created_at) VALUES (?, ?)", (project_id, _now())
+        )
+        assert cur.lastrowid is not None
+        return cur.lastrowid
+
+    def user_project(self, euid: int) -> int | None:
+        row = self._one("SELECT project_id FROM users WHERE euid = ?", (euid,))
+        return None if row is None else int(row[0])
+
+    def lock_user(self, project_id: int, euid: int) -> bool:
+        # The write transaction already holds SQLite's single write lock.
+        return self.user_project(euid) == project_id
+
+    def find_identity(self, project_id: int, name: str, value: str) -> int | None:
+        row = self._one(
+            "SELECT euid FROM identities WHERE project_id = ? AND name = ? AND value = ?",
+            (project_id, name, value),
+        )
+        return None if row is None else int(row[0])
+
+    def bind_identity(self, project_id: int, name: str, value: str, euid: int) -> int:
+        self._c.execute(
+            "INSERT INTO identities (project_id, name, value, euid) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT DO NOTHING",
+            (project_id, name, value, euid),
+        )
+        bound = self.find_identity(project_id, name, value)
+        assert bound is not None
+        return bound
+
+    def user_identities(self, project_id: int, euid: int) -> list[tuple[str, str]]:
+        rows = self._c.execute(
+            "SELECT name, value FROM identities WHERE project_id = ? AND euid = ?"
+            " ORDER BY name, value",
+            (project_id, euid),
+        )
+        return [(name, value) for name, value in rows]
+
+    # Values
+
+    def get_values(
+        self, project_id: int, euid: int, names: Sequence[str] | None = None
+    ) -> dict[str, StoredValue]:
+        sql = "SELECT name, type, value FROM user_values WHERE project_id = ? AND euid = ?"
+        params: tuple[Any, ...] = (project_id, euid)
+        if names is not None:
+            if not names:
+                return {}
+            sql += f" AND name IN ({','.join('?' * len(names))})"
+            params += tuple(names)
+        rows = self._c.execute(sql + " ORDER BY name", params)
+        return {name: StoredValue(AttrType(kind), text) for name, kind, text in rows}
+
+    def put_values(self, project_id: int, euid: int, values: dict[str, StoredValue]) -> None:
+        stamp = time.time_ns() // 1_000_000
+        self._c.executemany(
+            "INSERT INTO user_values (project_id, euid, name, type, value, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (project_id, euid, name)"
+            " DO UPDATE SET type = excluded.type, value = excluded.value,"
+            " updated_at = excluded.updated_at",
+            [(project_id, euid, n, v.type.value, v.text, stamp) for n, v in values.items()],
+        )
+
+    def delete_values(self, project_id: int, euid: int, names: Sequence[str]) -> None:
+        self._c.executemany(
+            "DELETE FROM user_values WHERE project_id = ? AND euid = ? AND name = ?",
+            [(project_id, euid, n) for n in names],
+        )
+
+    def count_rows(self) -> dict[str, int]:
+        tables = ("projects", "datasources", "attributes", "users", "identities", "user_values")
+        return {t: int(self._one(f"SELECT count(*) FROM {t}")[0]) for t in tables}
+
+
+class SqliteStorage(Storage):
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.url = f"sqlite:///{path}"
+        self._write_lock = threading.Lock()
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        with _translated():
+            self._writer = _connect(path)
+
+    def migrate(self, *, dry_run: bool = False) -> list[str]:
+        from userprops.storage import migrations
+
+        with self._write_lock, _translated():
+            conn = self._writer
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+            )
+            # Holding the write lock while reading what is applied: a concurrent
+            # process either finished before us or waits for our commit.
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+                pending = [m for m in migrations("sqlite") if m.version not in done]
+                for m in [] if dry_run else pending:
+                    for statement in _statements(m.sql):
+                        conn.execute(statement)
+                    conn.execute(
+                        "INSERT INTO schema_migrations VALUES (?, ?, ?)",
+                        (m.version, m.name, _now()),
+                    )
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            return [f"{m.version:04d}_{m.name}" for m in pending]
+
+    @contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        with self._write_lock, _translated():
+            conn = self._writer
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield SqliteTransaction(conn)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    def _reader(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = _connect(self.path)
+            self._local.conn = conn
+            self._readers.append(conn)
+        return conn
+
+    @contextmanager
+    def read(self) -> Iterator[Transaction]:
+        with _translated():
+            conn = self._reader()
+            conn.execute("BEGIN")
+            try:
+                yield SqliteTransaction(conn)
+            finally:
+                conn.execute("COMMIT")
+
+    def run_batch(self, jobs: Sequence[Callable[[Transaction], Any]]) -> list[JobResult]:
+        with self._write_lock, _translated():
+            conn = self._writer
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                tx = SqliteTransaction(conn)
+                results: list[JobResult] = []
+                for job in jobs:
+                    conn.execute("SAVEPOINT job")
+                    try:
+                        results.append(job(tx))
+                    except _FATAL:
+                        raise
+                    except Exception as exc:  # one job's failure is its own answer
+                        conn.execute("ROLLBACK TO job")
+                        results.append(exc)
+                    conn.execute("RELEASE job")
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            return results
+
+    def ping(self) -> None:
+        with _translated():
+            self._reader().execute("SELECT 1").fetchone()
+
+    def close(self) -> None:
+        with self._write_lock:
+            self._writer.close()
+        for conn in self._readers:
+            try:
+                conn.close()
+            except sqlite3.ProgrammingError:  # created in another thread that still uses it
+                pass
+        self._readers.clear()

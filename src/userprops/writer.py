@@ -1,0 +1,109 @@
+"""Group commit: one writer thread per database.
+
+Request handlers :meth:`Writer.submit` a job (a function of a
+:class:`~userprops.storage.base.Transaction`). The writer takes every job waiting, up to
+``batch_max``, runs them in one transaction with a savepoint each
+(:meth:`Storage.run_batch`), commits once and only then answers each job's future. A job's
+own exception is its own answer; a failure of the transaction fails exactly the jobs of
+that batch with :class:`~userprops.errors.StorageUnavailable`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from userprops.errors import InternalError, StorageUnavailable, UserpropsError
+from userprops.storage.base import Storage, Transaction
+
+T = TypeVar("T")
+log = logging.getLogger("userprops.writer")
+
+_Item = tuple[Callable[[Transaction], Any], asyncio.Future[Any], asyncio.AbstractEventLoop]
+_STOP = object()
+
+
+class Writer:
+    def __init__(self, storage: Storage, *, batch_max: int = 512) -> None:
+        self.storage = storage
+        self._batch_max = batch_max
+        self._queue: queue.SimpleQueue[_Item | object] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self.batches = 0
+        self.jobs = 0
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="userprops-writer", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Finish every job already submitted, then stop the thread."""
+        if self._thread is not None:
+            self._queue.put(_STOP)
+            self._thread.join()
+            self._thread = None
+
+    async def submit(self, job: Callable[[Transaction], T]) -> T:
+        """Run ``job`` in the next batch; return its result once the batch is committed."""
+        if self._thread is None:
+            raise StorageUnavailable("the writer is not running")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._queue.put((job, future, loop))
+        return await future
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            first = self._queue.get()
+            if first is _STOP:
+                break
+            batch: list[_Item] = [first]  # type: ignore[list-item]
+            while len(batch) < self._batch_max:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is _STOP:
+                    stopping = True
+                    break
+                batch.append(item)  # type: ignore[arg-type]
+            self._commit(batch)
+
+    def _commit(self, batch: list[_Item]) -> None:
+        results: list[Any]
+        try:
+            results = self.storage.run_batch([job for job, _, _ in batch])
+        except UserpropsError as exc:
+            log.warning("batch of %d failed: %s", len(batch), exc.detail)
+            results = [exc] * len(batch)
+        except Exception:
+            log.exception("batch of %d failed", len(batch))
+            results = [InternalError()] * len(batch)
+        self.batches += 1
+        self.jobs += len(batch)
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any]]] = {}
+        for (_, future, loop), result in zip(batch, results, strict=True):
+            if isinstance(result, Exception) and not isinstance(result, UserpropsError):
+                log.error("job failed", exc_info=result)
+                result = InternalError()
+            by_loop.setdefault(loop, []).append((future, result))
+        for loop, answers in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_resolve, answers)
+            except RuntimeError:  # that loop is closed: nobody waits for these answers
+                pass
+
+
+def _resolve(answers: list[tuple[asyncio.Future[Any], Any]]) -> None:
+    for future, result in answers:
+        if future.done():  # the request was cancelled (client went away)
+            continue
+        if isinstance(result, BaseException):
+            future.set_exception(result)
+        else:
+            future.set_result(result)

@@ -1,0 +1,110 @@
+"""Shared fixtures: a storage per backend, a started app, and an authenticated client.
+
+``storage_url`` is the one place that lists backends; every fixture above it runs on each.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from userprops import admin
+from userprops.app import App
+from userprops.config import Settings
+from userprops.schema import SchemaMode
+from userprops.storage import Storage, open_storage
+
+
+@pytest.fixture(params=["sqlite"])
+def storage_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'test.db'}"
+
+
+@pytest.fixture
+def storage(storage_url: str) -> Iterator[Storage]:
+    store = open_storage(storage_url)
+    store.migrate()
+    yield store
+    store.close()
+
+
+@dataclass
+class Api:
+    """An authenticated HTTP client of one project, in-process over ASGI."""
+
+    http: httpx.AsyncClient
+    app: App
+    project: str
+    api_key: str
+    api_secret: str
+
+    @property
+    def auth_header(self) -> dict[str, str]:
+        token = base64.b64encode(f"{self.api_key}:{self.api_secret}".encode()).decode()
+        return {"authorization": f"Basic {token}"}
+
+    async def post(self, path: str, body: object) -> httpx.Response:
+        return await self.http.post(path, json=body, headers=self.auth_header)
+
+    async def get(self, path: str, **params: object) -> httpx.Response:
+        return await self.http.get(path, params=params, headers=self.auth_header)
+
+    async def register(self, *values: str, name: str = "user_id") -> list[int]:
+        r = await self.post(
+            "/v1/user/register", {"identity_name": name, "identity_values": list(values)}
+        )
+        assert r.json()["code"] == 0, r.text
+        return [item["euid"] for item in r.json()["data"]]
+
+    async def set(self, euid: int, op: str, properties: dict[str, object]) -> httpx.Response:
+        return await self.post("/v1/user/property", {"euid": euid, "type": op, "properties": properties})
+
+    async def props(self, euid: int) -> dict[str, object]:
+        r = await self.get("/v1/user/property", euid=euid)
+        assert r.json()["code"] == 0, r.text
+        return r.json()["data"]["properties"]  # type: ignore[no-any-return]
+
+
+def make_settings(storage_url: str, **overrides: object) -> Settings:
+    return Settings(database=storage_url).replace(**overrides)
+
+
+@pytest.fixture
+def settings(storage_url: str) -> Settings:
+    return make_settings(storage_url)
+
+
+@pytest.fixture
+async def app(settings: Settings, storage: Storage) -> AsyncIterator[App]:
+    application = App(settings, storage)
+    application.start()
+    yield application
+    application.stop()
+
+
+async def new_api(app: App, slug: str, schema: SchemaMode = SchemaMode.AUTO, tz: str = "UTC") -> Api:
+    assert app.services is not None
+    storage = app.services.storage
+    admin.create_project(storage, slug, schema, tz)
+    creds = admin.create_datasource(storage, slug, "test")
+    http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")
+    return Api(http, app, slug, creds.datasource.api_key, creds.api_secret)
+
+
+@pytest.fixture
+async def api(app: App) -> AsyncIterator[Api]:
+    client = await new_api(app, "shop")
+    yield client
+    await client.http.aclose()
+
+
+@pytest.fixture
+async def strict_api(app: App) -> AsyncIterator[Api]:
+    client = await new_api(app, "strict", SchemaMode.STRICT)
+    yield client
+    await client.http.aclose()
