@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import base64
+import os
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from pgcluster import Cluster, Databases
 from userprops import admin
 from userprops.app import App
 from userprops.config import Settings
@@ -20,8 +22,34 @@ from userprops.schema import SchemaMode
 from userprops.storage import Storage, open_storage
 
 
-@pytest.fixture(params=["sqlite"])
+@pytest.fixture(scope="session")
+def pg_databases() -> Iterator[Databases]:
+    """Databases on the server of USERPROPS_TEST_POSTGRES_DSN, or else on a throwaway
+    PostgreSQL cluster started for this test session."""
+    dsn = os.environ.get("USERPROPS_TEST_POSTGRES_DSN")
+    if dsn:
+        yield Databases(dsn)
+        return
+    cluster = Cluster()
+    try:
+        cluster.start()
+        yield Databases(cluster.dsn())
+    finally:
+        cluster.destroy()
+
+
+@pytest.fixture
+def pg_url(pg_databases: Databases) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database."""
+    url = pg_databases.create()
+    yield url
+    pg_databases.drop(url)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
 def storage_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "postgres":
+        return str(request.getfixturevalue("pg_url"))
     return f"sqlite:///{tmp_path / 'test.db'}"
 
 
@@ -62,7 +90,9 @@ class Api:
         return [item["euid"] for item in r.json()["data"]]
 
     async def set(self, euid: int, op: str, properties: dict[str, object]) -> httpx.Response:
-        return await self.post("/v1/user/property", {"euid": euid, "type": op, "properties": properties})
+        return await self.post(
+            "/v1/user/property", {"euid": euid, "type": op, "properties": properties}
+        )
 
     async def props(self, euid: int) -> dict[str, object]:
         r = await self.get("/v1/user/property", euid=euid)
@@ -87,7 +117,9 @@ async def app(settings: Settings, storage: Storage) -> AsyncIterator[App]:
     application.stop()
 
 
-async def new_api(app: App, slug: str, schema: SchemaMode = SchemaMode.AUTO, tz: str = "UTC") -> Api:
+async def new_api(
+    app: App, slug: str, schema: SchemaMode = SchemaMode.AUTO, tz: str = "UTC"
+) -> Api:
     assert app.services is not None
     storage = app.services.storage
     admin.create_project(storage, slug, schema, tz)

@@ -49,7 +49,11 @@ class App:
         self.writer: Writer | None = None
 
     def start(self) -> None:
-        storage = self._given_storage or open_storage(self.settings.database)
+        storage = self._given_storage or open_storage(
+            self.settings.database,
+            timeout=self.settings.db_timeout,
+            pool_size=self.settings.db_pool_size,
+        )
         storage.migrate()
         self.writer = Writer(storage, batch_max=self.settings.batch_max)
         self.writer.start()

@@ -27,7 +27,7 @@ database_option = click.option(
     envvar="USERPROPS_DATABASE",
     default=DEFAULT_DATABASE,
     show_default=True,
-    help="Database URL: sqlite:///relative/path or sqlite:////absolute/path.",
+    help="Database URL: sqlite:///relative/path, sqlite:////absolute/path or postgresql://...",
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 
@@ -52,9 +52,15 @@ def handles_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def connect(url: str) -> Storage:
+    """Open a database with the timeout and pool size of the environment's settings."""
+    settings = Settings.from_env()
+    return open_storage(url, timeout=settings.db_timeout, pool_size=settings.db_pool_size)
+
+
 @contextmanager
 def opened(url: str) -> Iterator[Storage]:
-    storage = open_storage(url)
+    storage = connect(url)
     try:
         storage.migrate()
         yield storage
@@ -136,7 +142,7 @@ def serve(host: str, port: int, database: str, log_level: str) -> None:
 @handles_errors
 def migrate(database: str, dry_run: bool, as_json: bool) -> None:
     """Create or upgrade the database schema."""
-    storage = open_storage(database)
+    storage = connect(database)
     try:
         names = storage.migrate(dry_run=dry_run)
     finally:
@@ -358,3 +364,26 @@ def user_show(euid: int, database: str, as_json: bool) -> None:
     lines += [f"  {i['identity_name']}: {i['identity_value']}" for i in doc["identities"]]
     lines += [f"  {k} = {json.dumps(v, default=str)}" for k, v in doc["properties"].items()]
     emit(as_json, doc, lines)
+
+
+# Moving between databases
+
+
+@main.command("copy")
+@click.option("--from", "source_url", required=True, help="Database to copy from.")
+@click.option("--to", "target_url", required=True, help="Empty database to copy into.")
+@json_option
+@handles_errors
+def copy_command(source_url: str, target_url: str, as_json: bool) -> None:
+    """Copy every project, data source, attribute and user into an empty database, keeping
+    EUIDs and API keys, e.g. --from sqlite:///userprops.db --to postgresql://host/db."""
+    from userprops.copy import copy_database, total_rows
+
+    with opened(source_url) as source, opened(target_url) as target:
+        with click.progressbar(length=total_rows(source), label="copying", file=sys.stderr) as bar:
+            counts = copy_database(source, target, bar.update)
+    emit(
+        as_json,
+        {"copied": counts},
+        [f"copied {n} {table}" for table, n in counts.items()] + ["counts verified"],
+    )

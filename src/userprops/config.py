@@ -41,6 +41,8 @@ class Settings:
     body_timeout: float = 30.0
     auth_cache_ttl: float = 5.0
     batch_max: int = 512
+    db_timeout: float = 5.0
+    db_pool_size: int = 10
     log_level: str = "info"
 
     @property

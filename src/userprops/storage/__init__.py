@@ -53,12 +53,26 @@ def sqlite_path(url: str) -> str:
     return path
 
 
-def open_storage(url: str) -> Storage:
-    """Open (not yet migrate) the database at ``url``."""
+POSTGRES_EXTRA = "pip install 'userprops[postgres]'"
+
+
+def open_storage(url: str, *, timeout: float = 5.0, pool_size: int = 10) -> Storage:
+    """Open (not yet migrate) the database at ``url``.
+
+    ``timeout`` and ``pool_size`` apply to PostgreSQL: the most seconds to wait for a
+    connection or a statement, and the most connections this process opens.
+    Raises ValueError for an unsupported URL, or a PostgreSQL URL without the driver.
+    """
     if url.startswith("sqlite:"):
         from userprops.storage.sqlite import SqliteStorage
 
         return SqliteStorage(sqlite_path(url))
     if url.startswith(("postgresql://", "postgres://")):
-        raise ValueError("PostgreSQL support is not built yet; use a sqlite:/// URL")
-    raise ValueError(f"unsupported database URL {url!r}; use sqlite:///path")
+        try:
+            from userprops.storage.postgres import PostgresStorage
+        except ImportError as exc:
+            raise ValueError(
+                f"PostgreSQL needs the postgres extra ({exc.name} is missing): {POSTGRES_EXTRA}"
+            ) from exc
+        return PostgresStorage(url, timeout=timeout, pool_size=pool_size)
+    raise ValueError(f"unsupported database URL {url!r}; use sqlite:///path or postgresql://...")

@@ -17,7 +17,7 @@ Rules every backend keeps:
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -25,6 +25,27 @@ from typing import Any, TypeVar
 from userprops.schema import AttrType, SchemaMode
 
 T = TypeVar("T")
+
+TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
+    "projects": ("id", "slug", "schema_mode", "timezone", "created_at"),
+    "datasources": ("id", "project_id", "name", "api_key", "secret_hash", "enabled", "created_at"),
+    "attributes": ("project_id", "name", "type", "created_at"),
+    "users": ("euid", "project_id", "created_at"),
+    "identities": ("project_id", "name", "value", "euid"),
+    "user_values": ("project_id", "euid", "name", "type", "value", "updated_at"),
+}
+"""The tables every backend has and their columns, parents before children: the order
+``userprops copy`` moves them in."""
+
+TABLE_KEYS: dict[str, str] = {
+    "projects": "id",
+    "datasources": "id",
+    "attributes": "project_id, name",
+    "users": "euid",
+    "identities": "project_id, name, value",
+    "user_values": "project_id, euid, name",
+}
+"""The primary key of each table, as an ORDER BY list."""
 
 
 @dataclass(frozen=True)
@@ -157,6 +178,18 @@ class Transaction(abc.ABC):
     @abc.abstractmethod
     def count_rows(self) -> dict[str, int]:
         """Row counts per table of user data, for verification after a copy."""
+
+    # Bulk copy between databases
+
+    @abc.abstractmethod
+    def dump_rows(self, table: str, chunk: int = 1000) -> Iterator[list[tuple[Any, ...]]]:
+        """Every row of ``table`` (a key of :data:`TABLE_COLUMNS`), its columns in that
+        order, in chunks of at most ``chunk`` rows, by primary key."""
+
+    @abc.abstractmethod
+    def load_rows(self, table: str, rows: Sequence[tuple[Any, ...]]) -> None:
+        """Insert rows as :meth:`dump_rows` gives them, keeping ids and EUIDs; ids the
+        database generates later continue after the largest one loaded."""
 
 
 JobResult = Any | BaseException

@@ -18,6 +18,8 @@ from typing import Any
 from userprops.errors import Conflict, StorageUnavailable
 from userprops.schema import AttrType, SchemaMode
 from userprops.storage.base import (
+    TABLE_COLUMNS,
+    TABLE_KEYS,
     DataSource,
     JobResult,
     Project,
@@ -264,8 +266,20 @@ class SqliteTransaction(Transaction):
         )
 
     def count_rows(self) -> dict[str, int]:
-        tables = ("projects", "datasources", "attributes", "users", "identities", "user_values")
-        return {t: int(self._one(f"SELECT count(*) FROM {t}")[0]) for t in tables}
+        return {t: int(self._one(f"SELECT count(*) FROM {t}")[0]) for t in TABLE_COLUMNS}
+
+    def dump_rows(self, table: str, chunk: int = 1000) -> Iterator[list[tuple[Any, ...]]]:
+        columns = ", ".join(TABLE_COLUMNS[table])
+        cur = self._c.execute(f"SELECT {columns} FROM {table} ORDER BY {TABLE_KEYS[table]}")
+        while rows := cur.fetchmany(chunk):
+            yield rows
+
+    def load_rows(self, table: str, rows: Sequence[tuple[Any, ...]]) -> None:
+        columns = TABLE_COLUMNS[table]
+        marks = ", ".join("?" * len(columns))
+        self._c.executemany(
+            f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows
+        )  # AUTOINCREMENT's counter follows explicit EUIDs by itself
 
 
 class SqliteStorage(Storage):

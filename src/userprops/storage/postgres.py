@@ -1,0 +1,453 @@
+"""The PostgreSQL backend, for several API processes on one database.
+
+psycopg 3 (sync) with a :class:`psycopg_pool.ConnectionPool`: the group-commit writer thread
+and the CLI are synchronous, and docs/backends.md has the measurement behind the choice.
+Every connection runs with ``statement_timeout`` and ``connect_timeout`` from the
+``timeout`` setting, so a dead or unreachable server costs a request at most about that
+long, answered 503; the pool reconnects by itself when the server returns.
+
+Concurrency between processes is left to the server: ``lock_user`` takes the user's row
+``FOR UPDATE``; uniqueness (identities, attributes) is ``INSERT ... ON CONFLICT DO
+NOTHING`` followed by a read of the winner. A batch that hits a deadlock or a serialization
+failure is rolled back and run again, a bounded number of times.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any, LiteralString
+
+import psycopg
+from psycopg import sql
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from userprops.errors import Conflict, StorageUnavailable
+from userprops.schema import AttrType, SchemaMode
+from userprops.storage.base import (
+    TABLE_COLUMNS,
+    TABLE_KEYS,
+    DataSource,
+    JobResult,
+    Project,
+    Storage,
+    StoredValue,
+    Transaction,
+)
+
+log = logging.getLogger("userprops.storage.postgres")
+
+BATCH_ATTEMPTS = 5
+# Deadlock and serialization failure: the transaction was rolled back and may be retried.
+RETRYABLE = frozenset({"40P01", "40001"})
+MIGRATION_LOCK = 0x75736572_70726F70  # "userprop": one migrator at a time per database
+IDENTITY_COLUMNS = {"projects": "id", "datasources": "id", "users": "euid"}
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _retryable(exc: BaseException) -> bool:
+    return isinstance(exc, psycopg.Error) and exc.sqlstate in RETRYABLE
+
+
+def _fatal(exc: BaseException) -> bool:
+    """Failures of the server or the connection, as opposed to one statement's error."""
+    return isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError | PoolTimeout)
+
+
+@contextmanager
+def _translated() -> Iterator[None]:
+    try:
+        yield
+    except (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout) as exc:
+        raise StorageUnavailable(f"storage unavailable: {exc}") from exc
+
+
+class _Retry(Exception):
+    """A batch hit a deadlock or serialization failure and was rolled back."""
+
+
+class PostgresTransaction(Transaction):
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self._c = conn
+        # Users this transaction created: a lost identity race removes its orphan.
+        self._created: set[int] = set()
+
+    def _one(self, query: LiteralString, params: Sequence[Any] = ()) -> Any:
+        return self._c.execute(query, params).fetchone()
+
+    def _all(self, query: LiteralString, params: Sequence[Any] = ()) -> list[Any]:
+        return self._c.execute(query, params).fetchall()
+
+    # Projects and data sources
+
+    _PROJECT: LiteralString = "SELECT id, slug, schema_mode, timezone, created_at FROM projects"
+
+    @staticmethod
+    def _project(row: Any) -> Project | None:
+        if row is None:
+            return None
+        return Project(row[0], row[1], SchemaMode(row[2]), row[3], row[4])
+
+    def create_project(self, slug: str, schema_mode: SchemaMode, timezone: str) -> Project:
+        created = _now()
+        row = self._one(
+            "INSERT INTO projects (slug, schema_mode, timezone, created_at)"
+            " VALUES (%s, %s, %s, %s) ON CONFLICT (slug) DO NOTHING RETURNING id",
+            (slug, schema_mode.value, timezone, created),
+        )
+        if row is None:
+            raise Conflict(f"project {slug!r} already exists")
+        return Project(row[0], slug, schema_mode, timezone, created)
+
+    def get_project(self, slug: str) -> Project | None:
+        return self._project(self._one(self._PROJECT + " WHERE slug = %s", (slug,)))
+
+    def get_project_by_id(self, project_id: int) -> Project | None:
+        return self._project(self._one(self._PROJECT + " WHERE id = %s", (project_id,)))
+
+    def list_projects(self) -> list[Project]:
+        rows = self._all(self._PROJECT + " ORDER BY id")
+        return [p for p in map(self._project, rows) if p is not None]
+
+    def update_project(
+        self, project_id: int, *, schema_mode: SchemaMode | None, timezone: str | None
+    ) -> None:
+        self._c.execute(
+            "UPDATE projects SET schema_mode = coalesce(%s, schema_mode),"
+            " timezone = coalesce(%s, timezone) WHERE id = %s",
+            (None if schema_mode is None else schema_mode.value, timezone, project_id),
+        )
+
+    _DATASOURCE: LiteralString = (
+        "SELECT id, project_id, name, api_key, secret_hash, enabled, created_at FROM datasources"
+    )
+
+    @staticmethod
+    def _datasource(row: Any) -> DataSource:
+        return DataSource(row[0], row[1], row[2], row[3], row[4], bool(row[5]), row[6])
+
+    def create_datasource(
+        self, project_id: int, name: str, api_key: str, secret_hash: str
+    ) -> DataSource:
+        created = _now()
+        row = self._one(
+            "INSERT INTO datasources (project_id, name, api_key, secret_hash, created_at)"
+            " VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING id",
+            (project_id, name, api_key, secret_hash, created),
+        )
+        if row is None:
+            raise Conflict(f"data source {name!r} already exists in this project")
+        return DataSource(row[0], project_id, name, api_key, secret_hash, True, created)
+
+    def get_datasource(self, api_key: str) -> DataSource | None:
+        row = self._one(self._DATASOURCE + " WHERE api_key = %s", (api_key,))
+        return None if row is None else self._datasource(row)
+
+    def list_datasources(self, project_id: int | None) -> list[DataSource]:
+        if project_id is None:
+            rows = self._all(self._DATASOURCE + " ORDER BY id")
+        else:
+            rows = self._all(self._DATASOURCE + " WHERE project_id = %s ORDER BY id", (project_id,))
+        return [self._datasource(r) for r in rows]
+
+    def update_datasource(
+        self, api_key: str, *, enabled: bool | None = None, secret_hash: str | None = None
+    ) -> bool:
+        cur = self._c.execute(
+            "UPDATE datasources SET enabled = coalesce(%s, enabled),"
+            " secret_hash = coalesce(%s, secret_hash) WHERE api_key = %s",
+            (enabled, secret_hash, api_key),
+        )
+        return cur.rowcount > 0
+
+    # Attribute definitions
+
+    def define_attribute(self, project_id: int, name: str, kind: AttrType) -> AttrType:
+        # A concurrent definer makes ON CONFLICT wait for its commit; the SELECT (a new
+        # statement, a new snapshot under READ COMMITTED) then sees the winner's type.
+        self._c.execute(
+            "INSERT INTO attributes (project_id, name, type, created_at)"
+            " VALUES (%s, %s, %s, %s) ON CONFLICT (project_id, name) DO NOTHING",
+            (project_id, name, kind.value, _now()),
+        )
+        row = self._one(
+            "SELECT type FROM attributes WHERE project_id = %s AND name = %s", (project_id, name)
+        )
+        return AttrType(row[0])
+
+    def attribute_types(self, project_id: int, names: Sequence[str]) -> dict[str, AttrType]:
+        if not names:
+            return {}
+        rows = self._all(
+            "SELECT name, type FROM attributes WHERE project_id = %s AND name = ANY(%s)",
+            (project_id, list(names)),
+        )
+        return {name: AttrType(kind) for name, kind in rows}
+
+    def list_attributes(self, project_id: int) -> list[tuple[str, AttrType, str]]:
+        rows = self._all(
+            "SELECT name, type, created_at FROM attributes WHERE project_id = %s"
+            ' ORDER BY name COLLATE "C"',
+            (project_id,),
+        )
+        return [(name, AttrType(kind), created) for name, kind, created in rows]
+
+    # Users and identities
+
+    def create_user(self, project_id: int) -> int:
+        row = self._one(
+            "INSERT INTO users (project_id, created_at) VALUES (%s, %s) RETURNING euid",
+            (project_id, _now()),
+        )
+        euid = int(row[0])
+        self._created.add(euid)
+        return euid
+
+    def user_project(self, euid: int) -> int | None:
+        row = self._one("SELECT project_id FROM users WHERE euid = %s", (euid,))
+        return None if row is None else int(row[0])
+
+    def lock_user(self, project_id: int, euid: int) -> bool:
+        row = self._one(
+            "SELECT 1 FROM users WHERE euid = %s AND project_id = %s FOR UPDATE",
+            (euid, project_id),
+        )
+        return row is not None
+
+    def find_identity(self, project_id: int, name: str, value: str) -> int | None:
+        row = self._one(
+            "SELECT euid FROM identities WHERE project_id = %s AND name = %s AND value = %s",
+            (project_id, name, value),
+        )
+        return None if row is None else int(row[0])
+
+    def bind_identity(self, project_id: int, name: str, value: str, euid: int) -> int:
+        row = self._one(
+            "INSERT INTO identities (project_id, name, value, euid) VALUES (%s, %s, %s, %s)"
+            " ON CONFLICT DO NOTHING RETURNING euid",
+            (project_id, name, value, euid),
+        )
+        if row is not None:
+            return int(row[0])
+        # Another process bound the value first (ON CONFLICT waited for its commit).
+        bound = self.find_identity(project_id, name, value)
+        assert bound is not None
+        if euid in self._created:
+            # The user we created for it would be an orphan: remove it unless it got
+            # another identity meanwhile.
+            self._c.execute(
+                "DELETE FROM users WHERE euid = %s AND project_id = %s AND NOT EXISTS"
+                " (SELECT 1 FROM identities WHERE project_id = %s AND euid = %s)",
+                (euid, project_id, project_id, euid),
+            )
+        return bound
+
+    def user_identities(self, project_id: int, euid: int) -> list[tuple[str, str]]:
+        rows = self._all(
+            "SELECT name, value FROM identities WHERE project_id = %s AND euid = %s"
+            ' ORDER BY name COLLATE "C", value COLLATE "C"',
+            (project_id, euid),
+        )
+        return [(name, value) for name, value in rows]
+
+    # Values
+
+    def get_values(
+        self, project_id: int, euid: int, names: Sequence[str] | None = None
+    ) -> dict[str, StoredValue]:
+        if names is None:
+            rows = self._all(
+                "SELECT name, type, value FROM user_values WHERE project_id = %s AND euid = %s"
+                ' ORDER BY name COLLATE "C"',
+                (project_id, euid),
+            )
+        elif not names:
+            return {}
+        else:
+            rows = self._all(
+                "SELECT name, type, value FROM user_values WHERE project_id = %s AND euid = %s"
+                ' AND name = ANY(%s) ORDER BY name COLLATE "C"',
+                (project_id, euid, list(names)),
+            )
+        return {name: StoredValue(AttrType(kind), text) for name, kind, text in rows}
+
+    def put_values(self, project_id: int, euid: int, values: dict[str, StoredValue]) -> None:
+        stamp = time.time_ns() // 1_000_000
+        names = list(values)
+        self._c.execute(
+            "INSERT INTO user_values (project_id, euid, name, type, value, updated_at)"
+            " SELECT %s, %s, n, t, v, %s FROM unnest(%s::text[], %s::text[], %s::text[])"
+            " AS u (n, t, v) ON CONFLICT (project_id, euid, name)"
+            " DO UPDATE SET type = excluded.type, value = excluded.value,"
+            " updated_at = excluded.updated_at",
+            (
+                project_id,
+                euid,
+                stamp,
+                names,
+                [values[n].type.value for n in names],
+                [values[n].text for n in names],
+            ),
+        )
+
+    def delete_values(self, project_id: int, euid: int, names: Sequence[str]) -> None:
+        self._c.execute(
+            "DELETE FROM user_values WHERE project_id = %s AND euid = %s AND name = ANY(%s)",
+            (project_id, euid, list(names)),
+        )
+
+    def count_rows(self) -> dict[str, int]:
+        counts = {}
+        for table in TABLE_COLUMNS:
+            query = sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table))
+            counts[table] = int(self._c.execute(query).fetchone()[0])  # type: ignore[index]
+        return counts
+
+    def dump_rows(self, table: str, chunk: int = 1000) -> Iterator[list[tuple[Any, ...]]]:
+        query = sql.SQL("SELECT {} FROM {} ORDER BY {}").format(
+            sql.SQL(", ").join(map(sql.Identifier, TABLE_COLUMNS[table])),
+            sql.Identifier(table),
+            sql.SQL(TABLE_KEYS[table]),
+        )
+        with self._c.cursor(name=f"dump_{table}") as cur:  # server-side: streams
+            cur.execute(query)
+            while rows := cur.fetchmany(chunk):
+                yield rows
+
+    def load_rows(self, table: str, rows: Sequence[tuple[Any, ...]]) -> None:
+        copy = sql.SQL("COPY {} ({}) FROM STDIN").format(
+            sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, TABLE_COLUMNS[table]))
+        )
+        with self._c.cursor().copy(copy) as stream:
+            for row in rows:
+                stream.write_row(row)
+        column = IDENTITY_COLUMNS.get(table)
+        if column is not None:  # the next generated id follows the largest one loaded
+            self._c.execute(
+                sql.SQL(
+                    "SELECT setval(pg_get_serial_sequence({t}, {c}), max({ci}))"
+                    " FROM {ti} HAVING max({ci}) IS NOT NULL"
+                ).format(
+                    t=sql.Literal(table),
+                    c=sql.Literal(column),
+                    ci=sql.Identifier(column),
+                    ti=sql.Identifier(table),
+                )
+            )
+
+
+class PostgresStorage(Storage):
+    """``timeout`` (seconds) bounds connecting, waiting for a pooled connection and every
+    statement; ``pool_size`` is the most connections this process opens."""
+
+    def __init__(self, url: str, *, timeout: float = 5.0, pool_size: int = 10) -> None:
+        self.url = url
+        self.timeout = timeout
+        millis = max(1, round(timeout * 1000))
+        self._pool = ConnectionPool(
+            url,
+            kwargs={
+                "autocommit": True,
+                "connect_timeout": max(2, round(timeout)),
+                "tcp_user_timeout": millis,
+                "application_name": "userprops",
+                "options": f"-c statement_timeout={millis} -c synchronous_commit=on",
+            },
+            min_size=1,
+            max_size=max(1, pool_size),
+            check=ConnectionPool.check_connection,
+            timeout=timeout,
+            reconnect_timeout=max(timeout, 60.0),
+            name="userprops",
+            open=False,
+        )
+        self._pool.open(wait=False)
+
+    @contextmanager
+    def _connection(self) -> Iterator[psycopg.Connection[Any]]:
+        with _translated(), self._pool.connection() as conn:
+            yield conn
+
+    def migrate(self, *, dry_run: bool = False) -> list[str]:
+        from userprops.storage import migrations
+
+        with self._connection() as conn, conn.transaction():
+            # Several servers may start at once: one migrates, the others wait and see.
+            conn.execute("SET LOCAL statement_timeout = 0")
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                " version integer PRIMARY KEY, name text NOT NULL, applied_at text NOT NULL)"
+            )
+            done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+            pending = [m for m in migrations("postgres") if m.version not in done]
+            for m in [] if dry_run else pending:
+                conn.execute(m.sql)
+                conn.execute(
+                    "INSERT INTO schema_migrations VALUES (%s, %s, %s)",
+                    (m.version, m.name, _now()),
+                )
+        return [f"{m.version:04d}_{m.name}" for m in pending]
+
+    @contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        with self._connection() as conn, conn.transaction():
+            yield PostgresTransaction(conn)
+
+    @contextmanager
+    def read(self) -> Iterator[Transaction]:
+        with self._connection() as conn:
+            conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            try:
+                yield PostgresTransaction(conn)
+            finally:
+                conn.execute("ROLLBACK")
+
+    def run_batch(self, jobs: Sequence[Callable[[Transaction], Any]]) -> list[JobResult]:
+        with self._connection() as conn:
+            for attempt in range(1, BATCH_ATTEMPTS + 1):
+                try:
+                    return self._attempt(conn, jobs)
+                except _Retry:
+                    log.info("batch of %d rolled back (attempt %d), retrying", len(jobs), attempt)
+                    time.sleep(random.uniform(0, 0.01 * attempt))  # noqa: S311 (jitter)
+        raise StorageUnavailable(f"batch still conflicting after {BATCH_ATTEMPTS} attempts")
+
+    def _attempt(
+        self, conn: psycopg.Connection[Any], jobs: Sequence[Callable[[Transaction], Any]]
+    ) -> list[JobResult]:
+        results: list[JobResult] = []
+        try:
+            with conn.transaction():
+                tx = PostgresTransaction(conn)
+                for job in jobs:
+                    conn.execute("SAVEPOINT job")
+                    try:
+                        results.append(job(tx))
+                    except Exception as exc:
+                        if _retryable(exc):
+                            raise _Retry() from exc
+                        if _fatal(exc):
+                            raise
+                        conn.execute("ROLLBACK TO SAVEPOINT job")
+                        results.append(exc)
+                    conn.execute("RELEASE SAVEPOINT job")
+        except psycopg.Error as exc:  # the commit itself
+            if _retryable(exc):
+                raise _Retry() from exc
+            raise
+        return results
+
+    def ping(self) -> None:
+        with self._connection() as conn:
+            conn.execute("SELECT 1").fetchone()
+
+    def close(self) -> None:
+        self._pool.close()

@@ -1,0 +1,119 @@
+"""A throwaway PostgreSQL cluster for the test suite: ``initdb`` and ``pg_ctl`` in a temporary
+folder, listening on a free port of 127.0.0.1 (and a unix socket inside that folder).
+
+PostgreSQL refuses to run as root; when the tests run as root (CI does), the cluster runs
+as the unprivileged system user ``userprops-pg``, created on first use.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+
+USER = "userprops-pg"
+SEARCH_PATH = ("/usr/lib/postgresql/15/bin", "/usr/local/bin", "/usr/bin")
+
+
+def pg_bin(tool: str) -> str:
+    """The path of a PostgreSQL server program, from PATH or Debian's folder."""
+    found = shutil.which(tool) or shutil.which(tool, path=os.pathsep.join(SEARCH_PATH))
+    if found is None:
+        raise RuntimeError(
+            f"{tool} not found: install PostgreSQL 15 (apt-get install postgresql-15) "
+            "or set USERPROPS_TEST_POSTGRES_DSN to a server the tests may create databases on"
+        )
+    return found
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _ensure_user() -> pwd.struct_passwd:
+    try:
+        return pwd.getpwnam(USER)
+    except KeyError:
+        subprocess.run(
+            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", USER],
+            check=True,
+        )
+        return pwd.getpwnam(USER)
+
+
+class Cluster:
+    """One PostgreSQL server in its own temporary folder; :meth:`stop` and :meth:`start`
+    may be called repeatedly (the port stays the same)."""
+
+    def __init__(self) -> None:
+        self.root = Path(tempfile.mkdtemp(prefix="userprops-pg-"))
+        self.data = self.root / "data"
+        self.port = free_port()
+        self._as_user: list[str] = []
+        if os.geteuid() == 0:
+            account = _ensure_user()
+            os.chown(self.root, account.pw_uid, account.pw_gid)
+            self._as_user = ["runuser", "-u", USER, "--"]
+        self._run(
+            pg_bin("initdb"), "-D", str(self.data), "-U", "postgres", "-A", "trust",
+            "-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions",
+        )  # fmt: skip
+
+    def _run(self, *args: str) -> None:
+        subprocess.run(
+            [*self._as_user, *args], check=True, capture_output=True, cwd=self.root, timeout=60
+        )
+
+    def start(self) -> None:
+        options = (
+            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1"
+            " -c fsync=off -c full_page_writes=off -c max_connections=200"
+            " -c deadlock_timeout=100ms"
+        )
+        log = str(self.root / "server.log")
+        self._run(pg_bin("pg_ctl"), "-D", str(self.data), "-l", log, "-o", options, "-w", "start")
+
+    def stop(self) -> None:
+        self._run(pg_bin("pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop")
+
+    def dsn(self, database: str = "postgres") -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    def destroy(self) -> None:
+        try:
+            self.stop()
+        except subprocess.CalledProcessError:
+            pass  # already stopped
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+class Databases:
+    """Fresh, empty databases on a server, one per test."""
+
+    def __init__(self, admin_dsn: str) -> None:
+        self.admin_dsn = admin_dsn
+        self._count = 0
+
+    def _execute(self, sql: str) -> None:
+        with psycopg.connect(self.admin_dsn, autocommit=True) as conn:
+            conn.execute(sql)  # type: ignore[arg-type]
+
+    def create(self) -> str:
+        self._count += 1
+        name = f"userprops_test_{os.getpid()}_{self._count}"
+        self._execute(f'DROP DATABASE IF EXISTS "{name}"')
+        self._execute(f'CREATE DATABASE "{name}" TEMPLATE template0')
+        return urlunsplit(urlsplit(self.admin_dsn)._replace(path=f"/{name}"))
+
+    def drop(self, url: str) -> None:
+        name = urlsplit(url).path.lstrip("/")
+        self._execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

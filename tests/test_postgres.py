@@ -1,0 +1,142 @@
+"""What the PostgreSQL backend adds to the storage contract: choosing it by URL, and writers
+in several processes (here: several storages, each with its own pool) on one database."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Callable, Iterator
+
+import pytest
+from click.testing import CliRunner
+
+from userprops.cli import main
+from userprops.schema import AttrType, SchemaMode
+from userprops.storage import Storage, StoredValue, Transaction, open_storage
+
+Job = Callable[[Transaction], int]
+
+
+@pytest.fixture
+def two(pg_url: str) -> Iterator[tuple[Storage, Storage]]:
+    """Two storages on one migrated PostgreSQL database, as two API processes would be."""
+    first, second = open_storage(pg_url), open_storage(pg_url)
+    first.migrate()
+    yield first, second
+    first.close()
+    second.close()
+
+
+def _project(storage: Storage) -> int:
+    with storage.transaction() as tx:
+        return tx.create_project("race", SchemaMode.AUTO, "UTC").id
+
+
+def test_a_postgresql_url_without_the_driver_names_the_extra_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delitem(sys.modules, "userprops.storage.postgres", raising=False)
+    monkeypatch.setitem(sys.modules, "psycopg", None)
+    result = CliRunner().invoke(main, ["migrate", "--database", "postgresql://localhost/x"])
+    assert result.exit_code == 1
+    assert "pip install 'userprops[postgres]'" in result.output
+
+
+def test_a_register_that_loses_the_race_gets_the_winners_euid_and_leaves_no_user(
+    two: tuple[Storage, Storage],
+) -> None:
+    first, second = two
+    pid = _project(first)
+    outcome: dict[str, int] = {}
+    with first.transaction() as winner:
+        assert winner.find_identity(pid, "user_id", "alice") is None
+        winning = winner.bind_identity(pid, "user_id", "alice", winner.create_user(pid))
+
+        losing = second.transaction()
+        loser = losing.__enter__()
+        # It does not see the uncommitted winner, so it creates a user of its own.
+        assert loser.find_identity(pid, "user_id", "alice") is None
+        created = loser.create_user(pid)
+
+        def bind() -> None:  # waits for the winner's commit, or finds it committed
+            outcome["bound"] = loser.bind_identity(pid, "user_id", "alice", created)
+            losing.__exit__(None, None, None)
+
+        racer = threading.Thread(target=bind)
+        racer.start()
+    racer.join()
+
+    assert outcome["bound"] == winning
+    with second.read() as tx:
+        assert tx.user_project(created) is None
+        assert tx.count_rows()["users"] == 1
+        assert tx.find_identity(pid, "user_id", "alice") == winning
+
+
+def test_concurrent_definitions_of_one_attribute_agree_on_the_first_type(
+    two: tuple[Storage, Storage],
+) -> None:
+    first, second = two
+    pid = _project(first)
+    seen: dict[str, AttrType] = {}
+    with first.transaction() as tx:
+        seen["first"] = tx.define_attribute(pid, "plan", AttrType.STRING)
+
+        def define_later() -> None:
+            with second.transaction() as other:
+                seen["second"] = other.define_attribute(pid, "plan", AttrType.NUMBER)
+
+        racer = threading.Thread(target=define_later)
+        racer.start()
+    racer.join()
+    assert seen == {"first": AttrType.STRING, "second": AttrType.STRING}
+
+
+def _counter_job(pid: int, euid: int, runs: list[int], gates: list[threading.Barrier]) -> Job:
+    """A job that locks a user and adds one to its counter. The first time it runs, it
+    then waits at the gate it is given, so that two batches can be made to cross."""
+
+    def job(tx: Transaction) -> int:
+        assert tx.lock_user(pid, euid)
+        runs.append(euid)
+        if gates:
+            gates.pop().wait(timeout=10)
+        before = tx.get_values(pid, euid, ["n"]).get("n")
+        count = 1 + (int(before.text) if before else 0)
+        tx.put_values(pid, euid, {"n": StoredValue(AttrType.NUMBER, str(count))})
+        return count
+
+    return job
+
+
+def test_batches_that_deadlock_are_retried_and_apply_every_job_once(
+    two: tuple[Storage, Storage],
+) -> None:
+    first, second = two
+    pid = _project(first)
+    with first.transaction() as tx:
+        a, b = tx.create_user(pid), tx.create_user(pid)
+    gate = threading.Barrier(2)
+    runs: list[int] = []
+    results: list[object] = []
+
+    def batch(storage: Storage, one: int, other: int) -> None:
+        jobs = [_counter_job(pid, one, runs, [gate]), _counter_job(pid, other, runs, [])]
+        results.extend(storage.run_batch(jobs))
+
+    threads = [
+        threading.Thread(target=batch, args=(first, a, b)),
+        threading.Thread(target=batch, args=(second, b, a)),
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    assert sorted(results) == [1, 1, 2, 2]  # type: ignore[type-var]
+    with first.read() as tx:
+        assert tx.get_values(pid, a)["n"].text == "2"
+        assert tx.get_values(pid, b)["n"].text == "2"
+    # Both took their first lock, then crossed: one was chosen as the deadlock victim,
+    # rolled back, and ran both of its jobs again.
+    assert len(runs) == 5
