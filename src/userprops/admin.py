@@ -80,12 +80,15 @@ def create_datasource(storage: Storage, project_slug: str, name: str) -> Credent
 
 def bootstrap(storage: Storage) -> Credentials | None:
     """On an empty database, create the default project and a data source; else None."""
-    with storage.transaction() as tx:
-        if tx.list_projects():
-            return None
-        project = tx.create_project(DEFAULT_PROJECT, SchemaMode.AUTO, "UTC")
-        secret = new_key()
-        ds = tx.create_datasource(project.id, "default", new_key(), hash_secret(secret))
+    try:
+        with storage.transaction() as tx:
+            if tx.list_projects():
+                return None
+            project = tx.create_project(DEFAULT_PROJECT, SchemaMode.AUTO, "UTC")
+            secret = new_key()
+            ds = tx.create_datasource(project.id, "default", new_key(), hash_secret(secret))
+    except Conflict:  # another server process bootstrapped the same database meanwhile
+        return None
     return Credentials(ds, project, secret)
 
 
