@@ -179,3 +179,20 @@ def test_codes_are_unique_and_statuses_are_errors() -> None:
     codes = [e.code for e in CODE_TABLE]
     assert len(codes) == len(set(codes))
     assert all(400 <= e.status < 600 for e in CODE_TABLE)
+
+
+async def test_metrics_count_answers_by_route_and_status(api: Api) -> None:
+    await api.register("u")
+    await api.http.get("/nowhere")
+    await api.http.request("PROPFIND", "/v1/user/register")
+    r = await api.http.get("/metrics")
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("text/plain")
+    text = r.text
+    assert (
+        'userprops_http_responses_total{route="/v1/user/register",method="POST",status="200"} 1'
+        in text
+    )
+    assert 'userprops_http_responses_total{route="unmatched",method="GET",status="404"} 1' in text
+    assert 'route="/v1/user/register",method="OTHER",status="405"' in text
+    assert "userprops_writer_jobs_total 1" in text

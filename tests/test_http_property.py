@@ -227,9 +227,17 @@ async def test_numbers_outside_the_bounds_are_invalid_for_that_property(
     assert sorted(e["property"] for e in r.json()["errors"]) == ["a", "b", "c"]
 
 
-async def test_strings_with_nul_are_invalid(api: Api, euid: int) -> None:
-    r = await api.set(euid, "set", {"a": "x\u0000y"})
-    assert r.json()["code"] == 55102
+async def test_strings_with_nul_or_a_lone_surrogate_are_invalid(api: Api, euid: int) -> None:
+    body = b'{"euid": %d, "type": "set", "properties": {"a": "x\\u0000y", "b": "\\ud800",' % euid
+    body += b' "c": ["ok", "\\udfff"], "d": "fine"}}'
+    r = await api.http.post("/v1/user/property", content=body, headers=api.auth_header)
+    assert r.json()["code"] == 0
+    assert [(e["property"], e["code"]) for e in r.json()["errors"]] == [
+        ("a", 55102),
+        ("b", 55102),
+        ("c", 55102),
+    ]
+    assert await api.props(euid) == {"d": "fine"}
 
 
 async def test_datetime_forms_are_all_accepted(api: Api, euid: int) -> None:
