@@ -23,6 +23,7 @@ from userprops.errors import (
     RequestTimeout,
     UserpropsError,
 )
+from userprops.metrics import Metrics
 from userprops.responses import Response, error_response, send
 from userprops.routes import ROUTES, Request, Services
 from userprops.storage import Storage, open_storage
@@ -47,6 +48,7 @@ class App:
         self._given_storage = storage
         self.services: Services | None = None
         self.writer: Writer | None = None
+        self.metrics = Metrics()
 
     def start(self) -> None:
         storage = self._given_storage or open_storage(
@@ -63,6 +65,8 @@ class App:
             auth=Authenticator(storage, self.settings.auth_cache_ttl),
             storage=storage,
             limits=limits,
+            writer=self.writer,
+            metrics=self.metrics,
         )
 
     def stop(self) -> None:
@@ -108,6 +112,8 @@ class App:
         except Exception:
             log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
             response = error_response(InternalError())
+        route = scope["path"] if scope["path"] in ROUTES else "unmatched"
+        self.metrics.observe(route, scope["method"], response.status)
         await send(send_, response)
 
     async def _handle(self, scope: dict[str, Any], receive: Any) -> Response:

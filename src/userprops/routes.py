@@ -11,9 +11,11 @@ from userprops.auth import Authenticator, Principal
 from userprops.config import Limits
 from userprops.engine import Engine
 from userprops.errors import StorageUnavailable
+from userprops.metrics import Metrics
 from userprops.responses import SUCCESS, Response, json_response, success
 from userprops.storage.base import Storage
 from userprops.wire import parse_euid_query, parse_property_request, parse_register_request
+from userprops.writer import Writer
 
 
 @dataclass
@@ -31,6 +33,8 @@ class Services:
     auth: Authenticator
     storage: Storage
     limits: Limits
+    writer: Writer
+    metrics: Metrics
 
 
 Handler = Callable[[Services, Request], Awaitable[Response]]
@@ -78,6 +82,11 @@ async def readyz(services: Services, request: Request) -> Response:
     return json_response({"code": 0, "message": "ready"})
 
 
+async def metrics(services: Services, request: Request) -> Response:
+    text = services.metrics.render(services.writer.batches, services.writer.jobs)
+    return Response(200, text.encode(), {"content-type": "text/plain; version=0.0.4"})
+
+
 ROUTES: dict[str, dict[str, Route]] = {
     "/v1/user/property": {
         "POST": Route(post_property, reads_body=True),
@@ -86,4 +95,5 @@ ROUTES: dict[str, dict[str, Route]] = {
     "/v1/user/register": {"POST": Route(post_register, reads_body=True)},
     "/healthz": {"GET": Route(healthz)},
     "/readyz": {"GET": Route(readyz)},
+    "/metrics": {"GET": Route(metrics)},
 }
