@@ -28,7 +28,9 @@ def pg_databases() -> Iterator[Databases]:
     PostgreSQL cluster started for this test session."""
     dsn = os.environ.get("USERPROPS_TEST_POSTGRES_DSN")
     if dsn:
-        yield Databases(dsn)
+        databases = Databases(dsn)
+        yield databases
+        databases.close()
         return
     cluster = Cluster()
     try:

@@ -97,23 +97,48 @@ class Cluster:
 
 
 class Databases:
-    """Fresh, empty databases on a server, one per test."""
+    """Fresh, empty databases on a server, one per test.
+
+    ``CREATE DATABASE`` checkpoints first, which costs in proportion to what earlier tests
+    wrote; creating a stock of databases in a row pays that once per stock.
+    """
+
+    STOCK = 16
 
     def __init__(self, admin_dsn: str) -> None:
         self.admin_dsn = admin_dsn
         self._count = 0
+        self._stock: list[str] = []
 
-    def _execute(self, sql: str) -> None:
+    def _execute(self, *statements: str) -> None:
         with psycopg.connect(self.admin_dsn, autocommit=True) as conn:
-            conn.execute(sql)  # type: ignore[arg-type]
+            for sql in statements:
+                conn.execute(sql)  # type: ignore[arg-type]
+
+    def _name(self) -> str:
+        self._count += 1
+        return f"userprops_test_{os.getpid()}_{self._count}"
 
     def create(self) -> str:
-        self._count += 1
-        name = f"userprops_test_{os.getpid()}_{self._count}"
-        self._execute(f'DROP DATABASE IF EXISTS "{name}"')
-        self._execute(f'CREATE DATABASE "{name}" TEMPLATE template0')
+        if not self._stock:
+            self._stock = [self._name() for _ in range(self.STOCK)]
+            self._execute(
+                *(f'DROP DATABASE IF EXISTS "{n}"' for n in self._stock),
+                *(
+                    f'CREATE DATABASE "{n}" TEMPLATE template0 STRATEGY FILE_COPY'
+                    for n in self._stock
+                ),
+            )
+        return self._url(self._stock.pop(0))
+
+    def _url(self, name: str) -> str:
         return urlunsplit(urlsplit(self.admin_dsn)._replace(path=f"/{name}"))
 
     def drop(self, url: str) -> None:
         name = urlsplit(url).path.lstrip("/")
         self._execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    def close(self) -> None:
+        """Drop the databases made and not handed out."""
+        self._execute(*(f'DROP DATABASE IF EXISTS "{n}"' for n in self._stock))
+        self._stock.clear()
