@@ -10,13 +10,14 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
+
+from serverproc import free_port
 
 USER = "userprops-pg"
 SEARCH_PATH = ("/usr/lib/postgresql/15/bin", "/usr/local/bin", "/usr/bin")
@@ -31,12 +32,6 @@ def pg_bin(tool: str) -> str:
             "or set USERPROPS_TEST_POSTGRES_DSN to a server the tests may create databases on"
         )
     return found
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _ensure_user() -> pwd.struct_passwd:

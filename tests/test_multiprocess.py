@@ -5,12 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import os
 import re
-import subprocess
-import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from pathlib import Path
 
@@ -18,85 +15,42 @@ import httpx
 import psycopg
 import pytest
 
-from pgcluster import free_port
+from serverproc import Server
 
 SERVERS = 3
-STARTUP_SECONDS = 60
-
-
-@dataclass
-class Server:
-    url: str
-    process: subprocess.Popen[bytes]
-    output: Path
-
-
-def _start(database: str, folder: Path, index: int) -> Server:
-    port = free_port()
-    output = folder / f"serve-{index}.log"
-    env = {
-        **os.environ,
-        "USERPROPS_DATABASE": database,
-        "USERPROPS_HOST": "127.0.0.1",
-        "USERPROPS_PORT": str(port),
-        "USERPROPS_LOG_LEVEL": "warning",
-        "USERPROPS_DB_POOL_SIZE": "4",
-    }
-    with output.open("wb") as sink:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "userprops", "serve"],
-            env=env,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-    return Server(f"http://127.0.0.1:{port}", process, output)
-
-
-async def _wait_ready(server: Server) -> None:
-    async with httpx.AsyncClient(base_url=server.url) as http:
-        for _ in range(STARTUP_SECONDS * 10):
-            assert server.process.poll() is None, server.output.read_text()
-            try:
-                if (await http.get("/readyz")).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.1)
-    raise AssertionError(f"{server.url} not ready: {server.output.read_text()}")
 
 
 @pytest.fixture
 def servers(pg_url: str, tmp_path: Path) -> Iterator[list[Server]]:
     """Three servers started at once on one empty database: they migrate and bootstrap it
     concurrently, and exactly one of them creates the default data source."""
-    started = [_start(pg_url, tmp_path, i) for i in range(SERVERS)]
+    env = {
+        "USERPROPS_DATABASE": pg_url,
+        "USERPROPS_LOG_LEVEL": "warning",
+        "USERPROPS_DB_POOL_SIZE": "4",
+    }
+    with ThreadPoolExecutor(SERVERS) as starting:
+        futures = [starting.submit(Server, tmp_path, env=env) for _ in range(SERVERS)]
+    started = [f.result() for f in futures if f.exception() is None]
     try:
+        for future in futures:
+            future.result()  # raises why a server did not start
         yield started
     finally:
         for server in started:
-            server.process.terminate()
-        for server in started:
-            try:
-                server.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                server.process.kill()
-                server.process.wait()
+            server.stop()
 
 
 def _credentials(servers: list[Server]) -> dict[str, str]:
-    found = [
-        dict(re.findall(r"(api_key|api_secret):\s+(\S+)", s.output.read_text())) for s in servers
-    ]
+    found = [dict(re.findall(r"(api_key|api_secret):\s+(\S+)", s.output())) for s in servers]
     announced = [f for f in found if f]
-    assert len(announced) == 1, [s.output.read_text() for s in servers]
+    assert len(announced) == 1, [s.output() for s in servers]
     return announced[0]
 
 
 async def test_concurrent_writes_across_three_servers_are_exact(
     servers: list[Server], pg_url: str
 ) -> None:
-    await asyncio.gather(*map(_wait_ready, servers))
     creds = _credentials(servers)
     token = base64.b64encode(f"{creds['api_key']}:{creds['api_secret']}".encode()).decode()
     clients = [
