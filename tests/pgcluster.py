@@ -50,11 +50,14 @@ class Cluster:
     may be called repeatedly (the port stays the same)."""
 
     def __init__(self) -> None:
-        self.root = Path(tempfile.mkdtemp(prefix="userprops-pg-"))
+        as_root = os.geteuid() == 0
+        # As root, under /tmp: the cluster's user must reach the folder whatever TMPDIR is.
+        folder = "/tmp" if as_root else None  # noqa: S108 (mkdtemp: private and unique)
+        self.root = Path(tempfile.mkdtemp(prefix="userprops-pg-", dir=folder))
         self.data = self.root / "data"
         self.port = free_port()
         self._as_user: list[str] = []
-        if os.geteuid() == 0:
+        if as_root:
             account = _ensure_user()
             os.chown(self.root, account.pw_uid, account.pw_gid)
             self._as_user = ["runuser", "-u", USER, "--"]
