@@ -142,3 +142,19 @@ def test_a_batch_that_cannot_commit_applies_nothing_and_is_unavailable(
         storage.close()
     expected = BATCH_ATTEMPTS if isinstance(failure, psycopg.errors.DeadlockDetected) else 1
     assert len(attempts) == expected  # retried whole, a bounded number of times
+
+
+@pytest.mark.parametrize("size", [1, 6])
+def test_a_batch_whose_jobs_all_fail_answers_each_error_and_applies_nothing(
+    storage: Storage, size: int
+) -> None:
+    pid, euid = _user(storage)
+
+    def write_then_fail(tx: Transaction) -> None:
+        tx.put_values(pid, euid, {"plan": StoredValue(AttrType.STRING, "x")})
+        tx.create_project("shop", SchemaMode.AUTO, "UTC")  # Conflict
+
+    results = storage.run_batch([write_then_fail] * size)
+    assert [type(r) for r in results] == [Conflict] * size
+    with storage.read() as tx:
+        assert tx.get_values(pid, euid) == {}

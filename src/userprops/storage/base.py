@@ -221,6 +221,10 @@ class Storage(abc.ABC):
         its exception returned in its place; the others are kept. When the transaction
         itself fails (commit, connection, disk), nothing is applied and
         :class:`userprops.errors.StorageUnavailable` is raised for the whole batch.
+
+        A backend may roll the batch back and run its jobs again (PostgreSQL does after a
+        deadlock, or when a job fails): only the last run of each job counts, so a job must
+        act on nothing but its transaction.
         """
 
     @abc.abstractmethod

@@ -9,7 +9,8 @@ long, answered 503; the pool reconnects by itself when the server returns.
 Concurrency between processes is left to the server: ``lock_user`` takes the user's row
 ``FOR UPDATE``; uniqueness (identities, attributes) is ``INSERT ... ON CONFLICT DO
 NOTHING`` followed by a read of the winner. A batch that hits a deadlock or a serialization
-failure is rolled back and run again, a bounded number of times.
+failure is rolled back and run again, a bounded number of times; so is a batch in which a
+job without a savepoint failed (see :meth:`PostgresStorage.run_batch`).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from userprops.storage.base import (
 log = logging.getLogger("userprops.storage.postgres")
 
 BATCH_ATTEMPTS = 5
+GUARDED_RERUNS = 3
 # Deadlock and serialization failure: the transaction was rolled back and may be retried.
 RETRYABLE = frozenset({"40P01", "40001"})
 MIGRATION_LOCK = 0x75736572_70726F70  # "userprop": one migrator at a time per database
@@ -71,6 +73,15 @@ def _translated() -> Iterator[None]:
 
 class _Retry(Exception):
     """A batch hit a deadlock or serialization failure and was rolled back."""
+
+
+class _Unguarded(Exception):
+    """A job that ran without a savepoint failed; the batch was rolled back."""
+
+    def __init__(self, index: int, error: Exception) -> None:
+        super().__init__(index, error)
+        self.index = index
+        self.error = error
 
 
 class PostgresTransaction(Transaction):
@@ -411,24 +422,46 @@ class PostgresStorage(Storage):
                 conn.execute("ROLLBACK")
 
     def run_batch(self, jobs: Sequence[Callable[[Transaction], Any]]) -> list[JobResult]:
+        """Jobs run without savepoints until one fails: a savepoint costs a round trip and,
+        past 64 writing ones in a transaction, slows every snapshot on the server
+        (subtransaction cache overflow). A failing job has the batch rolled back and run
+        again with a savepoint around that job (around all jobs after a few such reruns).
+        """
+        guarded: frozenset[int] = frozenset()
+        reruns = conflicts = 0
         with self._connection() as conn:
-            for attempt in range(1, BATCH_ATTEMPTS + 1):
+            while True:
                 try:
-                    return self._attempt(conn, jobs)
+                    return self._attempt(conn, jobs, guarded)
+                except _Unguarded as failed:
+                    if len(jobs) == 1:  # nothing else to keep: the rollback was enough
+                        return [failed.error]
+                    reruns += 1
+                    everyone = frozenset(range(len(jobs)))
+                    guarded = everyone if reruns >= GUARDED_RERUNS else guarded | {failed.index}
                 except _Retry:
-                    log.info("batch of %d rolled back (attempt %d), retrying", len(jobs), attempt)
-                    time.sleep(random.uniform(0, 0.01 * attempt))  # noqa: S311 (jitter)
-        raise StorageUnavailable(f"batch still conflicting after {BATCH_ATTEMPTS} attempts")
+                    conflicts += 1
+                    if conflicts >= BATCH_ATTEMPTS:
+                        raise StorageUnavailable(
+                            f"batch still conflicting after {BATCH_ATTEMPTS} attempts"
+                        ) from None
+                    log.info("batch of %d rolled back (attempt %d), retrying", len(jobs), conflicts)
+                    time.sleep(random.uniform(0, 0.01 * conflicts))  # noqa: S311 (jitter)
 
     def _attempt(
-        self, conn: psycopg.Connection[Any], jobs: Sequence[Callable[[Transaction], Any]]
+        self,
+        conn: psycopg.Connection[Any],
+        jobs: Sequence[Callable[[Transaction], Any]],
+        guarded: frozenset[int],
     ) -> list[JobResult]:
         results: list[JobResult] = []
         try:
             with conn.transaction():
                 tx = PostgresTransaction(conn)
-                for job in jobs:
-                    conn.execute("SAVEPOINT job")
+                for index, job in enumerate(jobs):
+                    guard = index in guarded
+                    if guard:
+                        conn.execute("SAVEPOINT job")
                     try:
                         results.append(job(tx))
                     except Exception as exc:
@@ -436,9 +469,12 @@ class PostgresStorage(Storage):
                             raise _Retry() from exc
                         if _fatal(exc):
                             raise
+                        if not guard:
+                            raise _Unguarded(index, exc) from exc
                         conn.execute("ROLLBACK TO SAVEPOINT job")
                         results.append(exc)
-                    conn.execute("RELEASE SAVEPOINT job")
+                    if guard:
+                        conn.execute("RELEASE SAVEPOINT job")
         except psycopg.Error as exc:  # the commit itself
             if _retryable(exc):
                 raise _Retry() from exc
