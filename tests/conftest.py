@@ -62,7 +62,9 @@ class Api:
         return [item["euid"] for item in r.json()["data"]]
 
     async def set(self, euid: int, op: str, properties: dict[str, object]) -> httpx.Response:
-        return await self.post("/v1/user/property", {"euid": euid, "type": op, "properties": properties})
+        return await self.post(
+            "/v1/user/property", {"euid": euid, "type": op, "properties": properties}
+        )
 
     async def props(self, euid: int) -> dict[str, object]:
         r = await self.get("/v1/user/property", euid=euid)
@@ -87,7 +89,9 @@ async def app(settings: Settings, storage: Storage) -> AsyncIterator[App]:
     application.stop()
 
 
-async def new_api(app: App, slug: str, schema: SchemaMode = SchemaMode.AUTO, tz: str = "UTC") -> Api:
+async def new_api(
+    app: App, slug: str, schema: SchemaMode = SchemaMode.AUTO, tz: str = "UTC"
+) -> Api:
     assert app.services is not None
     storage = app.services.storage
     admin.create_project(storage, slug, schema, tz)
