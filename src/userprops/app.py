@@ -14,6 +14,7 @@ from typing import Any
 
 from userprops.auth import Authenticator
 from userprops.config import Settings
+from userprops.contacts import ContactBook
 from userprops.engine import Engine
 from userprops.errors import (
     InternalError,
@@ -23,6 +24,7 @@ from userprops.errors import (
     RequestTimeout,
     UserpropsError,
 )
+from userprops.events import EventLog
 from userprops.responses import Response, error_response, send
 from userprops.routes import ROUTES, Request, Services
 from userprops.storage import Storage, open_storage
@@ -59,6 +61,8 @@ class App:
             auth=Authenticator(storage, self.settings.auth_cache_ttl),
             storage=storage,
             limits=limits,
+            contacts=ContactBook(self.writer),
+            events=EventLog(self.writer, limits),
         )
 
     def stop(self) -> None:

@@ -24,6 +24,7 @@ class Limits:
     max_properties: int = 500
     max_identity_values: int = 100
     max_body_bytes: int = 1024 * 1024
+    max_events: int = 100
 
 
 @dataclass(frozen=True)
