@@ -26,6 +26,7 @@ from userprops.errors import (
 )
 from userprops.events import EventLog
 from userprops.responses import Response, error_response, send
+from userprops.retention import Sweeper
 from userprops.routes import ROUTES, Request, Services
 from userprops.storage import Storage, open_storage
 from userprops.writer import Writer
@@ -49,6 +50,7 @@ class App:
         self._given_storage = storage
         self.services: Services | None = None
         self.writer: Writer | None = None
+        self.sweeper: Sweeper | None = None
 
     def start(self) -> None:
         storage = self._given_storage or open_storage(self.settings.database)
@@ -64,8 +66,13 @@ class App:
             contacts=ContactBook(self.writer),
             events=EventLog(self.writer, limits),
         )
+        self.sweeper = Sweeper(self.writer, self.settings.event_sweep_interval)
+        self.sweeper.start()
 
     def stop(self) -> None:
+        if self.sweeper is not None:
+            self.sweeper.stop()
+            self.sweeper = None
         if self.writer is not None:
             self.writer.stop()
             self.writer = None

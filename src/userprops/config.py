@@ -42,6 +42,7 @@ class Settings:
     body_timeout: float = 30.0
     auth_cache_ttl: float = 5.0
     batch_max: int = 512
+    event_sweep_interval: float = 3600.0
     log_level: str = "info"
 
     @property
