@@ -76,6 +76,7 @@ class ReportOutcome:
     stored: int = 0
     duplicates: int = 0
     learned: dict[tuple[str, str], AttrType] = field(default_factory=dict)
+    events: set[str] = field(default_factory=set)
 
 
 class EventRejected(Exception):
@@ -167,6 +168,7 @@ class EventLog:
         self._limits = limits
         # Positive entries only: a defined type never changes, so they never go stale.
         self._types: dict[int, dict[tuple[str, str], AttrType]] = {}
+        self._events: dict[int, set[str]] = {}
 
     async def report(self, who: Principal, request: ReportRequest) -> list[ErrorItem]:
         """Store the acceptable events; return the rejected ones by index.
@@ -183,12 +185,14 @@ class EventLog:
                 errors.append(rejected.item(i))
         if candidates:
             known = self._types.get(who.project_id, {})
+            defined = self._events.get(who.project_id, set())
 
             def job(tx: Transaction) -> ReportOutcome:
-                return _store(tx, who, request.app_key, candidates, known, self._limits)
+                return _store(tx, who, request, candidates, known, defined, self._limits)
 
             outcome = await self._writer.submit(job)
             self._types.setdefault(who.project_id, {}).update(outcome.learned)
+            self._events.setdefault(who.project_id, set()).update(outcome.events)
             errors = sorted(errors + outcome.errors, key=lambda e: int(e["index"]))
         if len(errors) == len(request.data):
             codes = {e["code"] for e in errors}
@@ -205,9 +209,10 @@ class EventLog:
 def _store(
     tx: Transaction,
     who: Principal,
-    app_key: str | None,
+    request: ReportRequest,
     candidates: Sequence[Candidate],
     known: dict[tuple[str, str], AttrType],
+    defined: set[str],
     limits: Limits,
 ) -> ReportOutcome:
     pid = who.project_id
@@ -228,9 +233,12 @@ def _store(
             continue
         if c.random_id is not None:
             seen.add(c.random_id)
-        accepted.append(NewEvent(c.euid, c.event_name, c.itime, c.random_id, app_key, values))
+        accepted.append(
+            NewEvent(c.euid, c.event_name, c.itime, c.random_id, request.app_key, values)
+        )
     if accepted:
-        tx.define_events(pid, sorted({e.event_name for e in accepted}))
+        outcome.events = {e.event_name for e in accepted}
+        tx.define_events(pid, sorted(outcome.events - defined))
         outcome.stored = tx.insert_events(pid, accepted)
     return outcome
 

@@ -369,12 +369,11 @@ class SqliteTransaction(Transaction):
 
     def insert_events(self, project_id: int, events: Sequence[NewEvent]) -> int:
         received = time.time_ns() // 1_000_000
-        stored = 0
-        for e in events:
-            cur = self._c.execute(
-                "INSERT INTO events (project_id, euid, event_name, itime, random_id, app_key,"
-                " properties, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (project_id, random_id) DO NOTHING",
+        cur = self._c.executemany(
+            "INSERT INTO events (project_id, euid, event_name, itime, random_id, app_key,"
+            " properties, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (project_id, random_id) DO NOTHING",
+            [
                 (
                     project_id,
                     e.euid,
@@ -384,10 +383,11 @@ class SqliteTransaction(Transaction):
                     e.app_key,
                     e.properties,
                     received,
-                ),
-            )
-            stored += cur.rowcount
-        return stored
+                )
+                for e in events
+            ],
+        )
+        return cur.rowcount
 
     def list_events(
         self,
