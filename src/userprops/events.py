@@ -73,8 +73,6 @@ class Candidate:
 @dataclass
 class ReportOutcome:
     errors: list[ErrorItem]
-    stored: int = 0
-    duplicates: int = 0
     learned: dict[tuple[str, str], AttrType] = field(default_factory=dict)
     events: set[str] = field(default_factory=set)
 
@@ -185,7 +183,7 @@ class EventLog:
                 errors.append(rejected.item(i))
         if candidates:
             known = self._types.get(who.project_id, {})
-            defined = self._events.get(who.project_id, set())
+            defined = frozenset(self._events.get(who.project_id, ()))
 
             def job(tx: Transaction) -> ReportOutcome:
                 return _store(tx, who, request, candidates, known, defined, self._limits)
@@ -212,7 +210,7 @@ def _store(
     request: ReportRequest,
     candidates: Sequence[Candidate],
     known: dict[tuple[str, str], AttrType],
-    defined: set[str],
+    defined: frozenset[str],
     limits: Limits,
 ) -> ReportOutcome:
     pid = who.project_id
@@ -222,8 +220,7 @@ def _store(
     accepted: list[NewEvent] = []
     for c in candidates:
         if c.random_id is not None and c.random_id in seen:
-            outcome.duplicates += 1
-            continue
+            continue  # a duplicate: acknowledged, not validated again, not stored
         try:
             if c.euid not in users:
                 raise EventRejected(UserNotFound.code, f"no user with euid {c.euid} here")
@@ -239,7 +236,7 @@ def _store(
     if accepted:
         outcome.events = {e.event_name for e in accepted}
         tx.define_events(pid, sorted(outcome.events - defined))
-        outcome.stored = tx.insert_events(pid, accepted)
+        tx.insert_events(pid, accepted)
     return outcome
 
 
