@@ -25,6 +25,7 @@ from userprops.errors import (
     UserpropsError,
 )
 from userprops.events import EventLog
+from userprops.metrics import Metrics
 from userprops.responses import Response, error_response, send
 from userprops.retention import Sweeper
 from userprops.routes import ROUTES, Request, Services
@@ -51,6 +52,7 @@ class App:
         self.services: Services | None = None
         self.writer: Writer | None = None
         self.sweeper: Sweeper | None = None
+        self.metrics = Metrics()
 
     def start(self) -> None:
         storage = self._given_storage or open_storage(self.settings.database)
@@ -65,6 +67,8 @@ class App:
             limits=limits,
             contacts=ContactBook(self.writer),
             events=EventLog(self.writer, limits),
+            writer=self.writer,
+            metrics=self.metrics,
         )
         self.sweeper = Sweeper(self.writer, self.settings.event_sweep_interval)
         self.sweeper.start()
@@ -115,6 +119,8 @@ class App:
         except Exception:
             log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
             response = error_response(InternalError())
+        route = scope["path"] if scope["path"] in ROUTES else "unmatched"
+        self.metrics.observe(route, scope["method"], response.status)
         await send(send_, response)
 
     async def _handle(self, scope: dict[str, Any], receive: Any) -> Response:

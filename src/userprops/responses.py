@@ -51,10 +51,9 @@ def error_response(error: UserpropsError, *, close: bool = False) -> Response:
 
 
 async def send(send_: Any, response: Response) -> None:
-    headers = [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(response.body)).encode()),
-    ]
+    headers = [(b"content-length", str(len(response.body)).encode())]
+    if "content-type" not in response.headers:
+        headers.append((b"content-type", b"application/json"))
     headers.extend((k.encode(), v.encode()) for k, v in response.headers.items())
     if response.close:
         headers.append((b"connection", b"close"))

@@ -14,9 +14,11 @@ from userprops.engine import Engine
 from userprops.errors import StorageUnavailable
 from userprops.eventlist import parse_list_query
 from userprops.events import EventLog, parse_report_request
+from userprops.metrics import Metrics
 from userprops.responses import SUCCESS, Response, json_response, success
 from userprops.storage.base import Storage
 from userprops.wire import parse_euid_query, parse_property_request, parse_register_request
+from userprops.writer import Writer
 
 
 @dataclass
@@ -36,6 +38,8 @@ class Services:
     limits: Limits
     contacts: ContactBook
     events: EventLog
+    writer: Writer
+    metrics: Metrics
 
 
 Handler = Callable[[Services, Request], Awaitable[Response]]
@@ -109,6 +113,11 @@ async def readyz(services: Services, request: Request) -> Response:
     return json_response({"code": 0, "message": "ready"})
 
 
+async def metrics(services: Services, request: Request) -> Response:
+    text = services.metrics.render(services.writer.batches, services.writer.jobs)
+    return Response(200, text.encode(), {"content-type": "text/plain; version=0.0.4"})
+
+
 ROUTES: dict[str, dict[str, Route]] = {
     "/v1/user/property": {
         "POST": Route(post_property, reads_body=True),
@@ -123,4 +132,5 @@ ROUTES: dict[str, dict[str, Route]] = {
     "/v1/event/list": {"GET": Route(get_event_list)},
     "/healthz": {"GET": Route(healthz)},
     "/readyz": {"GET": Route(readyz)},
+    "/metrics": {"GET": Route(metrics)},
 }

@@ -7,6 +7,7 @@ fields (55004). Per-item checks belong to the engine.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from decimal import Decimal
@@ -39,13 +40,28 @@ class RegisterRequest:
     identity_values: list[Any]
 
 
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _decode_slowly(body: bytes) -> Any:
+    """The standard library's reading of what msgspec refused. It differs only on escaped
+    lone surrogates (``"\\ud800"``), which JSON's grammar allows: they decode here, so the
+    property holding one is rejected on its own (55102) rather than the whole body."""
+    try:
+        text = body.decode("utf-8")
+        return json.loads(text, parse_float=Decimal, parse_constant=_reject_constant)
+    except (ValueError, RecursionError):
+        raise InvalidParameters("body is not valid JSON") from None
+
+
 def decode_object(body: bytes) -> dict[str, Any]:
     """The body as a JSON object; 55004 for anything else (invalid JSON or UTF-8, NaN,
-    nesting too deep, an array at the top)."""
+    nesting too deep, an array at the top). Duplicate keys: the last one wins."""
     try:
         obj = _DECODER.decode(body)
     except (msgspec.DecodeError, RecursionError):
-        raise InvalidParameters("body is not valid JSON") from None
+        obj = _decode_slowly(body)
     if not isinstance(obj, dict):
         raise InvalidParameters("body must be a JSON object")
     return obj

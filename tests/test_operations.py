@@ -1,0 +1,89 @@
+"""The pure operations: reference semantics, with properties checked by hypothesis."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from hypothesis import given, strategies as st
+
+from userprops.operations import Op, apply, needs_current
+from userprops.schema import Rejected
+
+elements = st.text(alphabet="abcdefgh", min_size=1, max_size=3)
+lists = st.lists(elements, max_size=12, unique=True).map(tuple)
+integers = st.integers(min_value=-(10**12), max_value=10**12)
+decimals = st.decimals(min_value=-(10**6), max_value=10**6, places=4, allow_nan=False)
+
+
+@given(current=lists, added=lists)
+def test_add_then_remove_of_new_elements_restores_the_list(
+    current: tuple[str, ...], added: tuple[str, ...]
+) -> None:
+    fresh = tuple(a for a in added if a not in current)
+    after = apply(Op.REMOVE, apply(Op.ADD, current or None, fresh), fresh) if fresh else current
+    assert (after or ()) == current
+
+
+@given(current=lists, added=lists)
+def test_add_keeps_existing_order_and_appends_new_elements_once(
+    current: tuple[str, ...], added: tuple[str, ...]
+) -> None:
+    result = apply(Op.ADD, current or None, added)
+    assert isinstance(result, tuple)
+    assert result[: len(current)] == current
+    assert len(set(result)) == len(result)
+    assert set(result) == set(current) | set(added)
+
+
+@given(current=lists, removed=lists)
+def test_remove_drops_exactly_the_given_elements(
+    current: tuple[str, ...], removed: tuple[str, ...]
+) -> None:
+    result = apply(Op.REMOVE, current or None, removed) or ()
+    assert result == tuple(c for c in current if c not in removed)
+
+
+@given(steps=st.lists(integers | decimals, min_size=1, max_size=30))
+def test_increases_sum_exactly(steps: list[int | Decimal]) -> None:
+    value = None
+    for step in steps:
+        value = apply(Op.INCREASE, value, Decimal(step))
+    assert value == sum(Decimal(s) for s in steps)
+
+
+def test_tenths_add_up_exactly() -> None:
+    value = apply(Op.SET, None, Decimal("0.1"))
+    for _ in range(10):
+        value = apply(Op.INCREASE, value, Decimal("0.1"))
+    assert value == Decimal("1.1")
+
+
+def test_increase_of_an_absent_value_counts_from_zero() -> None:
+    assert apply(Op.INCREASE, None, Decimal(-3)) == Decimal(-3)
+
+
+def test_increase_beyond_int64_is_rejected() -> None:
+    with pytest.raises(Rejected, match="64 bits"):
+        apply(Op.INCREASE, Decimal(2**63 - 1), Decimal(1))
+
+
+@given(current=st.none() | lists | st.text(min_size=1))
+def test_delete_is_idempotent(current: object) -> None:
+    once = apply(Op.DELETE, current, None)  # type: ignore[arg-type]
+    assert once is None
+    assert apply(Op.DELETE, once, None) is None  # type: ignore[arg-type]
+
+
+def test_set_overwrites_whatever_was_there() -> None:
+    assert apply(Op.SET, "silver", "gold") == "gold"
+    assert apply(Op.SET, None, "gold") == "gold"
+
+
+def test_removing_every_element_leaves_no_value() -> None:
+    assert apply(Op.REMOVE, ("a",), ("a",)) is None
+    assert apply(Op.REMOVE, None, ("a",)) is None
+
+
+def test_only_list_and_number_operations_read_the_current_value() -> None:
+    assert [op for op in Op if needs_current(op)] == [Op.INCREASE, Op.ADD, Op.REMOVE]
