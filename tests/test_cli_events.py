@@ -167,3 +167,15 @@ async def test_event_names_lists_reported_and_defined_events(storage: Storage, a
     names = run_json(storage, "event", "names", "--project", api.project)
     assert [n["name"] for n in names] == ["login", "order"]
     assert run(storage, "event", "names", "--project", api.project).startswith("EVENT")
+
+
+def test_decimals_print_as_json_numbers(storage: Storage, euid: int) -> None:
+    with storage.transaction() as tx:
+        project = tx.get_project("shop")
+        assert project is not None
+        tx.insert_events(
+            project.id, [NewEvent(euid, "buy", 9000, None, None, '{"amount":["NUMBER","0.1"]}')]
+        )
+    newest = run(storage, "event", "list", str(euid), "--limit", "1").splitlines()[0]
+    assert newest.endswith('{"amount": 0.1}')
+    assert '"amount": 0.1' in run(storage, "event", "list", str(euid), "--limit", "1", "--json")

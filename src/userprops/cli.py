@@ -5,7 +5,6 @@ prints one JSON document on stdout; errors go to stderr with exit status 1."""
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import sys
 from collections.abc import Callable, Iterator
@@ -14,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import click
+import msgspec
 
 from userprops import admin
 from userprops.config import DEFAULT_DATABASE, Settings
@@ -64,9 +64,17 @@ def opened(url: str) -> Iterator[Storage]:
         storage.close()
 
 
+# NUMBER values are Decimals: written as JSON numbers, exactly, not as strings.
+_ENCODER = msgspec.json.Encoder(decimal_format="number", enc_hook=str)
+
+
+def to_json(value: Any, indent: int = 0) -> str:
+    return msgspec.json.format(_ENCODER.encode(value), indent=indent).decode()
+
+
 def emit(as_json: bool, document: Any, lines: list[str]) -> None:
     if as_json:
-        click.echo(json.dumps(document, indent=2, default=str))
+        click.echo(to_json(document, indent=2))
     else:
         for line in lines:
             click.echo(line)
@@ -358,7 +366,7 @@ def user_show(euid: int, database: str, as_json: bool) -> None:
         doc = admin.show_user(storage, euid)
     lines = [f"euid {doc['euid']} in project {doc['project']}"]
     lines += [f"  {i['identity_name']}: {i['identity_value']}" for i in doc["identities"]]
-    lines += [f"  {k} = {json.dumps(v, default=str)}" for k, v in doc["properties"].items()]
+    lines += [f"  {k} = {to_json(v)}" for k, v in doc["properties"].items()]
     if doc["contacts"]:
         lines.append("  contacts:")
         lines += [f"    {name}: {value}" for name, value in doc["contacts"].items()]
@@ -370,7 +378,7 @@ def user_show(euid: int, database: str, as_json: bool) -> None:
 
 def _event_line(event: dict[str, Any], indent: str = "") -> str:
     when = datetime.fromtimestamp(event["itime"] / 1000, UTC).isoformat(timespec="milliseconds")
-    props = json.dumps(event["properties"], default=str, ensure_ascii=False)
+    props = to_json(event["properties"])
     return f"{indent}{when}  {event['event_name']}  {props}"
 
 
