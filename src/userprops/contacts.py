@@ -35,9 +35,11 @@ CONTACT_NAMES = (EMAIL, *PHONES)
 MAX_EMAIL_LENGTH = 254
 # E.164 allows 15 digits; extensions and national prefixes push real numbers a little over.
 PHONE_RE = re.compile(r"\+?[0-9]{4,20}")
-# One @, a local part and a domain of dot-separated labels, no spaces or control characters.
+# One @, a local part and a domain of dot-separated labels; no spaces, control characters
+# or lone surrogates (which no backend stores).
 EMAIL_RE = re.compile(
-    r"[^@\s\x00-\x1f\x7f]+@[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)+",
+    "[^@\\s\x00-\x1f\x7f\ud800-\udfff]+@"
+    r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)+",
     re.IGNORECASE,
 )
 

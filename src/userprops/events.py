@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC
 from typing import Any
 
 import msgspec
@@ -98,14 +99,28 @@ def parse_report_request(body: bytes, limits: Limits) -> ReportRequest:
     when given, a string. Each item is checked later, on its own."""
     obj = decode_object(body)
     app_key = obj.get("app_key")
-    if app_key is not None and not isinstance(app_key, str):
-        raise InvalidParameters("app_key must be a string")
+    if app_key is not None and app_key != "":
+        try:
+            app_key = storable_text(app_key, limits, "app_key")
+        except Rejected as reason:
+            raise InvalidParameters(reason.reason) from None
     data = obj.get("data")
     if not isinstance(data, list) or not data:
         raise InvalidParameters("data must be a non-empty array of events")
     if len(data) > limits.max_events:
         raise InvalidParameters(f"more than {limits.max_events} events")
     return ReportRequest(app_key or None, data)
+
+
+def storable_text(raw: Any, limits: Limits, what: str) -> str:
+    """A string of 1 to ``max_string_length`` characters that every backend stores as is
+    (no U+0000, no lone surrogate), or :class:`Rejected`."""
+    if not isinstance(raw, str):
+        raise Rejected(f"{what} must be a string")
+    try:
+        return str(parse_value(AttrType.STRING, raw, limits, UTC))
+    except Rejected as reason:
+        raise Rejected(f"{what}: {reason.reason}") from None
 
 
 def check_event(index: int, raw: Any, limits: Limits) -> Candidate:
@@ -129,15 +144,11 @@ def check_event(index: int, raw: Any, limits: Limits) -> Candidate:
             InvalidParameters.code, "itime must be an integer of epoch milliseconds"
         )
     random_id = raw.get("random_id")
-    if random_id is not None and (
-        not isinstance(random_id, str)
-        or not 0 < len(random_id) <= limits.max_string_length
-        or "\x00" in random_id
-    ):
-        raise EventRejected(
-            InvalidParameters.code,
-            f"random_id must be a string of 1 to {limits.max_string_length} characters",
-        )
+    if random_id is not None:
+        try:
+            random_id = storable_text(random_id, limits, "random_id")
+        except Rejected as reason:
+            raise EventRejected(InvalidParameters.code, reason.reason) from None
     properties = raw.get("properties", {})
     if properties is None:
         properties = {}
