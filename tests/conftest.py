@@ -42,10 +42,10 @@ def pg_databases() -> Iterator[Databases]:
 
 @pytest.fixture
 def pg_url(pg_databases: Databases) -> Iterator[str]:
-    """A fresh, empty PostgreSQL database."""
+    """An empty PostgreSQL database of its own."""
     url = pg_databases.create()
     yield url
-    pg_databases.drop(url)
+    pg_databases.release(url)
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -95,48 +95,46 @@ class Cluster:
 
 
 class Databases:
-    """Fresh, empty databases on a server, one per test.
+    """Empty databases on a server, one per test.
 
-    ``CREATE DATABASE`` checkpoints first, which costs in proportion to what earlier tests
-    wrote; creating a stock of databases in a row pays that once per stock.
+    A database a test is done with is emptied (its sessions ended, its schema dropped and
+    made again) and handed to a later test: ``CREATE DATABASE`` checkpoints the whole
+    server, which grows slow as the suite writes.
     """
-
-    STOCK = 16
 
     def __init__(self, admin_dsn: str) -> None:
         self.admin_dsn = admin_dsn
-        self._count = 0
-        self._stock: list[str] = []
+        self._made: list[str] = []
+        self._free: list[str] = []
 
-    def _execute(self, *statements: str) -> None:
-        with psycopg.connect(self.admin_dsn, autocommit=True) as conn:
-            for sql in statements:
-                conn.execute(sql)  # type: ignore[arg-type]
-
-    def _name(self) -> str:
-        self._count += 1
-        return f"userprops_test_{os.getpid()}_{self._count}"
-
-    def create(self) -> str:
-        if not self._stock:
-            self._stock = [self._name() for _ in range(self.STOCK)]
-            self._execute(
-                *(f'DROP DATABASE IF EXISTS "{n}"' for n in self._stock),
-                *(
-                    f'CREATE DATABASE "{n}" TEMPLATE template0 STRATEGY FILE_COPY'
-                    for n in self._stock
-                ),
-            )
-        return self._url(self._stock.pop(0))
+    def _execute(self, sql: str, dsn: str | None = None) -> None:
+        with psycopg.connect(dsn or self.admin_dsn, autocommit=True) as conn:
+            conn.execute(sql)  # type: ignore[arg-type]
 
     def _url(self, name: str) -> str:
         return urlunsplit(urlsplit(self.admin_dsn)._replace(path=f"/{name}"))
 
-    def drop(self, url: str) -> None:
+    def create(self) -> str:
+        if self._free:
+            return self._url(self._free.pop())
+        name = f"userprops_test_{os.getpid()}_{len(self._made) + 1}"
+        self._execute(f'DROP DATABASE IF EXISTS "{name}"')
+        self._execute(f'CREATE DATABASE "{name}" TEMPLATE template0')
+        self._made.append(name)
+        return self._url(name)
+
+    def release(self, url: str) -> None:
+        """Empty a database that :meth:`create` gave, for a later test."""
         name = urlsplit(url).path.lstrip("/")
-        self._execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        self._execute(
+            f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+        )
+        self._execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public", url)
+        self._free.append(name)
 
     def close(self) -> None:
-        """Drop the databases made and not handed out."""
-        self._execute(*(f'DROP DATABASE IF EXISTS "{n}"' for n in self._stock))
-        self._stock.clear()
+        """Drop every database made."""
+        for name in self._made:
+            self._execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        self._made.clear()
+        self._free.clear()

@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from userprops.cli import main
+from userprops.storage import migrations
 
 
 @pytest.fixture
@@ -139,14 +140,18 @@ def test_user_show(db: str, tmp_path: Path) -> None:
         "project": "shop",
         "identities": [{"identity_name": "user_id", "identity_value": "alice"}],
         "properties": {},
+        "contacts": {},
+        "recent_events": [],
     }
     assert "user_id: alice" in run(db, "user", "show", str(euid)).stdout
     assert "no user" in run(db, "user", "show", "999", ok=False).stderr
 
 
 def test_migrate_dry_run_then_apply(db: str) -> None:
-    assert run_json(db, "migrate", "--dry-run") == {"pending": ["0001_initial"]}
-    assert run_json(db, "migrate") == {"applied": ["0001_initial"]}
+    every = [f"{m.version:04d}_{m.name}" for m in migrations("sqlite")]
+    assert every[0] == "0001_initial"
+    assert run_json(db, "migrate", "--dry-run") == {"pending": every}
+    assert run_json(db, "migrate") == {"applied": every}
     assert run_json(db, "migrate") == {"applied": []}
     assert "up to date" in run(db, "migrate").stdout
 

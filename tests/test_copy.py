@@ -38,6 +38,19 @@ async def _populate(url: str) -> tuple[Api, dict[int, dict[str, object]]]:
         await shop.set(euid, "set", {"seen": "2024-05-01 12:00:00"})
     [reader] = await blog.register("r1", name="anonymous_id")
     await blog.set(reader, "increase", {"visits": 3})
+    for i, euid in enumerate(euids[:5]):
+        r = await shop.post(
+            "/v1/user/contact", {"euid": euid, "contacts": {"email": f"u{i}@x.org"}}
+        )
+        assert r.json()["code"] == 0, r.text
+    events = [
+        {"euid": euid, "event_name": "purchase", "itime": 4_102_444_800_000 + i,
+         "random_id": f"order-{i}", "properties": {"amount": i, "sku": "a"}}
+        for i, euid in enumerate(euids)
+    ]  # fmt: skip
+    r = await shop.post("/v1/event/report", {"app_key": "k", "data": events})
+    assert r.json()["code"] == 0, r.text
+    admin.set_event_retention(storage, "shop", 30)
     expected = {euid: await shop.props(euid) for euid in euids}
     await blog.http.aclose()
     app.stop()
@@ -70,6 +83,7 @@ async def test_copy_moves_a_populated_database_to_postgresql_and_back(
     copied = json.loads(result.stdout)["copied"]
     assert copied["users"] == 32 and copied["identities"] == 32
     assert copied["datasources"] == 3 and copied["projects"] == 2
+    assert copied["contacts"] == 5 and copied["events"] == 31
     assert _dump(pg_url) == _dump(source)
 
     back = f"sqlite:///{tmp_path / 'back.db'}"
@@ -87,6 +101,10 @@ async def test_copy_moves_a_populated_database_to_postgresql_and_back(
         [newcomer] = await moved.register("newcomer")
         assert newcomer > max(expected)
         assert await moved.register("user-7") == [list(expected)[7]]
+        first = next(iter(expected))
+        again = {"euid": first, "event_name": "purchase", "itime": 4_102_444_900_000}
+        r = await moved.post("/v1/event/report", {"data": [again]})
+        assert r.json()["code"] == 0, r.text  # new event ids continue after the copied ones
         await http.aclose()
     finally:
         app.stop()

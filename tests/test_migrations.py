@@ -86,7 +86,7 @@ def other_url(storage_url: str, tmp_path: Path, request: pytest.FixtureRequest) 
         return f"sqlite:///{tmp_path / 'fresh.db'}"
     databases: Databases = request.getfixturevalue("pg_databases")
     url = databases.create()
-    request.addfinalizer(lambda: databases.drop(url))
+    request.addfinalizer(lambda: databases.release(url))
     return url
 
 

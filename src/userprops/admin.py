@@ -19,11 +19,13 @@ from userprops.errors import (
     ProjectNotFound,
     UserNotFound,
 )
+from userprops.eventlist import ListQuery, read_events
 from userprops.schema import AttrType, Rejected, SchemaMode, check_name, check_timezone
 from userprops.storage.base import DataSource, Project, Storage, Transaction
 
 SLUG_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 DEFAULT_PROJECT = "default"
+RECENT_EVENTS = 10
 
 
 @dataclass(frozen=True)
@@ -140,15 +142,80 @@ def show_user(storage: Storage, euid: int) -> dict[str, Any]:
     from userprops.engine import render
 
     with storage.read() as tx:
-        pid = tx.user_project(euid)
-        project = None if pid is None else tx.get_project_by_id(pid)
-        if pid is None or project is None:
-            raise UserNotFound(f"no user with euid {euid}")
-        identities = tx.user_identities(pid, euid)
-        stored = tx.get_values(pid, euid)
+        project = _user_project(tx, euid)
+        identities = tx.user_identities(project.id, euid)
+        stored = tx.get_values(project.id, euid)
+        contacts = tx.get_contacts(project.id, euid)
+    tz = check_timezone(project.timezone)
+    recent = read_events(storage, project.id, tz, ListQuery(euid, limit=RECENT_EVENTS))
     return {
         "euid": euid,
         "project": project.slug,
         "identities": [{"identity_name": n, "identity_value": v} for n, v in identities],
-        "properties": render(stored, check_timezone(project.timezone)),
+        "properties": render(stored, tz),
+        "contacts": contacts,
+        "recent_events": recent["events"],
     }
+
+
+def _user_project(tx: Transaction, euid: int) -> Project:
+    pid = tx.user_project(euid)
+    project = None if pid is None else tx.get_project_by_id(pid)
+    if project is None:
+        raise UserNotFound(f"no user with euid {euid}")
+    return project
+
+
+# Events
+
+
+def list_events(storage: Storage, query: ListQuery) -> dict[str, Any]:
+    """A page of a user's events, newest first, as ``GET /v1/event/list`` returns it."""
+    with storage.read() as tx:
+        project = _user_project(tx, query.euid)
+    return read_events(storage, project.id, check_timezone(project.timezone), query)
+
+
+def define_event_property(
+    storage: Storage, project_slug: str, event_name: str, name: str, kind: AttrType
+) -> bool:
+    """Define a property of an event (and the event); True if it is new, False if it
+    already had this type. Raises :class:`Conflict` if it has another type."""
+    for what, text in (("event name", event_name), ("property name", name)):
+        try:
+            check_name(text)
+        except Rejected as reason:
+            raise InvalidParameters(f"{what}: {reason.reason}") from None
+    with storage.transaction() as tx:
+        pid = _project(tx, project_slug).id
+        before = tx.event_property_types(pid, event_name, [name]).get(name)
+        actual = tx.define_event_property(pid, event_name, name, kind)
+    if actual is not kind:
+        raise Conflict(f"property {name} of event {event_name} is already defined as {actual}")
+    return before is None
+
+
+def list_event_names(storage: Storage, project_slug: str) -> list[tuple[str, str]]:
+    """(event name, created_at) of every event the project has defined, by name."""
+    with storage.read() as tx:
+        return tx.list_events_defined(_project(tx, project_slug).id)
+
+
+def list_event_properties(
+    storage: Storage, project_slug: str, event_name: str | None
+) -> list[tuple[str, str, AttrType, str]]:
+    with storage.read() as tx:
+        return tx.list_event_properties(_project(tx, project_slug).id, event_name)
+
+
+def set_event_retention(storage: Storage, project_slug: str, days: int | None) -> None:
+    """Keep the project's events ``days`` days (by ``itime``); None keeps them all."""
+    if days is not None and days < 1:
+        raise InvalidParameters("event retention: a number of days from 1, or none")
+    with storage.transaction() as tx:
+        tx.set_event_retention(_project(tx, project_slug).id, days)
+
+
+def event_retention(storage: Storage, project_slug: str) -> int | None:
+    with storage.read() as tx:
+        return tx.event_retention().get(_project(tx, project_slug).id)

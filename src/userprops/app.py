@@ -14,6 +14,7 @@ from typing import Any
 
 from userprops.auth import Authenticator
 from userprops.config import Settings
+from userprops.contacts import ContactBook
 from userprops.engine import Engine
 from userprops.errors import (
     InternalError,
@@ -23,8 +24,10 @@ from userprops.errors import (
     RequestTimeout,
     UserpropsError,
 )
+from userprops.events import EventLog
 from userprops.metrics import Metrics
 from userprops.responses import Response, error_response, send
+from userprops.retention import Sweeper
 from userprops.routes import ROUTES, Request, Services
 from userprops.storage import Storage, open_storage
 from userprops.writer import Writer
@@ -48,6 +51,7 @@ class App:
         self._given_storage = storage
         self.services: Services | None = None
         self.writer: Writer | None = None
+        self.sweeper: Sweeper | None = None
         self.metrics = Metrics()
 
     def start(self) -> None:
@@ -65,11 +69,18 @@ class App:
             auth=Authenticator(storage, self.settings.auth_cache_ttl),
             storage=storage,
             limits=limits,
+            contacts=ContactBook(self.writer),
+            events=EventLog(self.writer, limits),
             writer=self.writer,
             metrics=self.metrics,
         )
+        self.sweeper = Sweeper(self.writer, self.settings.event_sweep_interval)
+        self.sweeper.start()
 
     def stop(self) -> None:
+        if self.sweeper is not None:
+            self.sweeper.stop()
+            self.sweeper = None
         if self.writer is not None:
             self.writer.stop()
             self.writer = None

@@ -5,18 +5,20 @@ prints one JSON document on stdout; errors go to stderr with exit status 1."""
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import click
+import msgspec
 
 from userprops import admin
 from userprops.config import DEFAULT_DATABASE, Settings
 from userprops.errors import UserpropsError
+from userprops.eventlist import DEFAULT_LIMIT, MAX_LIMIT, ListQuery, decode_cursor
 from userprops.schema import AttrType, SchemaMode
 from userprops.storage import Storage, open_storage
 
@@ -68,9 +70,17 @@ def opened(url: str) -> Iterator[Storage]:
         storage.close()
 
 
+# NUMBER values are Decimals: written as JSON numbers, exactly, not as strings.
+_ENCODER = msgspec.json.Encoder(decimal_format="number", enc_hook=str)
+
+
+def to_json(value: Any, indent: int = 0) -> str:
+    return msgspec.json.format(_ENCODER.encode(value), indent=indent).decode()
+
+
 def emit(as_json: bool, document: Any, lines: list[str]) -> None:
     if as_json:
-        click.echo(json.dumps(document, indent=2, default=str))
+        click.echo(to_json(document, indent=2))
     else:
         for line in lines:
             click.echo(line)
@@ -357,13 +367,149 @@ def user() -> None:
 @json_option
 @handles_errors
 def user_show(euid: int, database: str, as_json: bool) -> None:
-    """Print a user's identities and attributes."""
+    """Print a user's identities, attributes, contacts and most recent events."""
     with opened(database) as storage:
         doc = admin.show_user(storage, euid)
     lines = [f"euid {doc['euid']} in project {doc['project']}"]
     lines += [f"  {i['identity_name']}: {i['identity_value']}" for i in doc["identities"]]
-    lines += [f"  {k} = {json.dumps(v, default=str)}" for k, v in doc["properties"].items()]
+    lines += [f"  {k} = {to_json(v)}" for k, v in doc["properties"].items()]
+    if doc["contacts"]:
+        lines.append("  contacts:")
+        lines += [f"    {name}: {value}" for name, value in doc["contacts"].items()]
+    if doc["recent_events"]:
+        lines.append("  recent events:")
+        lines += [_event_line(e, indent="    ") for e in doc["recent_events"]]
     emit(as_json, doc, lines)
+
+
+def _event_line(event: dict[str, Any], indent: str = "") -> str:
+    when = datetime.fromtimestamp(event["itime"] / 1000, UTC).isoformat(timespec="milliseconds")
+    props = to_json(event["properties"])
+    return f"{indent}{when}  {event['event_name']}  {props}"
+
+
+@project.command("set")
+@click.argument("slug")
+@click.option(
+    "--event-retention-days",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Delete events older than N days (by itime); 0 keeps every event (the default).",
+)
+@database_option
+@json_option
+@handles_errors
+def project_set(slug: str, event_retention_days: int | None, database: str, as_json: bool) -> None:
+    """Change a project's settings."""
+    with opened(database) as storage:
+        if event_retention_days is not None:
+            admin.set_event_retention(storage, slug, event_retention_days or None)
+        days = admin.event_retention(storage, slug)
+    kept = f"{days} days" if days else "forever"
+    emit(
+        as_json,
+        {"slug": slug, "event_retention_days": days},
+        [f"project {slug}: events kept {kept}"],
+    )
+
+
+# Events
+
+
+@main.group()
+def event() -> None:
+    """Events reported by business systems."""
+
+
+@event.command("list")
+@click.argument("euid", type=click.IntRange(1, 2**63 - 1))
+@click.option("--from", "since", type=int, default=None, help="Epoch ms, inclusive.")
+@click.option("--to", "until", type=int, default=None, help="Epoch ms, exclusive.")
+@click.option("--limit", type=click.IntRange(1, MAX_LIMIT), default=DEFAULT_LIMIT)
+@click.option("--cursor", default=None, help="next_cursor of the previous page.")
+@database_option
+@json_option
+@handles_errors
+def event_list(
+    euid: int,
+    since: int | None,
+    until: int | None,
+    limit: int,
+    cursor: str | None,
+    database: str,
+    as_json: bool,
+) -> None:
+    """List a user's events, newest first."""
+    before = decode_cursor(cursor) if cursor else None
+    with opened(database) as storage:
+        page = admin.list_events(storage, ListQuery(euid, since, until, limit, before))
+    lines = [_event_line(e) for e in page["events"]] or ["no events"]
+    if page["next_cursor"]:
+        lines.append(f"more: --cursor {page['next_cursor']}")
+    emit(as_json, page, lines)
+
+
+@event.command("names")
+@click.option("--project", "project_slug", required=True, envvar="USERPROPS_PROJECT")
+@database_option
+@json_option
+@handles_errors
+def event_names(project_slug: str, database: str, as_json: bool) -> None:
+    """List the events a project has defined (by reporting them or defining a property)."""
+    with opened(database) as storage:
+        names = admin.list_event_names(storage, project_slug)
+    emit(
+        as_json,
+        [{"name": n, "created_at": c} for n, c in names],
+        _table([[n, c] for n, c in names], ["EVENT", "CREATED"]),
+    )
+
+
+@main.group("event-property")
+def event_property() -> None:
+    """Event property types: fixed by the first value, or defined in advance here."""
+
+
+@event_property.command("define")
+@click.argument("event_name", metavar="EVENT")
+@click.argument("name")
+@click.argument("kind", metavar="TYPE")
+@click.option("--project", "project_slug", required=True, envvar="USERPROPS_PROJECT")
+@database_option
+@json_option
+@handles_errors
+def event_property_define(
+    event_name: str, name: str, kind: str, project_slug: str, database: str, as_json: bool
+) -> None:
+    """Define property NAME of EVENT with TYPE (STRING, NUMBER, BOOL, DATETIME or LIST)."""
+    attr_type = AttrType.parse(kind)
+    with opened(database) as storage:
+        created = admin.define_event_property(storage, project_slug, event_name, name, attr_type)
+    state = "defined" if created else "already defined"
+    emit(
+        as_json,
+        {"event": event_name, "name": name, "type": str(attr_type), "created": created},
+        [f"{state}: {event_name}.{name} {attr_type}"],
+    )
+
+
+@event_property.command("list")
+@click.option("--project", "project_slug", required=True, envvar="USERPROPS_PROJECT")
+@click.option("--event", "event_name", default=None, help="Only this event's properties.")
+@database_option
+@json_option
+@handles_errors
+def event_property_list(
+    project_slug: str, event_name: str | None, database: str, as_json: bool
+) -> None:
+    """List the event property types of a project."""
+    with opened(database) as storage:
+        props = admin.list_event_properties(storage, project_slug, event_name)
+    emit(
+        as_json,
+        [{"event": e, "name": n, "type": str(t), "created_at": c} for e, n, t, c in props],
+        _table([[e, n, str(t), c] for e, n, t, c in props], ["EVENT", "NAME", "TYPE", "CREATED"]),
+    )
 
 
 # Moving between databases
@@ -375,8 +521,9 @@ def user_show(euid: int, database: str, as_json: bool) -> None:
 @json_option
 @handles_errors
 def copy_command(source_url: str, target_url: str, as_json: bool) -> None:
-    """Copy every project, data source, attribute and user into an empty database, keeping
-    EUIDs and API keys, e.g. --from sqlite:///userprops.db --to postgresql://host/db."""
+    """Copy every project, data source, attribute, user, contact and event into an empty
+    database, keeping EUIDs and API keys, e.g. --from sqlite:///userprops.db --to
+    postgresql://host/db."""
     from userprops.copy import copy_database, total_rows
 
     with opened(source_url) as source, opened(target_url) as target:

@@ -24,6 +24,7 @@ class Limits:
     max_properties: int = 500
     max_identity_values: int = 100
     max_body_bytes: int = 1024 * 1024
+    max_events: int = 100
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,7 @@ class Settings:
     batch_max: int = 512
     db_timeout: float = 5.0
     db_pool_size: int = 10
+    event_sweep_interval: float = 3600.0
     log_level: str = "info"
 
     @property

@@ -1,5 +1,5 @@
-"""Copy every project, data source, attribute definition, user, identity and value from one
-database to another (``userprops copy``), typically from SQLite up to PostgreSQL.
+"""Copy every project, data source, attribute definition, user, identity, value, contact
+and event from one database to another (``userprops copy``), typically from SQLite up to PostgreSQL.
 
 Ids and EUIDs are kept, so API keys, secrets (their hashes) and every EUID a client holds
 stay valid. The source is read in one snapshot, the target written in one transaction: a

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -10,6 +11,7 @@ import msgspec
 from userprops.errors import UserpropsError, envelope
 
 _ENCODER = msgspec.json.Encoder(decimal_format="number")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -21,7 +23,22 @@ class Response:
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(status, _ENCODER.encode(body), headers or {})
+    try:
+        encoded = _ENCODER.encode(body)
+    except UnicodeEncodeError:  # an item echoed back holds a lone surrogate
+        encoded = _ENCODER.encode(_replace_surrogates(body))
+    return Response(status, encoded, headers or {})
+
+
+def _replace_surrogates(value: Any) -> Any:
+    """``value`` with every lone surrogate in its strings (keys too) replaced by U+FFFD."""
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {_replace_surrogates(k): _replace_surrogates(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_replace_surrogates(v) for v in value]
+    return value
 
 
 def success(data: Any = None, errors: list[dict[str, Any]] | None = None) -> Response:

@@ -9,8 +9,11 @@ from dataclasses import dataclass
 
 from userprops.auth import Authenticator, Principal
 from userprops.config import Limits
+from userprops.contacts import ContactBook, parse_contact_request
 from userprops.engine import Engine
 from userprops.errors import StorageUnavailable
+from userprops.eventlist import parse_list_query
+from userprops.events import EventLog, parse_report_request
 from userprops.metrics import Metrics
 from userprops.responses import SUCCESS, Response, json_response, success
 from userprops.storage.base import Storage
@@ -33,6 +36,8 @@ class Services:
     auth: Authenticator
     storage: Storage
     limits: Limits
+    contacts: ContactBook
+    events: EventLog
     writer: Writer
     metrics: Metrics
 
@@ -70,6 +75,32 @@ async def post_register(services: Services, request: Request) -> Response:
     return success(outcome.data, outcome.errors)
 
 
+async def post_contact(services: Services, request: Request) -> Response:
+    who = await _who(services, request)
+    parsed = parse_contact_request(request.body)
+    errors = await services.contacts.set_contacts(who, parsed)
+    return success(errors=errors) if errors else SUCCESS
+
+
+async def get_contact(services: Services, request: Request) -> Response:
+    who = await _who(services, request)
+    euid = parse_euid_query(request.query)
+    return success(await services.contacts.get_contacts(who, euid))
+
+
+async def post_event_report(services: Services, request: Request) -> Response:
+    who = await _who(services, request)
+    parsed = parse_report_request(request.body, services.limits)
+    errors = await services.events.report(who, parsed)
+    return success(errors=errors) if errors else SUCCESS
+
+
+async def get_event_list(services: Services, request: Request) -> Response:
+    who = await _who(services, request)
+    query = parse_list_query(request.query)
+    return success(await services.events.list(who, query))
+
+
 async def healthz(services: Services, request: Request) -> Response:
     return json_response({"code": 0, "message": "alive"})
 
@@ -93,6 +124,12 @@ ROUTES: dict[str, dict[str, Route]] = {
         "GET": Route(get_property),
     },
     "/v1/user/register": {"POST": Route(post_register, reads_body=True)},
+    "/v1/user/contact": {
+        "POST": Route(post_contact, reads_body=True),
+        "GET": Route(get_contact),
+    },
+    "/v1/event/report": {"POST": Route(post_event_report, reads_body=True)},
+    "/v1/event/list": {"GET": Route(get_event_list)},
     "/healthz": {"GET": Route(healthz)},
     "/readyz": {"GET": Route(readyz)},
     "/metrics": {"GET": Route(metrics)},

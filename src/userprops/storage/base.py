@@ -11,7 +11,8 @@ Rules every backend keeps:
 - A failure of the database itself (unreachable, disk full, I/O error) is raised as
   :class:`userprops.errors.StorageUnavailable`; nothing of that transaction is applied.
 - Uniqueness is enforced by the database: a project slug, an API key, an identity value
-  per project and identity name.
+  per project and identity name, a contact value per project and contact name, an event
+  ``random_id`` per project.
 """
 
 from __future__ import annotations
@@ -27,12 +28,26 @@ from userprops.schema import AttrType, SchemaMode
 T = TypeVar("T")
 
 TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
-    "projects": ("id", "slug", "schema_mode", "timezone", "created_at"),
+    "projects": ("id", "slug", "schema_mode", "timezone", "created_at", "event_retention_days"),
     "datasources": ("id", "project_id", "name", "api_key", "secret_hash", "enabled", "created_at"),
     "attributes": ("project_id", "name", "type", "created_at"),
     "users": ("euid", "project_id", "created_at"),
     "identities": ("project_id", "name", "value", "euid"),
     "user_values": ("project_id", "euid", "name", "type", "value", "updated_at"),
+    "contacts": ("project_id", "euid", "name", "value", "updated_at"),
+    "event_definitions": ("project_id", "name", "created_at"),
+    "event_properties": ("project_id", "event_name", "name", "type", "created_at"),
+    "events": (
+        "id",
+        "project_id",
+        "euid",
+        "event_name",
+        "itime",
+        "random_id",
+        "app_key",
+        "properties",
+        "received_at",
+    ),
 }
 """The tables every backend has and their columns, parents before children: the order
 ``userprops copy`` moves them in."""
@@ -44,6 +59,10 @@ TABLE_KEYS: dict[str, str] = {
     "users": "euid",
     "identities": "project_id, name, value",
     "user_values": "project_id, euid, name",
+    "contacts": "project_id, euid, name",
+    "event_definitions": "project_id, name",
+    "event_properties": "project_id, event_name, name",
+    "events": "id",
 }
 """The primary key of each table, as an ORDER BY list."""
 
@@ -72,6 +91,27 @@ class DataSource:
 class StoredValue:
     type: AttrType
     text: str
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    """An accepted event, ready to store. ``properties`` is the JSON text
+    :func:`userprops.events.encode_properties` gives."""
+
+    euid: int
+    event_name: str
+    itime: int
+    random_id: str | None
+    app_key: str | None
+    properties: str
+
+
+@dataclass(frozen=True)
+class StoredEvent(NewEvent):
+    """A stored event; ``id`` orders events of one ``itime``, ``received_at`` is epoch ms."""
+
+    id: int
+    received_at: int
 
 
 class Transaction(abc.ABC):
@@ -174,6 +214,98 @@ class Transaction(abc.ABC):
     @abc.abstractmethod
     def delete_values(self, project_id: int, euid: int, names: Sequence[str]) -> None:
         """Remove values; absent ones are ignored."""
+
+    # Contacts (spec §5). One value of a contact name belongs to at most one user of a
+    # project: the database enforces UNIQUE (project_id, name, value).
+
+    @abc.abstractmethod
+    def get_contacts(self, project_id: int, euid: int) -> dict[str, str]:
+        """The contacts of a user, name to value, by name."""
+
+    @abc.abstractmethod
+    def bind_contact(self, project_id: int, euid: int, name: str, value: str) -> int:
+        """Make ``value`` the user's ``name`` contact, replacing its previous one, unless
+        another user of the project holds that value; return the EUID holding it now.
+
+        All or nothing, also under concurrent calls: when another user holds the value
+        (or takes it concurrently), nothing changes and that user's EUID is returned.
+        """
+
+    @abc.abstractmethod
+    def clear_contact(self, project_id: int, euid: int, name: str) -> None:
+        """Remove the user's ``name`` contact; absent is fine."""
+
+    # Events (spec §6)
+
+    @abc.abstractmethod
+    def existing_users(self, project_id: int, euids: Sequence[int]) -> set[int]:
+        """Those of ``euids`` that are users of the project."""
+
+    @abc.abstractmethod
+    def define_events(self, project_id: int, names: Sequence[str]) -> None:
+        """Define event names that are not defined yet; defined ones are left alone."""
+
+    @abc.abstractmethod
+    def list_events_defined(self, project_id: int) -> list[tuple[str, str]]:
+        """(event name, created_at) of every event definition of the project, by name."""
+
+    @abc.abstractmethod
+    def define_event_property(
+        self, project_id: int, event_name: str, name: str, kind: AttrType
+    ) -> AttrType:
+        """Define property ``name`` of event ``event_name`` as ``kind`` unless it is
+        defined (the event too); return the type it has now. Never changes a defined
+        type, even under concurrent calls."""
+
+    @abc.abstractmethod
+    def event_property_types(
+        self, project_id: int, event_name: str, names: Sequence[str]
+    ) -> dict[str, AttrType]:
+        """The defined types among ``names`` for that event; undefined names left out."""
+
+    @abc.abstractmethod
+    def list_event_properties(
+        self, project_id: int, event_name: str | None
+    ) -> list[tuple[str, str, AttrType, str]]:
+        """(event name, property name, type, created_at), of one event or all, by names."""
+
+    @abc.abstractmethod
+    def known_random_ids(self, project_id: int, random_ids: Sequence[str]) -> set[str]:
+        """Those of ``random_ids`` that a stored event of the project carries."""
+
+    @abc.abstractmethod
+    def insert_events(self, project_id: int, events: Sequence[NewEvent]) -> int:
+        """Store events; return how many were stored. An event whose ``random_id`` a
+        stored event of the project already carries (stored before, earlier in
+        ``events``, or concurrently) is skipped, never stored twice and never an error."""
+
+    @abc.abstractmethod
+    def list_events(
+        self,
+        project_id: int,
+        euid: int,
+        *,
+        since: int | None,
+        until: int | None,
+        before: tuple[int, int] | None,
+        limit: int,
+    ) -> list[StoredEvent]:
+        """A user's events, newest first (``itime`` descending, then ``id`` descending):
+        ``since <= itime < until`` where given, and strictly after the (itime, id)
+        position ``before`` in that order, at most ``limit`` of them."""
+
+    @abc.abstractmethod
+    def delete_events_before(self, project_id: int, cutoff: int, limit: int) -> int:
+        """Delete at most ``limit`` events of the project with ``itime < cutoff``;
+        return how many were deleted (fewer than ``limit``: none are left)."""
+
+    @abc.abstractmethod
+    def set_event_retention(self, project_id: int, days: int | None) -> None:
+        """Keep events ``days`` days (by ``itime``); None keeps them all."""
+
+    @abc.abstractmethod
+    def event_retention(self) -> dict[int, int]:
+        """Project id to retention days, for every project that has a retention."""
 
     @abc.abstractmethod
     def count_rows(self) -> dict[str, int]:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, LiteralString
@@ -34,8 +34,10 @@ from userprops.storage.base import (
     TABLE_KEYS,
     DataSource,
     JobResult,
+    NewEvent,
     Project,
     Storage,
+    StoredEvent,
     StoredValue,
     Transaction,
 )
@@ -47,7 +49,7 @@ GUARDED_RERUNS = 3
 # Deadlock and serialization failure: the transaction was rolled back and may be retried.
 RETRYABLE = frozenset({"40P01", "40001"})
 MIGRATION_LOCK = 0x75736572_70726F70  # "userprop": one migrator at a time per database
-IDENTITY_COLUMNS = {"projects": "id", "datasources": "id", "users": "euid"}
+IDENTITY_COLUMNS = {"projects": "id", "datasources": "id", "users": "euid", "events": "id"}
 
 
 def _now() -> str:
@@ -93,7 +95,9 @@ class PostgresTransaction(Transaction):
     def _one(self, query: LiteralString, params: Sequence[Any] = ()) -> Any:
         return self._c.execute(query, params).fetchone()
 
-    def _all(self, query: LiteralString, params: Sequence[Any] = ()) -> list[Any]:
+    def _all(
+        self, query: LiteralString, params: Sequence[Any] | Mapping[str, Any] = ()
+    ) -> list[Any]:
         return self._c.execute(query, params).fetchall()
 
     # Projects and data sources
@@ -313,6 +317,194 @@ class PostgresTransaction(Transaction):
             "DELETE FROM user_values WHERE project_id = %s AND euid = %s AND name = ANY(%s)",
             (project_id, euid, list(names)),
         )
+
+    # Contacts
+
+    def get_contacts(self, project_id: int, euid: int) -> dict[str, str]:
+        rows = self._all(
+            "SELECT name, value FROM contacts WHERE project_id = %s AND euid = %s"
+            ' ORDER BY name COLLATE "C"',
+            (project_id, euid),
+        )
+        return dict(rows)
+
+    def _contact_holder(self, project_id: int, name: str, value: str) -> int | None:
+        row = self._one(
+            "SELECT euid FROM contacts WHERE project_id = %s AND name = %s AND value = %s",
+            (project_id, name, value),
+        )
+        return None if row is None else int(row[0])
+
+    def bind_contact(self, project_id: int, euid: int, name: str, value: str) -> int:
+        holder = self._contact_holder(project_id, name, value)
+        if holder is not None:
+            return holder
+        # Another user may take the value concurrently: UNIQUE (project_id, name, value)
+        # then fails this upsert (after that user's commit), which leaves nothing changed.
+        self._c.execute("SAVEPOINT contact")
+        try:
+            self._c.execute(
+                "INSERT INTO contacts (project_id, euid, name, value, updated_at)"
+                " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (project_id, euid, name)"
+                " DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                (project_id, euid, name, value, time.time_ns() // 1_000_000),
+            )
+        except psycopg.errors.UniqueViolation:
+            self._c.execute("ROLLBACK TO SAVEPOINT contact; RELEASE SAVEPOINT contact")
+            holder = self._contact_holder(project_id, name, value)
+            assert holder is not None
+            return holder
+        self._c.execute("RELEASE SAVEPOINT contact")
+        return euid
+
+    def clear_contact(self, project_id: int, euid: int, name: str) -> None:
+        self._c.execute(
+            "DELETE FROM contacts WHERE project_id = %s AND euid = %s AND name = %s",
+            (project_id, euid, name),
+        )
+
+    # Events
+
+    def existing_users(self, project_id: int, euids: Sequence[int]) -> set[int]:
+        if not euids:
+            return set()
+        rows = self._all(
+            "SELECT euid FROM users WHERE project_id = %s AND euid = ANY(%s)",
+            (project_id, list(euids)),
+        )
+        return {int(r[0]) for r in rows}
+
+    def define_events(self, project_id: int, names: Sequence[str]) -> None:
+        if names:
+            self._c.execute(
+                "INSERT INTO event_definitions (project_id, name, created_at)"
+                " SELECT %s, n, %s FROM unnest(%s::text[]) AS n"
+                " ON CONFLICT (project_id, name) DO NOTHING",
+                (project_id, _now(), list(names)),
+            )
+
+    def list_events_defined(self, project_id: int) -> list[tuple[str, str]]:
+        rows = self._all(
+            "SELECT name, created_at FROM event_definitions WHERE project_id = %s"
+            ' ORDER BY name COLLATE "C"',
+            (project_id,),
+        )
+        return [(name, created) for name, created in rows]
+
+    def define_event_property(
+        self, project_id: int, event_name: str, name: str, kind: AttrType
+    ) -> AttrType:
+        self.define_events(project_id, [event_name])
+        self._c.execute(
+            "INSERT INTO event_properties (project_id, event_name, name, type, created_at)"
+            " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (project_id, event_name, name) DO NOTHING",
+            (project_id, event_name, name, kind.value, _now()),
+        )
+        return self.event_property_types(project_id, event_name, [name])[name]
+
+    def event_property_types(
+        self, project_id: int, event_name: str, names: Sequence[str]
+    ) -> dict[str, AttrType]:
+        if not names:
+            return {}
+        rows = self._all(
+            "SELECT name, type FROM event_properties WHERE project_id = %s AND event_name = %s"
+            " AND name = ANY(%s)",
+            (project_id, event_name, list(names)),
+        )
+        return {name: AttrType(kind) for name, kind in rows}
+
+    def list_event_properties(
+        self, project_id: int, event_name: str | None
+    ) -> list[tuple[str, str, AttrType, str]]:
+        rows = self._all(
+            "SELECT event_name, name, type, created_at FROM event_properties"
+            " WHERE project_id = %s AND (%s::text IS NULL OR event_name = %s)"
+            ' ORDER BY event_name COLLATE "C", name COLLATE "C"',
+            (project_id, event_name, event_name),
+        )
+        return [(e, n, AttrType(t), c) for e, n, t, c in rows]
+
+    def known_random_ids(self, project_id: int, random_ids: Sequence[str]) -> set[str]:
+        if not random_ids:
+            return set()
+        rows = self._all(
+            "SELECT random_id FROM events WHERE project_id = %s AND random_id = ANY(%s)",
+            (project_id, list(random_ids)),
+        )
+        return {r[0] for r in rows}
+
+    def insert_events(self, project_id: int, events: Sequence[NewEvent]) -> int:
+        if not events:
+            return 0
+        cur = self._c.execute(
+            "INSERT INTO events (project_id, euid, event_name, itime, random_id, app_key,"
+            " properties, received_at)"
+            " SELECT %s, u, n, t, r, a, p, %s FROM unnest(%s::bigint[], %s::text[],"
+            " %s::bigint[], %s::text[], %s::text[], %s::text[])"
+            " WITH ORDINALITY AS e (u, n, t, r, a, p, i) ORDER BY i"
+            " ON CONFLICT (project_id, random_id) DO NOTHING",
+            (
+                project_id,
+                time.time_ns() // 1_000_000,
+                [e.euid for e in events],
+                [e.event_name for e in events],
+                [e.itime for e in events],
+                [e.random_id for e in events],
+                [e.app_key for e in events],
+                [e.properties for e in events],
+            ),
+        )
+        return cur.rowcount
+
+    def list_events(
+        self,
+        project_id: int,
+        euid: int,
+        *,
+        since: int | None,
+        until: int | None,
+        before: tuple[int, int] | None,
+        limit: int,
+    ) -> list[StoredEvent]:
+        rows = self._all(
+            "SELECT euid, event_name, itime, random_id, app_key, properties, id, received_at"
+            " FROM events WHERE project_id = %(p)s AND euid = %(e)s"
+            " AND (%(since)s::bigint IS NULL OR itime >= %(since)s)"
+            " AND (%(until)s::bigint IS NULL OR itime < %(until)s)"
+            " AND (%(bt)s::bigint IS NULL OR (itime, id) < (%(bt)s, %(bi)s))"
+            " ORDER BY itime DESC, id DESC LIMIT %(limit)s",
+            {
+                "p": project_id,
+                "e": euid,
+                "since": since,
+                "until": until,
+                "bt": None if before is None else before[0],
+                "bi": None if before is None else before[1],
+                "limit": limit,
+            },
+        )
+        return [StoredEvent(*row) for row in rows]
+
+    def delete_events_before(self, project_id: int, cutoff: int, limit: int) -> int:
+        cur = self._c.execute(
+            "DELETE FROM events WHERE project_id = %s AND id IN (SELECT id FROM events"
+            " WHERE project_id = %s AND itime < %s ORDER BY itime LIMIT %s)",
+            (project_id, project_id, cutoff, limit),
+        )
+        return cur.rowcount
+
+    def set_event_retention(self, project_id: int, days: int | None) -> None:
+        self._c.execute(
+            "UPDATE projects SET event_retention_days = %s WHERE id = %s", (days, project_id)
+        )
+
+    def event_retention(self) -> dict[int, int]:
+        rows = self._all(
+            "SELECT id, event_retention_days FROM projects"
+            " WHERE event_retention_days IS NOT NULL ORDER BY id"
+        )
+        return {int(pid): int(days) for pid, days in rows}
 
     def count_rows(self) -> dict[str, int]:
         counts = {}

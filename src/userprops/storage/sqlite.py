@@ -22,8 +22,10 @@ from userprops.storage.base import (
     TABLE_KEYS,
     DataSource,
     JobResult,
+    NewEvent,
     Project,
     Storage,
+    StoredEvent,
     StoredValue,
     Transaction,
 )
@@ -264,6 +266,178 @@ class SqliteTransaction(Transaction):
             "DELETE FROM user_values WHERE project_id = ? AND euid = ? AND name = ?",
             [(project_id, euid, n) for n in names],
         )
+
+    # Contacts
+
+    def get_contacts(self, project_id: int, euid: int) -> dict[str, str]:
+        rows = self._c.execute(
+            "SELECT name, value FROM contacts WHERE project_id = ? AND euid = ? ORDER BY name",
+            (project_id, euid),
+        )
+        return dict(rows.fetchall())
+
+    def bind_contact(self, project_id: int, euid: int, name: str, value: str) -> int:
+        # The write transaction holds SQLite's single write lock: check, then write.
+        row = self._one(
+            "SELECT euid FROM contacts WHERE project_id = ? AND name = ? AND value = ?",
+            (project_id, name, value),
+        )
+        if row is not None:
+            return int(row[0])
+        self._c.execute(
+            "INSERT INTO contacts (project_id, euid, name, value, updated_at)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (project_id, euid, name)"
+            " DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+            (project_id, euid, name, value, time.time_ns() // 1_000_000),
+        )
+        return euid
+
+    def clear_contact(self, project_id: int, euid: int, name: str) -> None:
+        self._c.execute(
+            "DELETE FROM contacts WHERE project_id = ? AND euid = ? AND name = ?",
+            (project_id, euid, name),
+        )
+
+    # Events
+
+    def existing_users(self, project_id: int, euids: Sequence[int]) -> set[int]:
+        if not euids:
+            return set()
+        marks = ",".join("?" * len(euids))
+        rows = self._c.execute(
+            f"SELECT euid FROM users WHERE project_id = ? AND euid IN ({marks})",
+            (project_id, *euids),
+        )
+        return {int(r[0]) for r in rows}
+
+    def define_events(self, project_id: int, names: Sequence[str]) -> None:
+        created = _now()
+        self._c.executemany(
+            "INSERT INTO event_definitions (project_id, name, created_at) VALUES (?, ?, ?)"
+            " ON CONFLICT (project_id, name) DO NOTHING",
+            [(project_id, n, created) for n in names],
+        )
+
+    def list_events_defined(self, project_id: int) -> list[tuple[str, str]]:
+        rows = self._c.execute(
+            "SELECT name, created_at FROM event_definitions WHERE project_id = ? ORDER BY name",
+            (project_id,),
+        )
+        return [(name, created) for name, created in rows]
+
+    def define_event_property(
+        self, project_id: int, event_name: str, name: str, kind: AttrType
+    ) -> AttrType:
+        self.define_events(project_id, [event_name])
+        self._c.execute(
+            "INSERT INTO event_properties (project_id, event_name, name, type, created_at)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (project_id, event_name, name) DO NOTHING",
+            (project_id, event_name, name, kind.value, _now()),
+        )
+        return self.event_property_types(project_id, event_name, [name])[name]
+
+    def event_property_types(
+        self, project_id: int, event_name: str, names: Sequence[str]
+    ) -> dict[str, AttrType]:
+        if not names:
+            return {}
+        rows = self._c.execute(
+            "SELECT name, type FROM event_properties WHERE project_id = ? AND event_name = ?"
+            f" AND name IN ({','.join('?' * len(names))})",
+            (project_id, event_name, *names),
+        )
+        return {name: AttrType(kind) for name, kind in rows}
+
+    def list_event_properties(
+        self, project_id: int, event_name: str | None
+    ) -> list[tuple[str, str, AttrType, str]]:
+        sql = "SELECT event_name, name, type, created_at FROM event_properties WHERE project_id = ?"
+        params: tuple[Any, ...] = (project_id,)
+        if event_name is not None:
+            sql += " AND event_name = ?"
+            params += (event_name,)
+        rows = self._c.execute(sql + " ORDER BY event_name, name", params)
+        return [(e, n, AttrType(t), c) for e, n, t, c in rows]
+
+    def known_random_ids(self, project_id: int, random_ids: Sequence[str]) -> set[str]:
+        if not random_ids:
+            return set()
+        rows = self._c.execute(
+            "SELECT random_id FROM events WHERE project_id = ?"
+            f" AND random_id IN ({','.join('?' * len(random_ids))})",
+            (project_id, *random_ids),
+        )
+        return {r[0] for r in rows}
+
+    def insert_events(self, project_id: int, events: Sequence[NewEvent]) -> int:
+        received = time.time_ns() // 1_000_000
+        cur = self._c.executemany(
+            "INSERT INTO events (project_id, euid, event_name, itime, random_id, app_key,"
+            " properties, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (project_id, random_id) DO NOTHING",
+            [
+                (
+                    project_id,
+                    e.euid,
+                    e.event_name,
+                    e.itime,
+                    e.random_id,
+                    e.app_key,
+                    e.properties,
+                    received,
+                )
+                for e in events
+            ],
+        )
+        return cur.rowcount
+
+    def list_events(
+        self,
+        project_id: int,
+        euid: int,
+        *,
+        since: int | None,
+        until: int | None,
+        before: tuple[int, int] | None,
+        limit: int,
+    ) -> list[StoredEvent]:
+        sql = (
+            "SELECT euid, event_name, itime, random_id, app_key, properties, id, received_at"
+            " FROM events WHERE project_id = ? AND euid = ?"
+        )
+        params: list[Any] = [project_id, euid]
+        if since is not None:
+            sql += " AND itime >= ?"
+            params.append(since)
+        if until is not None:
+            sql += " AND itime < ?"
+            params.append(until)
+        if before is not None:
+            sql += " AND (itime < ? OR (itime = ? AND id < ?))"
+            params += [before[0], before[0], before[1]]
+        sql += " ORDER BY itime DESC, id DESC LIMIT ?"
+        params.append(limit)
+        return [StoredEvent(*row) for row in self._c.execute(sql, params)]
+
+    def delete_events_before(self, project_id: int, cutoff: int, limit: int) -> int:
+        cur = self._c.execute(
+            "DELETE FROM events WHERE id IN (SELECT id FROM events"
+            " WHERE project_id = ? AND itime < ? ORDER BY itime LIMIT ?)",
+            (project_id, cutoff, limit),
+        )
+        return cur.rowcount
+
+    def set_event_retention(self, project_id: int, days: int | None) -> None:
+        self._c.execute(
+            "UPDATE projects SET event_retention_days = ? WHERE id = ?", (days, project_id)
+        )
+
+    def event_retention(self) -> dict[int, int]:
+        rows = self._c.execute(
+            "SELECT id, event_retention_days FROM projects"
+            " WHERE event_retention_days IS NOT NULL ORDER BY id"
+        )
+        return {int(pid): int(days) for pid, days in rows}
 
     def count_rows(self) -> dict[str, int]:
         return {t: int(self._one(f"SELECT count(*) FROM {t}")[0]) for t in TABLE_COLUMNS}

@@ -1,0 +1,119 @@
+"""Reading events back: ``GET /v1/event/list`` and the CLI's ``event list``.
+
+Newest first (``itime`` descending, then arrival), ``from <= itime < to`` in epoch
+milliseconds, at most ``limit`` per page (default 50, at most 500). A page that is not
+the last carries ``next_cursor``, an opaque token for the next page; pages stay
+consistent while events are added, because the cursor is a position in the order, not
+an offset.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from dataclasses import dataclass
+from datetime import tzinfo
+from typing import Any
+from urllib.parse import parse_qs
+
+import msgspec
+
+from userprops.errors import InvalidParameters, UserNotFound
+from userprops.schema import AttrType, decode, to_json
+from userprops.storage.base import Storage, StoredEvent
+from userprops.wire import parse_euid_query
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 500
+_MILLIS = re.compile(r"-?[0-9]{1,16}")
+_CURSOR = re.compile(r"([0-9]{1,16}):([0-9]{1,19})")
+
+
+@dataclass(frozen=True)
+class ListQuery:
+    euid: int
+    since: int | None = None
+    until: int | None = None
+    limit: int = DEFAULT_LIMIT
+    before: tuple[int, int] | None = None
+
+
+def encode_cursor(event: StoredEvent) -> str:
+    return base64.urlsafe_b64encode(f"{event.itime}:{event.id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(token: str) -> tuple[int, int]:
+    """The (itime, id) position of a cursor; 55004 for anything we did not hand out."""
+    try:
+        text = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode("ascii")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        text = ""
+    m = _CURSOR.fullmatch(text)
+    if m is None:
+        raise InvalidParameters("cursor is not one this server handed out")
+    return int(m[1]), int(m[2])
+
+
+def parse_list_query(query_string: bytes) -> ListQuery:
+    """``euid`` (40007/55004 as everywhere), then ``from``, ``to``, ``limit``, ``cursor``
+    (55004 when malformed)."""
+    euid = parse_euid_query(query_string)
+    params = parse_qs(query_string.decode("latin-1"), keep_blank_values=True)
+
+    def millis(name: str) -> int | None:
+        raw = params.get(name, [""])[0]
+        if raw == "":
+            return None
+        if not _MILLIS.fullmatch(raw):
+            raise InvalidParameters(f"{name} must be an integer of epoch milliseconds")
+        return int(raw)
+
+    limit_text = params.get("limit", [""])[0]
+    limit = DEFAULT_LIMIT
+    if limit_text != "":
+        if not limit_text.isdigit() or not 1 <= int(limit_text) <= MAX_LIMIT:
+            raise InvalidParameters(f"limit must be an integer from 1 to {MAX_LIMIT}")
+        limit = int(limit_text)
+    cursor = params.get("cursor", [""])[0]
+    before = decode_cursor(cursor) if cursor else None
+    return ListQuery(euid, millis("from"), millis("to"), limit, before)
+
+
+def render_event(event: StoredEvent, tz: tzinfo) -> dict[str, Any]:
+    """An event in its read-back form; property values as for user attributes."""
+    stored = msgspec.json.decode(event.properties, type=dict[str, tuple[str, str]])
+    properties = {}
+    for name, (kind_text, text) in stored.items():
+        kind = AttrType(kind_text)
+        properties[name] = to_json(kind, decode(kind, text), tz)
+    return {
+        "event_name": event.event_name,
+        "itime": event.itime,
+        "random_id": event.random_id,
+        "app_key": event.app_key,
+        "properties": properties,
+    }
+
+
+def read_events(storage: Storage, project_id: int, tz: tzinfo, query: ListQuery) -> dict[str, Any]:
+    """One page: ``{"euid", "events", "next_cursor"}``; 404 unless the user is in the
+    project."""
+    with storage.read() as tx:
+        if tx.user_project(query.euid) != project_id:
+            raise UserNotFound()
+        rows = tx.list_events(
+            project_id,
+            query.euid,
+            since=query.since,
+            until=query.until,
+            before=query.before,
+            limit=query.limit + 1,
+        )
+    page = rows[: query.limit]
+    more = len(rows) > query.limit
+    return {
+        "euid": query.euid,
+        "events": [render_event(e, tz) for e in page],
+        "next_cursor": encode_cursor(page[-1]) if more else None,
+    }

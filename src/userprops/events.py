@@ -1,0 +1,297 @@
+"""Events (spec §6): ``POST /v1/event/report`` and ``GET /v1/event/list``.
+
+A request carries 1 to 100 events; each is checked on its own and either stored or
+reported in ``errors`` by its index. The checks that need no database (shape, names,
+emptiness) run before the writer job; the job checks the users, resolves property types
+and stores the accepted events, all in one savepoint, so a request is stored whole or,
+on a storage failure, not at all.
+
+The type of an event property is fixed per (project, event, property) by its first
+accepted value (inferred as for user attributes in ``auto`` mode) or by ``userprops
+event-property define``, and enforced afterwards. An unknown event name defines the event.
+A ``random_id`` already stored in the project (or accepted earlier in the same request)
+makes its event a duplicate: acknowledged, not validated again, not stored twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC
+from typing import Any
+
+import msgspec
+
+from userprops.auth import Principal
+from userprops.config import Limits
+from userprops.errors import (
+    CODE_TABLE,
+    EmptyProperties,
+    ErrorItem,
+    InvalidParameters,
+    InvalidProperties,
+    UserNotFound,
+    UserpropsError,
+)
+from userprops.eventlist import ListQuery, read_events
+from userprops.schema import (
+    AttrType,
+    Rejected,
+    check_name,
+    encode,
+    infer_type,
+    is_empty,
+    parse_value,
+)
+from userprops.storage.base import NewEvent, Transaction
+from userprops.wire import check_euid, decode_object
+from userprops.writer import Writer
+
+# Epoch milliseconds up to 9999-12-31T23:59:59.999Z.
+MAX_ITIME = 253_402_300_799_999
+_ERRORS_BY_CODE = {cls.code: cls for cls in CODE_TABLE}
+
+
+@dataclass(frozen=True)
+class ReportRequest:
+    app_key: str | None
+    data: list[Any]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """An event whose shape passed; its user and property types are checked in the job."""
+
+    index: int
+    euid: int
+    event_name: str
+    itime: int
+    random_id: str | None
+    properties: dict[str, Any]
+
+
+@dataclass
+class ReportOutcome:
+    errors: list[ErrorItem]
+    learned: dict[tuple[str, str], AttrType] = field(default_factory=dict)
+    events: set[str] = field(default_factory=set)
+
+
+class EventRejected(Exception):
+    """One event rejected with a wire code; ``property`` names the property at fault."""
+
+    def __init__(self, code: int, message: str, prop: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.property = prop
+
+    def item(self, index: int) -> ErrorItem:
+        item: ErrorItem = {"index": index}
+        if self.property is not None:
+            item["property"] = self.property
+        return item | {"code": self.code, "message": self.message}
+
+
+def parse_report_request(body: bytes, limits: Limits) -> ReportRequest:
+    """55004 unless ``data`` is an array of 1 to ``max_events`` items and ``app_key``,
+    when given, a string. Each item is checked later, on its own."""
+    obj = decode_object(body)
+    app_key = obj.get("app_key")
+    if app_key is not None and app_key != "":
+        try:
+            app_key = storable_text(app_key, limits, "app_key")
+        except Rejected as reason:
+            raise InvalidParameters(reason.reason) from None
+    data = obj.get("data")
+    if not isinstance(data, list) or not data:
+        raise InvalidParameters("data must be a non-empty array of events")
+    if len(data) > limits.max_events:
+        raise InvalidParameters(f"more than {limits.max_events} events")
+    return ReportRequest(app_key or None, data)
+
+
+def storable_text(raw: Any, limits: Limits, what: str) -> str:
+    """A string of 1 to ``max_string_length`` characters that every backend stores as is
+    (no U+0000, no lone surrogate), or :class:`Rejected`."""
+    if not isinstance(raw, str):
+        raise Rejected(f"{what} must be a string")
+    try:
+        return str(parse_value(AttrType.STRING, raw, limits, UTC))
+    except Rejected as reason:
+        raise Rejected(f"{what}: {reason.reason}") from None
+
+
+def check_event(index: int, raw: Any, limits: Limits) -> Candidate:
+    """The shape of one event, or :class:`EventRejected`."""
+    if not isinstance(raw, dict):
+        raise EventRejected(InvalidParameters.code, "event must be a JSON object")
+    try:
+        euid = check_euid(raw.get("euid"))
+    except UserpropsError as error:
+        raise EventRejected(error.code, error.detail) from None
+    name = raw.get("event_name")
+    if not isinstance(name, str):
+        raise EventRejected(InvalidParameters.code, "event_name must be a string")
+    try:
+        check_name(name)
+    except Rejected as reason:
+        raise EventRejected(InvalidParameters.code, f"event_name: {reason.reason}") from None
+    itime = raw.get("itime")
+    if type(itime) is not int or not 0 <= itime <= MAX_ITIME:
+        raise EventRejected(
+            InvalidParameters.code, "itime must be an integer of epoch milliseconds"
+        )
+    random_id = raw.get("random_id")
+    if random_id is not None:
+        try:
+            random_id = storable_text(random_id, limits, "random_id")
+        except Rejected as reason:
+            raise EventRejected(InvalidParameters.code, reason.reason) from None
+    properties = raw.get("properties", {})
+    if properties is None:
+        properties = {}
+    if not isinstance(properties, dict):
+        raise EventRejected(InvalidParameters.code, "properties must be a JSON object")
+    if len(properties) > limits.max_properties:
+        raise EventRejected(InvalidParameters.code, f"more than {limits.max_properties} properties")
+    for prop, value in properties.items():
+        try:
+            check_name(prop)
+        except Rejected as reason:
+            raise EventRejected(InvalidProperties.code, reason.reason, prop) from None
+        if is_empty(value):
+            raise EventRejected(EmptyProperties.code, "value is empty", prop)
+    return Candidate(index, euid, name, itime, random_id, properties)
+
+
+def encode_properties(values: dict[str, tuple[AttrType, str]]) -> str:
+    """The stored JSON text of an event's properties: name -> [TYPE, stored text]."""
+    return msgspec.json.encode({n: [k.value, t] for n, (k, t) in values.items()}).decode()
+
+
+class EventLog:
+    def __init__(self, writer: Writer, limits: Limits) -> None:
+        self._writer = writer
+        self._limits = limits
+        # Positive entries only: a defined type never changes, so they never go stale.
+        self._types: dict[int, dict[tuple[str, str], AttrType]] = {}
+        self._events: dict[int, set[str]] = {}
+
+    async def report(self, who: Principal, request: ReportRequest) -> list[ErrorItem]:
+        """Store the acceptable events; return the rejected ones by index.
+
+        When every event is rejected, raises the code they all share (for example 55102
+        or 40404), or 55004 when their codes differ, with the ``errors``.
+        """
+        errors: list[ErrorItem] = []
+        candidates: list[Candidate] = []
+        for i, raw in enumerate(request.data):
+            try:
+                candidates.append(check_event(i, raw, self._limits))
+            except EventRejected as rejected:
+                errors.append(rejected.item(i))
+        if candidates:
+            known = self._types.get(who.project_id, {})
+            defined = frozenset(self._events.get(who.project_id, ()))
+
+            def job(tx: Transaction) -> ReportOutcome:
+                return _store(tx, who, request, candidates, known, defined, self._limits)
+
+            outcome = await self._writer.submit(job)
+            self._types.setdefault(who.project_id, {}).update(outcome.learned)
+            self._events.setdefault(who.project_id, set()).update(outcome.events)
+            errors = sorted(errors + outcome.errors, key=lambda e: int(e["index"]))
+        if len(errors) == len(request.data):
+            codes = {e["code"] for e in errors}
+            shared = _ERRORS_BY_CODE.get(codes.pop()) if len(codes) == 1 else None
+            raise (shared or InvalidParameters)("every event was rejected", errors=errors)
+        return errors
+
+    async def list(self, who: Principal, query: ListQuery) -> dict[str, Any]:
+        return await asyncio.to_thread(
+            read_events, self._writer.storage, who.project_id, who.tz, query
+        )
+
+
+def _store(
+    tx: Transaction,
+    who: Principal,
+    request: ReportRequest,
+    candidates: Sequence[Candidate],
+    known: dict[tuple[str, str], AttrType],
+    defined: frozenset[str],
+    limits: Limits,
+) -> ReportOutcome:
+    pid = who.project_id
+    outcome = ReportOutcome(errors=[])
+    seen = tx.known_random_ids(pid, [c.random_id for c in candidates if c.random_id])
+    users = tx.existing_users(pid, sorted({c.euid for c in candidates}))
+    accepted: list[NewEvent] = []
+    for c in candidates:
+        if c.random_id is not None and c.random_id in seen:
+            continue  # a duplicate: acknowledged, not validated again, not stored
+        try:
+            if c.euid not in users:
+                raise EventRejected(UserNotFound.code, f"no user with euid {c.euid} here")
+            values = _typed_properties(tx, who, c, known, outcome.learned, limits)
+        except EventRejected as rejected:
+            outcome.errors.append(rejected.item(c.index))
+            continue
+        if c.random_id is not None:
+            seen.add(c.random_id)
+        accepted.append(
+            NewEvent(c.euid, c.event_name, c.itime, c.random_id, request.app_key, values)
+        )
+    if accepted:
+        outcome.events = {e.event_name for e in accepted}
+        tx.define_events(pid, sorted(outcome.events - defined))
+        tx.insert_events(pid, accepted)
+    return outcome
+
+
+def _typed_properties(
+    tx: Transaction,
+    who: Principal,
+    c: Candidate,
+    known: dict[tuple[str, str], AttrType],
+    learned: dict[tuple[str, str], AttrType],
+    limits: Limits,
+) -> str:
+    """The stored properties of an event, defining the undefined ones from their values
+    once every value of the event is accepted; :class:`EventRejected` otherwise."""
+    types: dict[str, AttrType] = {}
+    for name in c.properties:
+        kind = known.get((c.event_name, name)) or learned.get((c.event_name, name))
+        if kind is not None:
+            types[name] = kind
+    missing = [n for n in c.properties if n not in types]
+    if missing:
+        found = tx.event_property_types(who.project_id, c.event_name, missing)
+        types.update(found)
+        learned.update({(c.event_name, n): k for n, k in found.items()})
+    new: dict[str, AttrType] = {}
+    values: dict[str, tuple[AttrType, str]] = {}
+    for name, raw in c.properties.items():
+        kind = types.get(name)
+        if kind is None:
+            kind = infer_type(raw)
+            if kind is None:
+                raise EventRejected(
+                    InvalidProperties.code, "cannot infer a type from a JSON object", name
+                )
+            new[name] = kind
+        try:
+            values[name] = (kind, encode(kind, parse_value(kind, raw, limits, who.tz)))
+        except Rejected as reason:
+            code = EmptyProperties.code if reason.empty else InvalidProperties.code
+            raise EventRejected(code, reason.reason, name) from None
+    for name, kind in new.items():
+        actual = tx.define_event_property(who.project_id, c.event_name, name, kind)
+        if actual is not kind:
+            raise EventRejected(
+                InvalidProperties.code, f"{name} was defined as {actual} meanwhile", name
+            )
+        learned[(c.event_name, name)] = kind
+    return encode_properties(values)

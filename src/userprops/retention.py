@@ -1,0 +1,96 @@
+"""Event retention: a background sweep deleting events older than their project keeps.
+
+A project keeps every event unless ``userprops project set SLUG --event-retention-days N``
+gives it a retention; then events whose ``itime`` is more than N days before now are
+deleted. The sweep deletes in small batches, each one writer job, so a write waits at
+most for one small delete, never for the whole sweep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import threading
+import time
+
+from userprops.storage.base import Transaction
+from userprops.writer import Writer
+
+DAY_MS = 86_400_000
+SWEEP_BATCH = 500
+log = logging.getLogger("userprops.retention")
+
+
+def _delete(project_id: int, cutoff: int, limit: int, tx: Transaction) -> int:
+    return tx.delete_events_before(project_id, cutoff, limit)
+
+
+async def sweep_events(
+    writer: Writer,
+    now_ms: int,
+    *,
+    batch: int = SWEEP_BATCH,
+    stop: threading.Event | None = None,
+) -> int:
+    """Delete every event past its project's retention as of ``now_ms``, ``batch`` per
+    writer job; return how many were deleted. Stops early once ``stop`` is set."""
+
+    def retention() -> dict[int, int]:
+        with writer.storage.read() as tx:
+            return tx.event_retention()
+
+    total = 0
+    for project_id, days in (await asyncio.to_thread(retention)).items():
+        job = functools.partial(_delete, project_id, now_ms - days * DAY_MS, batch)
+        while stop is None or not stop.is_set():
+            deleted = await writer.submit(job)
+            total += deleted
+            if deleted < batch:
+                break
+    if total:
+        log.info("retention sweep deleted %d event(s)", total)
+    return total
+
+
+class Sweeper:
+    """Runs :func:`sweep_events` every ``interval`` seconds in its own thread (with its
+    own event loop), first one interval after :meth:`start`; ``interval <= 0`` disables."""
+
+    def __init__(self, writer: Writer, interval: float) -> None:
+        self._writer = writer
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self._interval <= 0:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="userprops-sweeper", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Finish the batch in progress, then stop; the writer must still be running."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def run_once(self) -> int:
+        """One sweep as of now, in the calling thread (not one running an event loop);
+        a failure is logged and retried at the next interval, never raised."""
+        now_ms = time.time_ns() // 1_000_000
+        try:
+            return asyncio.run(sweep_events(self._writer, now_ms, stop=self._stop))
+        except Exception:
+            log.exception("retention sweep failed; retrying next interval")
+            return 0
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            self.run_once()
