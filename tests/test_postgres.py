@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 
+import psycopg
 import pytest
 from click.testing import CliRunner
 
@@ -71,6 +73,46 @@ def test_a_register_that_loses_the_race_gets_the_winners_euid_and_leaves_no_user
         assert tx.user_project(created) is None
         assert tx.count_rows()["users"] == 1
         assert tx.find_identity(pid, "user_id", "alice") == winning
+
+
+def _wait_until_a_session_waits_for_a_lock(url: str) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        for _ in range(1000):
+            row = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            ).fetchone()
+            if row and row[0]:
+                return
+            time.sleep(0.01)
+    raise AssertionError("no session ever waited for a lock")
+
+
+def test_a_contact_taken_concurrently_leaves_the_loser_unchanged(
+    two: tuple[Storage, Storage], pg_url: str
+) -> None:
+    first, second = two
+    pid = _project(first)
+    with first.transaction() as tx:
+        winner_euid, loser_euid = tx.create_user(pid), tx.create_user(pid)
+        tx.bind_contact(pid, loser_euid, "email", "old@example.com")
+    outcome: dict[str, int] = {}
+    with first.transaction() as winner:
+        assert winner.bind_contact(pid, winner_euid, "email", "x@example.com") == winner_euid
+
+        def take() -> None:  # sees no holder; its upsert waits for the winner, then conflicts
+            with second.transaction() as loser:
+                outcome["holder"] = loser.bind_contact(pid, loser_euid, "email", "x@example.com")
+
+        racer = threading.Thread(target=take)
+        racer.start()
+        _wait_until_a_session_waits_for_a_lock(pg_url)
+    racer.join()
+
+    assert outcome["holder"] == winner_euid
+    with second.read() as tx:
+        assert tx.get_contacts(pid, loser_euid) == {"email": "old@example.com"}
+        assert tx.get_contacts(pid, winner_euid) == {"email": "x@example.com"}
 
 
 def test_concurrent_definitions_of_one_attribute_agree_on_the_first_type(
