@@ -12,6 +12,7 @@ import asyncio
 import logging
 from typing import Any
 
+from userprops import idempotency
 from userprops.auth import Authenticator
 from userprops.config import Settings
 from userprops.engine import Engine
@@ -23,6 +24,7 @@ from userprops.errors import (
     RequestTimeout,
     UserpropsError,
 )
+from userprops.ratelimit import RateLimits
 from userprops.responses import Response, error_response, send
 from userprops.routes import ROUTES, Request, Services
 from userprops.storage import Storage, open_storage
@@ -47,6 +49,13 @@ class App:
         self._given_storage = storage
         self.services: Services | None = None
         self.writer: Writer | None = None
+        self.idempotency = idempotency.Policy(settings.idempotency_ttl)
+        self.rate_limits = RateLimits(
+            auth_fail_rate=settings.auth_fail_rate,
+            auth_fail_burst=settings.auth_fail_burst,
+            request_rate=settings.rate_limit,
+            request_burst=settings.rate_burst,
+        )
 
     def start(self) -> None:
         storage = self._given_storage or open_storage(self.settings.database)
@@ -56,7 +65,7 @@ class App:
         limits = self.settings.limits
         self.services = Services(
             engine=Engine(self.writer, limits),
-            auth=Authenticator(storage, self.settings.auth_cache_ttl),
+            auth=Authenticator(storage, self.settings.auth_cache_ttl, self.rate_limits),
             storage=storage,
             limits=limits,
         )
@@ -117,18 +126,29 @@ class App:
             raise InternalError("service is not started")
         authorization = None
         length = None
+        key = None
         for name, value in scope["headers"]:
             if name == b"authorization":
                 authorization = value
             elif name == b"content-length":
                 length = value
+            elif name == idempotency.HEADER:
+                key = value
         body = b""
         if route.reads_body:
             body = await self._read_body(receive, length)
+        client = scope.get("client")
         request = Request(
-            scope["method"], scope["path"], scope["query_string"], authorization, body
+            scope["method"],
+            scope["path"],
+            scope["query_string"],
+            authorization,
+            body,
+            key,
+            client[0] if client else None,
         )
-        return await route.handler(self.services, request)
+        with idempotency.claimed(self.idempotency, key, request.method, request.path, body):
+            return await route.handler(self.services, request)
 
     async def _read_body(self, receive: Any, length: bytes | None) -> bytes:
         limit = self.settings.max_body_bytes

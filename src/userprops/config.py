@@ -42,6 +42,11 @@ class Settings:
     auth_cache_ttl: float = 5.0
     batch_max: int = 512
     log_level: str = "info"
+    idempotency_ttl: float = 86400.0
+    auth_fail_rate: float = 1.0
+    auth_fail_burst: float = 60.0
+    rate_limit: float = 10000.0
+    rate_burst: float = 20000.0
 
     @property
     def limits(self) -> Limits:

@@ -129,6 +129,12 @@ class PayloadTooLarge(UserpropsError):
     message = "request body too large"
 
 
+class IdempotencyKeyReused(UserpropsError):
+    code = 42200
+    status = 422
+    message = "Idempotency-Key already used for a different request"
+
+
 class RateLimited(UserpropsError):
     code = 42900
     status = 429
@@ -168,6 +174,7 @@ CODE_TABLE: tuple[type[UserpropsError], ...] = (
     RequestTimeout,
     Conflict,
     PayloadTooLarge,
+    IdempotencyKeyReused,
     RateLimited,
     InternalError,
     StorageUnavailable,

@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from userprops import idempotency
 from userprops.auth import Authenticator, Principal
 from userprops.config import Limits
 from userprops.engine import Engine
@@ -23,6 +24,8 @@ class Request:
     query: bytes
     authorization: bytes | None
     body: bytes
+    idempotency_key: bytes | None = None
+    client: str | None = None
 
 
 @dataclass
@@ -43,7 +46,9 @@ class Route:
 
 
 async def _who(services: Services, request: Request) -> Principal:
-    return await services.auth.authenticate(request.authorization)
+    who = await services.auth.authenticate(request.authorization, request.client)
+    idempotency.bind(who.datasource_id)
+    return who
 
 
 async def post_property(services: Services, request: Request) -> Response:

@@ -154,6 +154,23 @@ class Transaction(abc.ABC):
     def delete_values(self, project_id: int, euid: int, names: Sequence[str]) -> None:
         """Remove values; absent ones are ignored."""
 
+    # Idempotency keys (see userprops.idempotency)
+
+    @abc.abstractmethod
+    def get_idempotent(self, datasource_id: int, key: str, now_ms: int) -> tuple[str, bytes] | None:
+        """(fingerprint, result) stored under a data source's key; None when absent or
+        expired (``expires_at <= now_ms``)."""
+
+    @abc.abstractmethod
+    def put_idempotent(
+        self, datasource_id: int, key: str, fingerprint: str, result: bytes, expires_ms: int
+    ) -> None:
+        """Store a result under a key, replacing an expired row of that key."""
+
+    @abc.abstractmethod
+    def sweep_idempotent(self, now_ms: int, limit: int) -> int:
+        """Delete at most ``limit`` expired keys; return how many were deleted."""
+
     @abc.abstractmethod
     def count_rows(self) -> dict[str, int]:
         """Row counts per table of user data, for verification after a copy."""
