@@ -6,8 +6,8 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from conftest import Api, make_settings, new_api
 
+from conftest import Api, make_settings, new_api
 from userprops import admin
 from userprops.app import App
 from userprops.storage import Storage

@@ -73,24 +73,15 @@ class TokenBuckets:
             bucket.stamp = now
         return bucket
 
-    def retry_after(self, key: Hashable) -> int | None:
-        """Whole seconds until ``key`` has a token again; None when it has one now."""
+    def take(self, key: Hashable, *, consume: bool = True) -> int | None:
+        """Take a token (or, without ``consume``, only look); None when there was one,
+        else the whole seconds until there is one (nothing taken)."""
         if not self.enabled:
             return None
         with self._lock:
             bucket = self._refilled(key)
             if bucket.tokens >= 1:
-                return None
-            return max(1, math.ceil((1 - bucket.tokens) / self.rate))
-
-    def take(self, key: Hashable) -> int | None:
-        """Take a token; None when there was one, else the seconds to wait (nothing taken)."""
-        if not self.enabled:
-            return None
-        with self._lock:
-            bucket = self._refilled(key)
-            if bucket.tokens >= 1:
-                bucket.tokens -= 1
+                bucket.tokens -= consume
                 return None
             return max(1, math.ceil((1 - bucket.tokens) / self.rate))
 
@@ -119,7 +110,7 @@ class RateLimits:
 
     def check_address(self, address: str | None) -> None:
         """429 when ``address`` has used up its failed authentications."""
-        wait = self.auth_failures.retry_after(address)
+        wait = self.auth_failures.take(address, consume=False)
         if wait is not None:
             raise RateLimited(wait)
 
