@@ -2,8 +2,8 @@
 path. Plain ASGI, so the hot path pays for nothing it does not use.
 
 Order of checks (spec §2): unknown path (404) and wrong method (405) regardless of
-credentials; body too large (413) or too slow (408); then the handler, which
-authenticates first.
+credentials; headers too large (431); body too large (413) or too slow (408); then the
+handler, which authenticates first.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from userprops.auth import Authenticator
 from userprops.config import Settings
 from userprops.engine import Engine
 from userprops.errors import (
+    HeadersTooLarge,
     InternalError,
     MethodNotAllowed,
     PathNotFound,
@@ -108,7 +109,7 @@ class App:
             return
         except UserpropsError as error:
             response = error_response(
-                error, close=isinstance(error, RequestTimeout | PayloadTooLarge)
+                error, close=isinstance(error, RequestTimeout | PayloadTooLarge | HeadersTooLarge)
             )
         except Exception:
             log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
@@ -127,13 +128,19 @@ class App:
         authorization = None
         length = None
         key = None
+        header_bytes = 0
         for name, value in scope["headers"]:
+            header_bytes += len(name) + len(value)
             if name == b"authorization":
                 authorization = value
             elif name == b"content-length":
                 length = value
             elif name == idempotency.HEADER:
                 key = value
+        if header_bytes > self.settings.max_header_bytes:
+            raise HeadersTooLarge(
+                f"request headers larger than {self.settings.max_header_bytes} bytes"
+            )
         body = b""
         if route.reads_body:
             body = await self._read_body(receive, length)

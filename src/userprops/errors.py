@@ -129,6 +129,12 @@ class PayloadTooLarge(UserpropsError):
     message = "request body too large"
 
 
+class HeadersTooLarge(UserpropsError):
+    code = 43100
+    status = 431
+    message = "request headers too large"
+
+
 class IdempotencyKeyReused(UserpropsError):
     code = 42200
     status = 422
@@ -174,6 +180,7 @@ CODE_TABLE: tuple[type[UserpropsError], ...] = (
     RequestTimeout,
     Conflict,
     PayloadTooLarge,
+    HeadersTooLarge,
     IdempotencyKeyReused,
     RateLimited,
     InternalError,
