@@ -120,10 +120,13 @@ class Server:
 
 
 @contextmanager
-def live_server(tmp_path: Path, **settings: object) -> Iterator[Server]:
-    """A server on a fresh SQLite file with one project and data source (made with the CLI);
-    ``settings`` become ``USERPROPS_*`` variables."""
-    database = f"sqlite:///{tmp_path / 'live.db'}"
+def live_server(
+    tmp_path: Path, database: str | None = None, **settings: object
+) -> Iterator[Server]:
+    """A server on ``database`` (default: a fresh SQLite file in ``tmp_path``) with one
+    project and data source made with the CLI; ``settings`` become ``USERPROPS_*``
+    variables."""
+    database = database or f"sqlite:///{tmp_path / 'live.db'}"
     cli(database, "project", "create", "live")
     creds = cli(database, "datasource", "create", "load", "--project", "live")
     assert isinstance(creds, dict)

@@ -77,9 +77,9 @@ async def run_until_killed(server: Server, counter: int, board: int) -> Load:
 
 
 async def test_acknowledged_writes_survive_sigkill_and_retries_count_once(
-    tmp_path: Path,
+    tmp_path: Path, storage_url: str
 ) -> None:
-    with live_server(tmp_path) as server:
+    with live_server(tmp_path, storage_url) as server:
         counter, board = server.register("counter"), server.register("board")
         load = await run_until_killed(server, counter, board)
         server.start()

@@ -7,7 +7,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from userprops import idempotency
+from userprops import idempotency, openapi
 from userprops.auth import Authenticator, Principal
 from userprops.config import Limits
 from userprops.engine import Engine
@@ -83,6 +83,10 @@ async def readyz(services: Services, request: Request) -> Response:
     return json_response({"code": 0, "message": "ready"})
 
 
+async def get_openapi(services: Services, request: Request) -> Response:
+    return Response(200, openapi.document_bytes())
+
+
 ROUTES: dict[str, dict[str, Route]] = {
     "/v1/user/property": {
         "POST": Route(post_property, reads_body=True),
@@ -91,4 +95,5 @@ ROUTES: dict[str, dict[str, Route]] = {
     "/v1/user/register": {"POST": Route(post_register, reads_body=True)},
     "/healthz": {"GET": Route(healthz)},
     "/readyz": {"GET": Route(readyz)},
+    "/openapi.json": {"GET": Route(get_openapi)},
 }
