@@ -10,6 +10,7 @@ import logging
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -358,3 +359,43 @@ def user_show(euid: int, database: str, as_json: bool) -> None:
     lines += [f"  {i['identity_name']}: {i['identity_value']}" for i in doc["identities"]]
     lines += [f"  {k} = {json.dumps(v, default=str)}" for k, v in doc["properties"].items()]
     emit(as_json, doc, lines)
+
+
+# Backup and restore
+
+backup_path = click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+
+
+def _copied(as_json: bool, document: dict[str, Any], headline: str) -> None:
+    counts: dict[str, int] = document["tables"]
+    emit(as_json, document, [headline] + [f"  {t}: {n} rows" for t, n in counts.items()])
+
+
+@main.command("backup")
+@backup_path
+@click.option("--overwrite", is_flag=True, help="Replace PATH if it exists.")
+@database_option
+@json_option
+@handles_errors
+def backup_command(path: Path, overwrite: bool, database: str, as_json: bool) -> None:
+    """Copy the SQLite database into PATH: one consistent snapshot, safe while a server
+    writes to it (SQLite's online backup). For PostgreSQL use pg_dump."""
+    from userprops import backup
+
+    counts = backup.backup(database, path, overwrite=overwrite)
+    _copied(as_json, {"backup": str(path), "tables": counts}, f"backed up into {path}")
+
+
+@main.command("restore")
+@backup_path
+@click.option("--force", is_flag=True, help="Replace a database that holds data.")
+@database_option
+@json_option
+@handles_errors
+def restore_command(path: Path, force: bool, database: str, as_json: bool) -> None:
+    """Replace the SQLite database with the backup PATH, then migrate it. Stop the server
+    first, and start it again after. For PostgreSQL use pg_restore."""
+    from userprops import backup
+
+    counts = backup.restore(path, database, force=force)
+    _copied(as_json, {"restored": str(path), "tables": counts}, f"restored {path}")
