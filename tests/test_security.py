@@ -13,7 +13,7 @@ import pytest
 from conftest import Api, new_api
 from userprops import admin, auth
 from userprops.app import App
-from userprops.storage import Storage
+from userprops.storage import Storage, redact_url
 
 
 def test_a_secret_is_stored_only_as_a_salted_keyed_hash(app: App) -> None:
@@ -205,3 +205,19 @@ async def test_another_projects_idempotency_key_is_not_seen(
         r = await client.http.post("/v1/user/property", json=body, headers=headers)
         assert r.json()["code"] == 0
     assert await a.props(mine) == {"n": 1}
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        (
+            "postgresql://app:s3cret@db:5432/up?sslmode=require",
+            "postgresql://app:***@db:5432/up?sslmode=require",
+        ),
+        ("postgresql://app:p%40ss@db/up", "postgresql://app:***@db/up"),
+        ("postgresql://app@db/up", "postgresql://app@db/up"),
+        ("sqlite:////var/lib/userprops.db", "sqlite:////var/lib/userprops.db"),
+    ],
+)
+def test_database_urls_are_shown_without_their_password(url: str, shown: str) -> None:
+    assert redact_url(url) == shown

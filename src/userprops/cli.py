@@ -19,7 +19,7 @@ from userprops import admin
 from userprops.config import DEFAULT_DATABASE, Settings
 from userprops.errors import UserpropsError
 from userprops.schema import AttrType, SchemaMode
-from userprops.storage import Storage, open_storage
+from userprops.storage import Storage, open_storage, redact_url
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -126,7 +126,8 @@ def serve(host: str, port: int, database: str, log_level: str) -> None:
         log_level=log_level,
         server_header=False,
     )
-    click.echo(f"userprops serving {settings.database} on http://{settings.host}:{settings.port}")
+    where = f"http://{settings.host}:{settings.port}"
+    click.echo(f"userprops serving {redact_url(settings.database)} on {where}")
     uvicorn.Server(config).run()
 
 
