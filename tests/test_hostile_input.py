@@ -161,6 +161,17 @@ def test_a_10_mb_body_declared_in_advance_gets_a_readable_413(server: Server) ->
     assert (r.status_code, r.json()["code"]) == (413, 41300)
 
 
+def test_a_10_mb_chunked_body_gets_a_readable_413(server: Server) -> None:
+    with httpx.Client() as client:
+        r = client.post(
+            server.url + "/v1/user/property",
+            content=iter([b"x" * 1_000_000] * 10),
+            headers=server.auth_header,
+        )
+    assert r.request.headers["transfer-encoding"] == "chunked"
+    assert (r.status_code, r.json()["code"]) == (413, 41300)
+
+
 def test_a_body_that_trickles_in_is_cut_off_with_408(server: Server) -> None:
     head = (
         b"POST /v1/user/property HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n"

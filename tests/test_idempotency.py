@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import httpx
@@ -29,6 +30,13 @@ async def test_retried_increase_counts_once_and_gets_the_first_answer(api: Api) 
     first = await post(api, increase(euid), "retry-1")
     again = await post(api, increase(euid), "retry-1")
     assert first.json() == again.json() == {"code": 0, "message": "success"}
+    assert await api.props(euid) == {"visits": 1}
+
+
+async def test_concurrent_requests_with_one_key_apply_once_and_agree(api: Api) -> None:
+    [euid] = await api.register("u1")
+    answers = await asyncio.gather(*(post(api, increase(euid), "together") for _ in range(8)))
+    assert {r.text for r in answers} == {'{"code":0,"message":"success"}'}
     assert await api.props(euid) == {"visits": 1}
 
 

@@ -159,7 +159,12 @@ class Transaction(abc.ABC):
     @abc.abstractmethod
     def get_idempotent(self, datasource_id: int, key: str, now_ms: int) -> tuple[str, bytes] | None:
         """(fingerprint, result) stored under a data source's key; None when absent or
-        expired (``expires_at <= now_ms``)."""
+        expired (``expires_at <= now_ms``).
+
+        Concurrent transactions asking for the same key are serialised from this call to
+        their end, so that exactly one of them stores a result and the others find it:
+        SQLite's single writer does so already; PostgreSQL takes
+        ``pg_advisory_xact_lock`` on a hash of (datasource_id, key) first."""
 
     @abc.abstractmethod
     def put_idempotent(
