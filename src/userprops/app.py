@@ -151,9 +151,10 @@ class App:
             scope["query_string"],
             authorization,
             body,
-            key,
             client[0] if client else None,
         )
+        if key is None or request.method != "POST":
+            return await route.handler(self.services, request)
         with idempotency.claimed(self.idempotency, key, request.method, request.path, body):
             return await route.handler(self.services, request)
 

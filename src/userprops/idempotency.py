@@ -78,13 +78,8 @@ def fingerprint(method: str, path: str, body: bytes) -> str:
 
 
 @contextmanager
-def claimed(
-    policy: Policy, key: bytes | None, method: str, path: str, body: bytes
-) -> Iterator[None]:
-    """Open a claim for the request being handled, when it is a POST with a key."""
-    if key is None or method != "POST":
-        yield
-        return
+def claimed(policy: Policy, key: bytes, method: str, path: str, body: bytes) -> Iterator[None]:
+    """Open a claim for the POST being handled (the caller checks there is a key)."""
     token = _CLAIM.set(Claim(policy, key, fingerprint(method, path, body)))
     try:
         yield

@@ -24,7 +24,6 @@ class Request:
     query: bytes
     authorization: bytes | None
     body: bytes
-    idempotency_key: bytes | None = None
     client: str | None = None
 
 
