@@ -46,8 +46,8 @@ class Settings:
     idempotency_ttl: float = 86400.0
     auth_fail_rate: float = 1.0
     auth_fail_burst: float = 60.0
-    rate_limit: float = 10000.0
-    rate_burst: float = 20000.0
+    rate_limit: float = 50000.0
+    rate_burst: float = 100000.0
 
     @property
     def limits(self) -> Limits:
