@@ -129,7 +129,8 @@ async def test_too_many_headers_get_431(api: Api) -> None:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    with live_server(tmp_path_factory.mktemp("hostile"), body_timeout=1) as running:
+    tmp = tmp_path_factory.mktemp("hostile")
+    with live_server(tmp, body_timeout=1, header_timeout=1) as running:
         yield running
 
 
@@ -183,6 +184,25 @@ def test_a_body_that_trickles_in_is_cut_off_with_408(server: Server) -> None:
     assert answer.startswith(b"HTTP/1.1 408 ")
     assert b"connection: close" in answer.lower()
     assert answer.endswith(b'{"code":40800,"message":"request body not received in time"}')
+
+
+def test_a_connection_that_sends_nothing_is_closed(server: Server) -> None:
+    assert exchange(server, b"") == b""
+
+
+def test_headers_that_trickle_in_are_cut_off(server: Server) -> None:
+    assert exchange(server, b"GET /healthz HTTP/1.1\r\nHost: t\r\nX-Slow: aaa") == b""
+
+
+def test_a_kept_alive_connection_still_serves_its_next_request(server: Server) -> None:
+    request = b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
+        for _ in range(2):
+            s.sendall(request)
+            answer = b""
+            while not answer.endswith(b'"alive"}'):
+                answer += s.recv(65536)
+            assert answer.startswith(b"HTTP/1.1 200 ")
 
 
 @pytest.mark.parametrize("size", [70_000, 1_000_000])

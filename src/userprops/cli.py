@@ -103,6 +103,7 @@ def serve(host: str, port: int, database: str, log_level: str) -> None:
     import uvicorn
 
     from userprops.app import App
+    from userprops.httpguard import header_deadline_protocol
 
     settings = Settings.from_env(host=host, port=port, database=database, log_level=log_level)
     with opened(settings.database) as storage:
@@ -120,7 +121,7 @@ def serve(host: str, port: int, database: str, log_level: str) -> None:
         host=settings.host,
         port=settings.port,
         loop="uvloop",
-        http="httptools",
+        http=header_deadline_protocol(settings.header_timeout),
         lifespan="on",
         access_log=False,
         log_level=log_level,

@@ -40,6 +40,7 @@ class Settings:
     max_body_bytes: int = 1024 * 1024
     body_timeout: float = 30.0
     max_header_bytes: int = 64 * 1024
+    header_timeout: float = 30.0
     auth_cache_ttl: float = 5.0
     batch_max: int = 512
     log_level: str = "info"
