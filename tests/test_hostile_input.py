@@ -218,7 +218,10 @@ def test_a_malformed_request_line_is_answered_400_by_the_http_layer(server: Serv
     assert answer.startswith(b"HTTP/1.1 400 ")
 
 
-def test_the_server_still_serves_after_all_that(server: Server) -> None:
+def test_the_server_still_serves_after_all_that_and_logged_no_secret(server: Server) -> None:
     assert httpx.get(server.url + "/healthz").json()["code"] == 0
     euid = server.register("after")
     assert server.props(euid) == {}
+    token = server.auth_header["authorization"].split()[1]
+    log = server.log.read_text()
+    assert server.api_secret not in log and token not in log
