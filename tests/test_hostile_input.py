@@ -213,9 +213,24 @@ def test_an_oversized_header_gets_431_not_a_500(server: Server, size: int) -> No
     assert b'"code":43100' in answer
 
 
-def test_a_malformed_request_line_is_answered_400_by_the_http_layer(server: Server) -> None:
-    answer = exchange(server, b"NOT HTTP AT ALL\r\n\r\n")
+NOT_HTTP = {
+    "not a request line": b"NOT HTTP AT ALL\r\n\r\n",
+    "content-length and chunked (smuggling)": b"POST /v1/user/register HTTP/1.1\r\nHost: t\r\n"
+    b"Content-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n"
+    b"0\r\n\r\nGET /healthz HTTP/1.1\r\n\r\n",
+    "two content-lengths": b"POST /v1/user/register HTTP/1.1\r\nHost: t\r\n"
+    b"Content-Length: 4\r\nContent-Length: 5\r\n\r\nabcde",
+    "negative content-length": b"POST /v1/user/register HTTP/1.1\r\nContent-Length: -1\r\n\r\nab",
+    "NUL in a header": b"GET /healthz HTTP/1.1\r\nHost: t\r\nX-A: a\x00b\r\n\r\n",
+    "bare CR in a header": b"GET /healthz HTTP/1.1\r\nHost: t\r\nX-A: a\rb\r\n\r\n",
+}
+
+
+@pytest.mark.parametrize("case", list(NOT_HTTP))
+def test_what_is_not_http_is_answered_400_by_the_http_layer(server: Server, case: str) -> None:
+    answer = exchange(server, NOT_HTTP[case])
     assert answer.startswith(b"HTTP/1.1 400 ")
+    assert answer.count(b"HTTP/1.1") == 1  # nothing smuggled behind it was answered
 
 
 def test_the_server_still_serves_after_all_that_and_logged_no_secret(server: Server) -> None:
