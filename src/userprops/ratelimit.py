@@ -81,7 +81,8 @@ class TokenBuckets:
         with self._lock:
             bucket = self._refilled(key)
             if bucket.tokens >= 1:
-                bucket.tokens -= consume
+                if consume:
+                    bucket.tokens -= 1
                 return None
             return max(1, math.ceil((1 - bucket.tokens) / self.rate))
 
