@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from importlib import resources
+from urllib.parse import urlsplit, urlunsplit
 
 from userprops.storage.base import DataSource, Project, Storage, StoredValue, Transaction
 
@@ -21,6 +22,7 @@ __all__ = [
     "Transaction",
     "migrations",
     "open_storage",
+    "redact_url",
     "sqlite_path",
 ]
 
@@ -51,6 +53,16 @@ def sqlite_path(url: str) -> str:
     if not path:
         raise ValueError("sqlite URL without a path; use sqlite:///userprops.db")
     return path
+
+
+def redact_url(url: str) -> str:
+    """``url`` with its password replaced by ``***``, fit for logs and terminals."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rpartition("@")
+    user = netloc[0].partition(":")[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[2]}"))
 
 
 def open_storage(url: str) -> Storage:

@@ -268,6 +268,28 @@ class Transaction(abc.ABC):
     def event_retention(self) -> dict[int, int]:
         """Project id to retention days, for every project that has a retention."""
 
+    # Idempotency keys (see userprops.idempotency)
+
+    @abc.abstractmethod
+    def get_idempotent(self, datasource_id: int, key: str, now_ms: int) -> tuple[str, bytes] | None:
+        """(fingerprint, result) stored under a data source's key; None when absent or
+        expired (``expires_at <= now_ms``).
+
+        Concurrent transactions asking for the same key are serialised from this call to
+        their end, so that exactly one of them stores a result and the others find it:
+        SQLite's single writer does so already; PostgreSQL takes
+        ``pg_advisory_xact_lock`` on a hash of (datasource_id, key) first."""
+
+    @abc.abstractmethod
+    def put_idempotent(
+        self, datasource_id: int, key: str, fingerprint: str, result: bytes, expires_ms: int
+    ) -> None:
+        """Store a result under a key, replacing an expired row of that key."""
+
+    @abc.abstractmethod
+    def sweep_idempotent(self, now_ms: int, limit: int) -> int:
+        """Delete at most ``limit`` expired keys; return how many were deleted."""
+
     @abc.abstractmethod
     def count_rows(self) -> dict[str, int]:
         """Row counts per table of user data, for verification after a copy."""
