@@ -51,10 +51,17 @@ async def _populate(url: str) -> tuple[Api, dict[int, dict[str, object]]]:
     r = await shop.post("/v1/event/report", {"app_key": "k", "data": events})
     assert r.json()["code"] == 0, r.text
     admin.set_event_retention(storage, "shop", 30)
+    assert (await _idempotent_increase(shop, euids[0])).json()["code"] == 0
     expected = {euid: await shop.props(euid) for euid in euids}
     await blog.http.aclose()
     app.stop()
     return shop, expected
+
+
+async def _idempotent_increase(api: Api, euid: int) -> httpx.Response:
+    body = {"euid": euid, "type": "increase", "properties": {"retried": 1}}
+    headers = {**api.auth_header, "idempotency-key": "retry-1"}
+    return await api.http.post("/v1/user/property", json=body, headers=headers)
 
 
 def _dump(url: str) -> dict[str, list[tuple[Any, ...]]]:
@@ -105,6 +112,9 @@ async def test_copy_moves_a_populated_database_to_postgresql_and_back(
         again = {"euid": first, "event_name": "purchase", "itime": 4_102_444_900_000}
         r = await moved.post("/v1/event/report", {"data": [again]})
         assert r.json()["code"] == 0, r.text  # new event ids continue after the copied ones
+        # The copied idempotency key answers a retry, which is not applied again.
+        assert (await _idempotent_increase(moved, first)).json()["code"] == 0
+        assert await moved.props(first) == expected[first]
         await http.aclose()
     finally:
         app.stop()

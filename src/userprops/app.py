@@ -2,8 +2,8 @@
 path. Plain ASGI, so the hot path pays for nothing it does not use.
 
 Order of checks (spec §2): unknown path (404) and wrong method (405) regardless of
-credentials; body too large (413) or too slow (408); then the handler, which
-authenticates first.
+credentials; headers too large (431); body too large (413) or too slow (408); then the
+handler, which authenticates first.
 """
 
 from __future__ import annotations
@@ -12,11 +12,13 @@ import asyncio
 import logging
 from typing import Any
 
+from userprops import idempotency
 from userprops.auth import Authenticator
 from userprops.config import Settings
 from userprops.contacts import ContactBook
 from userprops.engine import Engine
 from userprops.errors import (
+    HeadersTooLarge,
     InternalError,
     MethodNotAllowed,
     PathNotFound,
@@ -26,6 +28,7 @@ from userprops.errors import (
 )
 from userprops.events import EventLog
 from userprops.metrics import Metrics
+from userprops.ratelimit import RateLimits
 from userprops.responses import Response, error_response, send
 from userprops.retention import Sweeper
 from userprops.routes import ROUTES, Request, Services
@@ -53,6 +56,13 @@ class App:
         self.writer: Writer | None = None
         self.sweeper: Sweeper | None = None
         self.metrics = Metrics()
+        self.idempotency = idempotency.Policy(settings.idempotency_ttl)
+        self.rate_limits = RateLimits(
+            auth_fail_rate=settings.auth_fail_rate,
+            auth_fail_burst=settings.auth_fail_burst,
+            request_rate=settings.rate_limit,
+            request_burst=settings.rate_burst,
+        )
 
     def start(self) -> None:
         storage = self._given_storage or open_storage(
@@ -66,7 +76,7 @@ class App:
         limits = self.settings.limits
         self.services = Services(
             engine=Engine(self.writer, limits),
-            auth=Authenticator(storage, self.settings.auth_cache_ttl),
+            auth=Authenticator(storage, self.settings.auth_cache_ttl, self.rate_limits),
             storage=storage,
             limits=limits,
             contacts=ContactBook(self.writer),
@@ -118,7 +128,7 @@ class App:
             return
         except UserpropsError as error:
             response = error_response(
-                error, close=isinstance(error, RequestTimeout | PayloadTooLarge)
+                error, close=isinstance(error, RequestTimeout | PayloadTooLarge | HeadersTooLarge)
             )
         except Exception:
             log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
@@ -138,18 +148,36 @@ class App:
             raise InternalError("service is not started")
         authorization = None
         length = None
+        key = None
+        header_bytes = 0
         for name, value in scope["headers"]:
+            header_bytes += len(name) + len(value)
             if name == b"authorization":
                 authorization = value
             elif name == b"content-length":
                 length = value
+            elif name == idempotency.HEADER:
+                key = value
+        if header_bytes > self.settings.max_header_bytes:
+            raise HeadersTooLarge(
+                f"request headers larger than {self.settings.max_header_bytes} bytes"
+            )
         body = b""
         if route.reads_body:
             body = await self._read_body(receive, length)
+        client = scope.get("client")
         request = Request(
-            scope["method"], scope["path"], scope["query_string"], authorization, body
+            scope["method"],
+            scope["path"],
+            scope["query_string"],
+            authorization,
+            body,
+            client[0] if client else None,
         )
-        return await route.handler(self.services, request)
+        if key is None or request.method != "POST":
+            return await route.handler(self.services, request)
+        with idempotency.claimed(self.idempotency, key, request.method, request.path, body):
+            return await route.handler(self.services, request)
 
     async def _read_body(self, receive: Any, length: bytes | None) -> bytes:
         limit = self.settings.max_body_bytes

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import tzinfo
 
 from userprops.errors import AuthenticationFailed
+from userprops.ratelimit import UNLIMITED, RateLimits
 from userprops.schema import SchemaMode, check_timezone
 from userprops.storage.base import Storage
 
@@ -80,23 +81,33 @@ def parse_basic(header: bytes | None) -> tuple[str, str]:
 
 
 class Authenticator:
-    def __init__(self, storage: Storage, ttl: float) -> None:
+    def __init__(self, storage: Storage, ttl: float, limits: RateLimits = UNLIMITED) -> None:
         self._storage = storage
         self._ttl = ttl
+        self._limits = limits
         self._cache: dict[bytes, tuple[Principal, float]] = {}
 
-    async def authenticate(self, header: bytes | None) -> Principal:
-        """The principal of an Authorization header, or :class:`AuthenticationFailed`."""
+    async def authenticate(self, header: bytes | None, client: str | None = None) -> Principal:
+        """The principal of an Authorization header, or :class:`AuthenticationFailed`;
+        :class:`RateLimited` when ``client`` (an address) failed too often, or the data
+        source sent too many requests (see :mod:`userprops.ratelimit`)."""
         if header is not None:
             hit = self._cache.get(header)
             if hit is not None and hit[1] > time.monotonic():
+                self._limits.request(hit[0].datasource_id)
                 return hit[0]
-        key, secret = parse_basic(header)
-        principal = await asyncio.to_thread(self._lookup, key, secret)
+        self._limits.check_address(client)
+        try:
+            key, secret = parse_basic(header)
+            principal = await asyncio.to_thread(self._lookup, key, secret)
+        except AuthenticationFailed:
+            self._limits.failed(client)
+            raise
         assert header is not None
         if len(self._cache) >= _CACHE_MAX:
             self._cache.clear()
         self._cache[header] = (principal, time.monotonic() + self._ttl)
+        self._limits.request(principal.datasource_id)
         return principal
 
     def _lookup(self, key: str, secret: str) -> Principal:

@@ -10,6 +10,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -20,7 +21,7 @@ from userprops.config import DEFAULT_DATABASE, Settings
 from userprops.errors import UserpropsError
 from userprops.eventlist import DEFAULT_LIMIT, MAX_LIMIT, ListQuery, decode_cursor
 from userprops.schema import AttrType, SchemaMode
-from userprops.storage import Storage, open_storage
+from userprops.storage import Storage, open_storage, redact_url
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -118,6 +119,7 @@ def serve(host: str, port: int, database: str, log_level: str) -> None:
     import uvicorn
 
     from userprops.app import App
+    from userprops.httpguard import header_deadline_protocol
 
     settings = Settings.from_env(host=host, port=port, database=database, log_level=log_level)
     with opened(settings.database) as storage:
@@ -135,13 +137,14 @@ def serve(host: str, port: int, database: str, log_level: str) -> None:
         host=settings.host,
         port=settings.port,
         loop="uvloop",
-        http="httptools",
+        http=header_deadline_protocol(settings.header_timeout),
         lifespan="on",
         access_log=False,
         log_level=log_level,
         server_header=False,
     )
-    click.echo(f"userprops serving {settings.database} on http://{settings.host}:{settings.port}")
+    where = f"http://{settings.host}:{settings.port}"
+    click.echo(f"userprops serving {redact_url(settings.database)} on {where}")
     uvicorn.Server(config).run()
 
 
@@ -510,6 +513,46 @@ def event_property_list(
         [{"event": e, "name": n, "type": str(t), "created_at": c} for e, n, t, c in props],
         _table([[e, n, str(t), c] for e, n, t, c in props], ["EVENT", "NAME", "TYPE", "CREATED"]),
     )
+
+
+# Backup and restore
+
+backup_path = click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+
+
+def _copied(as_json: bool, document: dict[str, Any], headline: str) -> None:
+    counts: dict[str, int] = document["tables"]
+    emit(as_json, document, [headline] + [f"  {t}: {n} rows" for t, n in counts.items()])
+
+
+@main.command("backup")
+@backup_path
+@click.option("--overwrite", is_flag=True, help="Replace PATH if it exists.")
+@database_option
+@json_option
+@handles_errors
+def backup_command(path: Path, overwrite: bool, database: str, as_json: bool) -> None:
+    """Copy the SQLite database into PATH: one consistent snapshot, safe while a server
+    writes to it (SQLite's online backup). For PostgreSQL use pg_dump."""
+    from userprops import backup
+
+    counts = backup.backup(database, path, overwrite=overwrite)
+    _copied(as_json, {"backup": str(path), "tables": counts}, f"backed up into {path}")
+
+
+@main.command("restore")
+@backup_path
+@click.option("--force", is_flag=True, help="Replace a database that holds data.")
+@database_option
+@json_option
+@handles_errors
+def restore_command(path: Path, force: bool, database: str, as_json: bool) -> None:
+    """Replace the SQLite database with the backup PATH, then migrate it. Stop the server
+    first, and start it again after. For PostgreSQL use pg_restore."""
+    from userprops import backup
+
+    counts = backup.restore(path, database, force=force)
+    _copied(as_json, {"restored": str(path), "tables": counts}, f"restored {path}")
 
 
 # Moving between databases

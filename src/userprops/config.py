@@ -40,12 +40,19 @@ class Settings:
     max_properties: int = 500
     max_body_bytes: int = 1024 * 1024
     body_timeout: float = 30.0
+    max_header_bytes: int = 64 * 1024
+    header_timeout: float = 30.0
     auth_cache_ttl: float = 5.0
     batch_max: int = 512
     db_timeout: float = 5.0
     db_pool_size: int = 10
     event_sweep_interval: float = 3600.0
     log_level: str = "info"
+    idempotency_ttl: float = 86400.0
+    auth_fail_rate: float = 1.0
+    auth_fail_burst: float = 60.0
+    rate_limit: float = 50000.0
+    rate_burst: float = 100000.0
 
     @property
     def limits(self) -> Limits:

@@ -129,6 +129,18 @@ class PayloadTooLarge(UserpropsError):
     message = "request body too large"
 
 
+class HeadersTooLarge(UserpropsError):
+    code = 43100
+    status = 431
+    message = "request headers too large"
+
+
+class IdempotencyKeyReused(UserpropsError):
+    code = 42200
+    status = 422
+    message = "Idempotency-Key already used for a different request"
+
+
 class RateLimited(UserpropsError):
     code = 42900
     status = 429
@@ -168,6 +180,8 @@ CODE_TABLE: tuple[type[UserpropsError], ...] = (
     RequestTimeout,
     Conflict,
     PayloadTooLarge,
+    HeadersTooLarge,
+    IdempotencyKeyReused,
     RateLimited,
     InternalError,
     StorageUnavailable,

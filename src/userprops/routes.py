@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from userprops import idempotency, openapi
 from userprops.auth import Authenticator, Principal
 from userprops.config import Limits
 from userprops.contacts import ContactBook, parse_contact_request
@@ -28,6 +29,7 @@ class Request:
     query: bytes
     authorization: bytes | None
     body: bytes
+    client: str | None = None
 
 
 @dataclass
@@ -52,7 +54,9 @@ class Route:
 
 
 async def _who(services: Services, request: Request) -> Principal:
-    return await services.auth.authenticate(request.authorization)
+    who = await services.auth.authenticate(request.authorization, request.client)
+    idempotency.bind(who.datasource_id)
+    return who
 
 
 async def post_property(services: Services, request: Request) -> Response:
@@ -118,6 +122,10 @@ async def metrics(services: Services, request: Request) -> Response:
     return Response(200, text.encode(), {"content-type": "text/plain; version=0.0.4"})
 
 
+async def get_openapi(services: Services, request: Request) -> Response:
+    return Response(200, openapi.document_bytes())
+
+
 ROUTES: dict[str, dict[str, Route]] = {
     "/v1/user/property": {
         "POST": Route(post_property, reads_body=True),
@@ -133,4 +141,5 @@ ROUTES: dict[str, dict[str, Route]] = {
     "/healthz": {"GET": Route(healthz)},
     "/readyz": {"GET": Route(readyz)},
     "/metrics": {"GET": Route(metrics)},
+    "/openapi.json": {"GET": Route(get_openapi)},
 }

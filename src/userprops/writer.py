@@ -17,6 +17,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from userprops import idempotency
 from userprops.errors import InternalError, StorageUnavailable, UserpropsError
 from userprops.storage.base import Storage, Transaction
 
@@ -53,7 +54,7 @@ class Writer:
             raise StorageUnavailable("the writer is not running")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._queue.put((job, future, loop))
+        self._queue.put((idempotency.wrap(job), future, loop))
         return await future
 
     def _run(self) -> None:

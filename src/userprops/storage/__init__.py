@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from importlib import resources
+from urllib.parse import urlsplit, urlunsplit
 
 from userprops.storage.base import DataSource, Project, Storage, StoredValue, Transaction
 
@@ -21,6 +22,7 @@ __all__ = [
     "Transaction",
     "migrations",
     "open_storage",
+    "redact_url",
     "sqlite_path",
 ]
 
@@ -53,6 +55,16 @@ def sqlite_path(url: str) -> str:
     return path
 
 
+def redact_url(url: str) -> str:
+    """``url`` with its password replaced by ``***``, fit for logs and terminals."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rpartition("@")
+    user = netloc[0].partition(":")[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[2]}"))
+
+
 POSTGRES_EXTRA = "pip install 'userprops[postgres]'"
 
 
@@ -75,4 +87,6 @@ def open_storage(url: str, *, timeout: float = 5.0, pool_size: int = 10) -> Stor
                 f"PostgreSQL needs the postgres extra ({exc.name} is missing): {POSTGRES_EXTRA}"
             ) from exc
         return PostgresStorage(url, timeout=timeout, pool_size=pool_size)
-    raise ValueError(f"unsupported database URL {url!r}; use sqlite:///path or postgresql://...")
+    raise ValueError(
+        f"unsupported database URL {redact_url(url)!r}; use sqlite:///path or postgresql://..."
+    )

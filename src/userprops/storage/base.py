@@ -37,6 +37,7 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
     "contacts": ("project_id", "euid", "name", "value", "updated_at"),
     "event_definitions": ("project_id", "name", "created_at"),
     "event_properties": ("project_id", "event_name", "name", "type", "created_at"),
+    "idempotency_keys": ("datasource_id", "key", "fingerprint", "result", "expires_at"),
     "events": (
         "id",
         "project_id",
@@ -62,6 +63,7 @@ TABLE_KEYS: dict[str, str] = {
     "contacts": "project_id, euid, name",
     "event_definitions": "project_id, name",
     "event_properties": "project_id, event_name, name",
+    "idempotency_keys": "datasource_id, key",
     "events": "id",
 }
 """The primary key of each table, as an ORDER BY list."""
@@ -306,6 +308,28 @@ class Transaction(abc.ABC):
     @abc.abstractmethod
     def event_retention(self) -> dict[int, int]:
         """Project id to retention days, for every project that has a retention."""
+
+    # Idempotency keys (see userprops.idempotency)
+
+    @abc.abstractmethod
+    def get_idempotent(self, datasource_id: int, key: str, now_ms: int) -> tuple[str, bytes] | None:
+        """(fingerprint, result) stored under a data source's key; None when absent or
+        expired (``expires_at <= now_ms``).
+
+        Concurrent transactions asking for the same key are serialised from this call to
+        their end, so that exactly one of them stores a result and the others find it:
+        SQLite's single writer does so already; PostgreSQL takes
+        ``pg_advisory_xact_lock`` on a hash of (datasource_id, key) first."""
+
+    @abc.abstractmethod
+    def put_idempotent(
+        self, datasource_id: int, key: str, fingerprint: str, result: bytes, expires_ms: int
+    ) -> None:
+        """Store a result under a key, replacing an expired row of that key."""
+
+    @abc.abstractmethod
+    def sweep_idempotent(self, now_ms: int, limit: int) -> int:
+        """Delete at most ``limit`` expired keys; return how many were deleted."""
 
     @abc.abstractmethod
     def count_rows(self) -> dict[str, int]:

@@ -506,6 +506,40 @@ class PostgresTransaction(Transaction):
         )
         return {int(pid): int(days) for pid, days in rows}
 
+    # Idempotency keys
+
+    def get_idempotent(self, datasource_id: int, key: str, now_ms: int) -> tuple[str, bytes] | None:
+        # Its own statement: under READ COMMITTED the SELECT after it then sees the row a
+        # transaction that held the lock before us committed.
+        self._c.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended(%s, %s))", (key, datasource_id)
+        )
+        row = self._one(
+            "SELECT fingerprint, result FROM idempotency_keys"
+            " WHERE datasource_id = %s AND key = %s AND expires_at > %s",
+            (datasource_id, key, now_ms),
+        )
+        return None if row is None else (str(row[0]), bytes(row[1]))
+
+    def put_idempotent(
+        self, datasource_id: int, key: str, fingerprint: str, result: bytes, expires_ms: int
+    ) -> None:
+        self._c.execute(
+            "INSERT INTO idempotency_keys (datasource_id, key, fingerprint, result, expires_at)"
+            " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (datasource_id, key) DO UPDATE SET"
+            " fingerprint = excluded.fingerprint, result = excluded.result,"
+            " expires_at = excluded.expires_at",
+            (datasource_id, key, fingerprint, result, expires_ms),
+        )
+
+    def sweep_idempotent(self, now_ms: int, limit: int) -> int:
+        cur = self._c.execute(
+            "DELETE FROM idempotency_keys WHERE (datasource_id, key) IN"
+            " (SELECT datasource_id, key FROM idempotency_keys WHERE expires_at <= %s LIMIT %s)",
+            (now_ms, limit),
+        )
+        return cur.rowcount
+
     def count_rows(self) -> dict[str, int]:
         counts = {}
         for table in TABLE_COLUMNS:

@@ -439,6 +439,35 @@ class SqliteTransaction(Transaction):
         )
         return {int(pid): int(days) for pid, days in rows}
 
+    # Idempotency keys
+
+    def get_idempotent(self, datasource_id: int, key: str, now_ms: int) -> tuple[str, bytes] | None:
+        row = self._one(
+            "SELECT fingerprint, result FROM idempotency_keys"
+            " WHERE datasource_id = ? AND key = ? AND expires_at > ?",
+            (datasource_id, key, now_ms),
+        )
+        return None if row is None else (str(row[0]), bytes(row[1]))
+
+    def put_idempotent(
+        self, datasource_id: int, key: str, fingerprint: str, result: bytes, expires_ms: int
+    ) -> None:
+        self._c.execute(
+            "INSERT INTO idempotency_keys (datasource_id, key, fingerprint, result, expires_at)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (datasource_id, key) DO UPDATE SET"
+            " fingerprint = excluded.fingerprint, result = excluded.result,"
+            " expires_at = excluded.expires_at",
+            (datasource_id, key, fingerprint, result, expires_ms),
+        )
+
+    def sweep_idempotent(self, now_ms: int, limit: int) -> int:
+        cur = self._c.execute(
+            "DELETE FROM idempotency_keys WHERE (datasource_id, key) IN"
+            " (SELECT datasource_id, key FROM idempotency_keys WHERE expires_at <= ? LIMIT ?)",
+            (now_ms, limit),
+        )
+        return cur.rowcount
+
     def count_rows(self) -> dict[str, int]:
         return {t: int(self._one(f"SELECT count(*) FROM {t}")[0]) for t in TABLE_COLUMNS}
 

@@ -1,0 +1,165 @@
+"""The published contract: GET /openapi.json describes exactly what the app serves, and
+schemathesis fuzzes the app against it (no 500, no answer outside the document)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from schemathesis.checks import not_a_server_error
+from schemathesis.generation import GenerationMode
+from schemathesis.specs.openapi import checks
+
+from conftest import Api
+from userprops import admin, openapi
+from userprops.app import App
+from userprops.config import Settings
+from userprops.errors import CODE_TABLE
+from userprops.routes import ROUTES
+from userprops.storage import open_storage
+
+METHODS = {"get", "post", "put", "patch", "delete", "head", "options"}
+
+
+async def test_the_document_is_served_without_credentials(api: Api) -> None:
+    r = await api.http.get("/openapi.json")
+    assert r.status_code == 200
+    assert r.json() == json.loads(json.dumps(openapi.document()))
+    assert r.json()["openapi"].startswith("3.1")
+
+
+def test_every_route_is_documented_and_nothing_else() -> None:
+    served = {(path, method.lower()) for path, methods in ROUTES.items() for method in methods}
+    documented = {
+        (path, method)
+        for path, item in openapi.document()["paths"].items()
+        for method in item
+        if method in METHODS
+    }
+    assert documented == served
+
+
+def codes_in(node: Any) -> set[int]:
+    """Every code an ``enum`` or ``const`` of a ``code`` property allows."""
+    found: set[int] = set()
+    if isinstance(node, dict):
+        code = node.get("properties", {}).get("code", {})
+        found.update(code.get("enum", []))
+        if "const" in code:
+            found.add(code["const"])
+        for value in node.values():
+            found |= codes_in(value)
+    elif isinstance(node, list):
+        for value in node:
+            found |= codes_in(value)
+    return found
+
+
+def test_every_code_of_the_error_table_is_documented_with_its_status() -> None:
+    document = openapi.document()
+    table = document["info"]["description"]
+    for error in CODE_TABLE:
+        assert f"| {error.code} | {error.status} | {error.message} |" in table
+    answered = {error.code for error in CODE_TABLE if error not in openapi.NOT_OVER_HTTP}
+    assert codes_in(document) == {0} | answered
+    for path_item in document["paths"].values():
+        for operation in path_item.values():
+            for status, answer in operation["responses"].items():
+                if "application/json" not in answer["content"]:
+                    continue  # /metrics' text answer
+                schema = answer["content"]["application/json"]["schema"]
+                for code in set(schema.get("properties", {}).get("code", {}).get("enum", [])):
+                    [error] = [e for e in CODE_TABLE if e.code == code]
+                    assert str(error.status) == status
+
+
+def test_every_operation_answers_with_the_envelope() -> None:
+    for path, path_item in openapi.document()["paths"].items():
+        for operation in path_item.values():
+            for status, answer in operation["responses"].items():
+                if (path, status) == ("/metrics", "200"):
+                    assert list(answer["content"]) == ["text/plain"]
+                    continue
+                schema = answer["content"]["application/json"]["schema"]
+                if path != "/openapi.json" and "$ref" not in schema:
+                    assert schema["required"] == ["code", "message"]
+
+
+# Fuzzing (bounded here; docs/security.md has the command for a longer run)
+
+
+@pytest.fixture(scope="module")
+def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, dict[str, str]]]:
+    path: Path = tmp_path_factory.mktemp("fuzz") / "fuzz.db"
+    database = f"sqlite:///{path}"
+    storage = open_storage(database)
+    storage.migrate()
+    admin.create_project(storage, "fuzz")
+    creds = admin.create_datasource(storage, "fuzz", "fuzz")
+    with storage.transaction() as tx:
+        known = tx.create_user(tx.get_project("fuzz").id)  # type: ignore[union-attr]
+    assert known == KNOWN_EUID
+    storage.close()
+    token = base64.b64encode(f"{creds.datasource.api_key}:{creds.api_secret}".encode()).decode()
+    app = App(Settings(database=database, auth_fail_rate=0, rate_limit=0))
+    yield schemathesis.openapi.from_asgi("/openapi.json", app), {"authorization": f"Basic {token}"}
+    from schemathesis.python import asgi
+
+    asgi.shutdown_lifespans()
+
+
+CHECKS = [
+    not_a_server_error,
+    checks.status_code_conformance,
+    checks.content_type_conformance,
+    checks.response_headers_conformance,
+    checks.response_schema_conformance,
+]
+# Per operation and mode; FUZZ_EXAMPLES=2000 for a longer run (docs/security.md).
+MAX_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "30"))
+
+
+KNOWN_EUID = 1
+
+
+def on_a_known_user(case: Any) -> Any:
+    """Valid requests aimed at a user that exists, so they reach the engine."""
+    if isinstance(case.body, dict) and "euid" in case.body:
+        case.body["euid"] = KNOWN_EUID
+    if case.query and "euid" in case.query:
+        case.query["euid"] = KNOWN_EUID
+    return case
+
+
+@pytest.mark.parametrize("mode", list(GenerationMode))
+def test_the_app_keeps_its_published_contract(
+    fuzzed: tuple[Any, dict[str, str]], mode: GenerationMode
+) -> None:
+    schema, auth = fuzzed
+    for operation in (result.ok() for result in schema.get_all_operations()):
+        has_input = operation.body or operation.query or operation.headers
+        if mode is GenerationMode.NEGATIVE and not has_input:
+            continue  # nothing to get wrong
+
+        strategy = operation.as_strategy(mode)
+        if mode is GenerationMode.POSITIVE:
+            strategy = strategy.map(on_a_known_user)
+
+        @given(case=strategy)
+        @settings(
+            max_examples=MAX_EXAMPLES,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+            database=None,
+        )
+        def keeps_the_contract(case: Any) -> None:
+            case.call_and_validate(headers=auth, checks=CHECKS)
+
+        keeps_the_contract()
