@@ -124,7 +124,7 @@ class ContactBook:
 def read_contacts(storage: Storage, project_id: int, euid: int) -> dict[str, Any]:
     """``{"euid": ..., "contacts": {name: value}}``; 404 unless the user is in the project."""
     with storage.read() as tx:
-        if tx.user_project(euid) != project_id:
+        if not tx.has_user(project_id, euid):
             raise UserNotFound()
         return {"euid": euid, "contacts": tx.get_contacts(project_id, euid)}
 

@@ -140,7 +140,7 @@ class Engine:
     def _read_properties(self, who: Principal, euid: int) -> dict[str, Any]:
         storage = self._writer.storage
         with storage.read() as tx:
-            if tx.user_project(euid) != who.project_id:
+            if not tx.has_user(who.project_id, euid):
                 raise UserNotFound()
             stored = tx.get_values(who.project_id, euid)
         return {"euid": euid, "properties": render(stored, who.tz)}

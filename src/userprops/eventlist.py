@@ -100,7 +100,7 @@ def read_events(storage: Storage, project_id: int, tz: tzinfo, query: ListQuery)
     """One page: ``{"euid", "events", "next_cursor"}``; 404 unless the user is in the
     project."""
     with storage.read() as tx:
-        if tx.user_project(query.euid) != project_id:
+        if not tx.has_user(project_id, query.euid):
             raise UserNotFound()
         rows = tx.list_events(
             project_id,

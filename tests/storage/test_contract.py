@@ -96,6 +96,13 @@ def test_lock_user_checks_the_project(storage: Storage, pid: int, euid: int) -> 
         assert not tx.lock_user(pid, euid + 1000)
 
 
+def test_has_user_checks_the_project(storage: Storage, pid: int, euid: int) -> None:
+    with storage.read() as tx:
+        assert tx.has_user(pid, euid)
+        assert not tx.has_user(pid + 1, euid)
+        assert not tx.has_user(pid, euid + 1000)
+
+
 def test_values_put_get_delete(storage: Storage, pid: int, euid: int) -> None:
     n, s = StoredValue(AttrType.NUMBER, "1"), StoredValue(AttrType.STRING, "x")
     with storage.transaction() as tx:

@@ -186,6 +186,11 @@ class Transaction(abc.ABC):
         """The project of a user, None when the EUID does not exist."""
 
     @abc.abstractmethod
+    def has_user(self, project_id: int, euid: int) -> bool:
+        """Whether the EUID is a user of that project; keyed by both, so on a database
+        distributed by project it asks one node."""
+
+    @abc.abstractmethod
     def lock_user(self, project_id: int, euid: int) -> bool:
         """Take the user's row for the rest of the transaction, so concurrent writers to
         one user are serialised; False when the user is not in that project."""

@@ -178,6 +178,12 @@ class PostgresTransaction(Transaction):
         row = self._one("SELECT project_id FROM users WHERE euid = %s", (euid,))
         return None if row is None else int(row[0])
 
+    def has_user(self, project_id: int, euid: int) -> bool:
+        row = self._one(
+            "SELECT 1 FROM users WHERE euid = %s AND project_id = %s", (euid, project_id)
+        )
+        return row is not None
+
     def lock_user(self, project_id: int, euid: int) -> bool:
         row = self._one(
             "SELECT 1 FROM users WHERE euid = %s AND project_id = %s FOR UPDATE",

@@ -207,9 +207,13 @@ class SqliteTransaction(Transaction):
         row = self._one("SELECT project_id FROM users WHERE euid = ?", (euid,))
         return None if row is None else int(row[0])
 
+    def has_user(self, project_id: int, euid: int) -> bool:
+        row = self._one("SELECT 1 FROM users WHERE euid = ? AND project_id = ?", (euid, project_id))
+        return row is not None
+
     def lock_user(self, project_id: int, euid: int) -> bool:
         # The write transaction already holds SQLite's single write lock.
-        return self.user_project(euid) == project_id
+        return self.has_user(project_id, euid)
 
     def find_identity(self, project_id: int, name: str, value: str) -> int | None:
         row = self._one(
