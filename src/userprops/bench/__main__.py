@@ -1,0 +1,146 @@
+"""``python -m userprops.bench``: run the benchmark, print the figures, write the JSON."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from userprops.bench import wrk
+from userprops.bench.runner import Options, run
+
+TARGET_RATIO = 0.5
+TARGET_P99_MS = 25.0
+TARGET_PRELOAD_RATIO = 0.8
+
+
+@click.command()
+@click.option("--duration", default=10.0, show_default=True, help="Seconds per measured run.")
+@click.option("--warmup", default=2.0, show_default=True, help="Seconds of warm-up per run.")
+@click.option("--connections", "-c", default=64, show_default=True)
+@click.option("--threads", "-t", default=1, show_default=True, help="wrk threads.")
+@click.option("--users", default=10_000, show_default=True, help="Users registered first.")
+@click.option("--preload", default=0, show_default=True, help="Also run on N bulk-seeded users.")
+@click.option("--database", default=None, help="Also run on this database (e.g. postgresql://...).")
+@click.option(
+    "--pin/--no-pin",
+    default=None,
+    help="Server on CPU 0, wrk on CPU 1 (default: pin when there are 2+ CPUs).",
+)
+@click.option("--scenarios", default="write,register,read", show_default=True)
+@click.option("--out", default="bench-results", show_default=True, type=click.Path())
+@click.option(
+    "--profile",
+    type=click.Choice(["svg", "txt"]),
+    default=None,
+    help="Record the server with py-spy during each measured run (flame graph or stacks).",
+)
+@click.option("--keep", is_flag=True, help="Keep the temporary databases and logs.")
+def main(
+    duration: float,
+    warmup: float,
+    connections: int,
+    threads: int,
+    users: int,
+    preload: int,
+    database: str | None,
+    pin: bool | None,
+    scenarios: str,
+    out: str,
+    profile: str | None,
+    keep: bool,
+) -> None:
+    """Benchmark userprops against a bare ASGI ceiling on the same server stack."""
+    wrk.ensure_wrk()
+    if pin is None:
+        pin = (os.cpu_count() or 1) >= 2 and shutil.which("taskset") is not None
+    chosen = tuple(s for s in scenarios.split(",") if s)
+    unknown = set(chosen) - set(wrk.SCENARIOS)
+    if unknown:
+        raise click.BadParameter(f"unknown scenarios {sorted(unknown)}", param_hint="--scenarios")
+    options = Options(
+        load=wrk.Load(connections, threads, duration, cpus="1" if pin else None),
+        warmup=warmup,
+        users=users,
+        preload=preload,
+        database=database,
+        server_cpus="0" if pin else None,
+        scenarios=chosen,
+        profile=None if profile is None else Path(out),
+        profile_format=profile or "svg",
+    )
+    try:
+        report = run(options)
+    finally:
+        if not keep:
+            shutil.rmtree(options.workdir, ignore_errors=True)
+    report["targets"] = targets(report)
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    for line in render(report):
+        click.echo(line)
+    click.echo(f"report: {path}" + (f"  (work dir kept: {options.workdir})" if keep else ""))
+    if not all(report["targets"].values()):
+        raise SystemExit(1)
+
+
+def targets(report: dict[str, Any]) -> dict[str, bool]:
+    write = report["sqlite"].get("write")
+    met: dict[str, bool] = {}
+    if write is not None:
+        met["sqlite_write_ratio>=0.5"] = write["ratio_to_ceiling"] >= TARGET_RATIO
+        met["sqlite_write_p99<=25ms"] = write["p99_us"] <= TARGET_P99_MS * 1000
+    for key in ("sqlite", "database", "preloaded"):
+        for name, result in report.get(key, {}).items():
+            if isinstance(result, dict) and "errors" in result:
+                met[f"{key}_{name}_no_errors"] = result["errors"] == 0
+                if "verification" in result:
+                    met[f"{key}_{name}_verified"] = result["verification"]["passed"]
+    if "preloaded" in report:
+        ratio = report["preloaded"]["write"]["ratio_to_empty"]
+        met["preloaded_write>=0.8x_empty"] = ratio >= TARGET_PRELOAD_RATIO
+    return met
+
+
+def render(report: dict[str, Any]) -> list[str]:
+    header = (
+        f"{'run':<22}{'req/s':>10}{'ratio':>7}{'p50 ms':>8}{'p99 ms':>8}{'p99.9':>8}"
+        f"{'errors':>8}{'RSS MiB':>9}  verified"
+    )
+    lines = [header, "-" * len(header)]
+    rows: list[tuple[str, dict[str, Any]]] = [("ceiling", report["ceiling"])]
+    for key in ("sqlite", "database", "preloaded"):
+        for name, result in report.get(key, {}).items():
+            if isinstance(result, dict) and "throughput" in result:
+                rows.append((f"{key} {name}", result))
+    for label, r in rows:
+        check = r.get("verification")
+        verified = "" if check is None else ("pass" if check["passed"] else "FAIL")
+        if check is not None:
+            verified += f" ({check['counter_stored']}/{check['increases_sent']})"
+        lines.append(
+            f"{label:<22}{r['throughput']:>10,.0f}{r.get('ratio_to_ceiling', 1.0):>7.2f}"
+            f"{r['p50_us'] / 1000:>8.2f}{r['p99_us'] / 1000:>8.2f}{r['p999_us'] / 1000:>8.2f}"
+            f"{r['errors']:>8}{r.get('rss_peak_mib', 0):>9.1f}  {verified}"
+        )
+    if "preloaded" in report:
+        w = report["preloaded"]["write"]
+        lines.append(
+            f"preloaded {report['preloaded']['users']:,} users: write {w['ratio_to_empty']:.2f}x"
+            f" the empty database; RSS start/end/peak {w.get('rss_start_mib')}/"
+            f"{w.get('rss_end_mib')}/{w.get('rss_peak_mib')} MiB"
+        )
+    for name, ok in report["targets"].items():
+        lines.append(f"target {name}: {'met' if ok else 'MISSED'}")
+    return lines
+
+
+if __name__ == "__main__":
+    main()
