@@ -1,10 +1,13 @@
-"""One benchmark run: the ceiling, then each backend's scenarios, then the report."""
+"""One benchmark run. Each scenario alternates the ceiling and the service, round by round
+(the same wrk script against each), so that a busy neighbour on a shared machine slows
+both sides of a ratio alike."""
 
 from __future__ import annotations
 
 import os
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -25,11 +28,29 @@ from userprops.storage import open_storage, sqlite_path
 # Increases send +1 until this many seconds before the end of a run, then 0, so nothing
 # still in flight when wrk stops can change the verified sum.
 DRAIN_SECONDS = 1.5
+_PERCENTILES = ("p50_us", "p90_us", "p99_us", "p999_us", "latency_mean_us")
+_SUMMED = (
+    "requests",
+    "duration_us",
+    "errors_connect",
+    "errors_read",
+    "errors_write",
+    "errors_status",
+    "errors_timeout",
+    "sent_set",
+    "sent_increase",
+    "sent_add",
+    "sent_other",
+    "increase_units",
+    "ok",
+    "bad",
+)
 
 
 @dataclass
 class Options:
     load: wrk.Load
+    rounds: int = 3
     warmup: float = 2.0
     users: int = 10_000
     preload: int = 0
@@ -41,51 +62,77 @@ class Options:
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="userprops-bench-")))
 
 
-def measure(
-    options: Options,
-    server: Server,
-    scenario: str,
-    lua: Path,
-    euids: range,
-    token: str,
-    tag: str,
-    *,
-    warmup: bool = True,
-) -> dict[str, Any]:
-    """Warm up, then run wrk once while sampling the server's memory; derived figures
-    (throughput, errors) are added to wrk's summary."""
-    binary = wrk.ensure_wrk()
+@dataclass
+class Target:
+    """A server and what the Lua script needs to drive it."""
 
-    def args(seconds: float) -> list[str]:
+    server: Server
+    euids: range
+    token: str
+    tag: str
+
+    def args(self, seconds: float) -> list[str]:
         stop_at = int(time.time() + seconds - DRAIN_SECONDS)
-        return [str(euids.start), str(euids.stop - 1), str(stop_at), token, tag]
+        span = self.euids
+        return [str(span.start), str(span.stop - 1), str(stop_at), self.token, self.tag]
 
-    units = 0
-    if warmup and options.warmup > 0:
-        seconds = options.warmup
-        units += wrk.run(binary, server.url, lua, args(seconds), options.load, seconds)[
-            "increase_units"
-        ]
-    seconds = options.load.duration
-    with MemorySampler(server.pid) as memory, profiled(options, server, scenario) as path:
-        result = wrk.run(binary, server.url, lua, args(seconds), options.load, seconds)
-    if path is not None:
-        result["profile"] = str(path)
-    result["increase_units_total"] = units + result["increase_units"]
-    seconds_run = result["duration_us"] / 1e6
-    result["throughput"] = round(result["requests"] / seconds_run, 1)
+
+def combine(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Rounds of one side: counts summed, throughput over the total time, percentiles the
+    median of the rounds (worst round kept too), and the rounds themselves."""
+    result: dict[str, Any] = {k: sum(r[k] for r in runs) for k in _SUMMED}
+    result["throughput"] = round(result["requests"] / (result["duration_us"] / 1e6), 1)
+    for k in _PERCENTILES:
+        result[k] = statistics.median(r[k] for r in runs)
+    result["p99_us_worst_round"] = max(r["p99_us"] for r in runs)
+    result["latency_max_us"] = max(r["latency_max_us"] for r in runs)
     result["socket_errors"] = sum(
         result[f"errors_{k}"] for k in ("connect", "read", "write", "timeout")
     )
     result["errors"] = result["socket_errors"] + result["errors_status"] + result["bad"]
+    result["rounds"] = [
+        {"throughput": round(r["requests"] / (r["duration_us"] / 1e6), 1), "p99_us": r["p99_us"]}
+        for r in runs
+    ]
+    return result
+
+
+def paired(options: Options, ceiling: Target, target: Target, scenario: str) -> dict[str, Any]:
+    """Warm both up, then alternate ceiling and service for ``rounds`` runs each."""
+    binary = wrk.ensure_wrk()
+    lua = wrk.write_script(scenario, options.workdir)
+    load, seconds = options.load, options.load.duration
+
+    def once(side: Target, length: float) -> dict[str, Any]:
+        return wrk.run(binary, side.server.url, lua, side.args(length), load, length)
+
+    warm_units = 0
+    if options.warmup > 0:
+        once(ceiling, options.warmup)
+        warm_units = once(target, options.warmup)["increase_units"]
+    tops, runs = [], []
+    with MemorySampler(target.server.pid) as memory:
+        for _ in range(options.rounds):
+            tops.append(once(ceiling, seconds))
+            with profiled(options, target.server, scenario):
+                runs.append(once(target, seconds))
+    result = combine(runs)
+    result["increase_units_total"] = warm_units + result["increase_units"]
     result.update(memory.summary())
-    result["scenario"] = scenario
+    top = combine(tops)
+    result["ceiling"] = top
+    result["ratio_to_ceiling"] = round(result["throughput"] / top["throughput"], 3)
+    result["ratio_rounds"] = [
+        round(r["throughput"] / t["throughput"], 3)
+        for r, t in zip(result["rounds"], top["rounds"], strict=True)
+    ]
     return result
 
 
 @contextmanager
 def profiled(options: Options, server: Server, scenario: str) -> Iterator[Path | None]:
-    """py-spy recording the server (every thread) while the block runs."""
+    """py-spy recording the server (every thread) while the block runs; later rounds
+    overwrite earlier ones."""
     if options.profile is None:
         yield None
         return
@@ -104,28 +151,20 @@ def profiled(options: Options, server: Server, scenario: str) -> Iterator[Path |
         spying.wait(timeout=60)
 
 
-def ceiling(options: Options) -> dict[str, Any]:
-    server = Server(
-        "ceiling",
-        python_command("-m", "userprops.bench.ceiling"),
-        options.workdir / "ceiling.log",
-        cpus=options.server_cpus,
-    )
-    lua = wrk.write_script("write", options.workdir)
-    server.start()
-    try:
-        return measure(options, server, "ceiling", lua, range(1, 10_001), "eDp5", "ceiling")
-    finally:
-        server.stop()
-
-
 def backend(
-    options: Options, name: str, url: str, *, preloaded: int = 0, scenarios: tuple[str, ...]
+    options: Options,
+    ceiling: Target,
+    name: str,
+    url: str,
+    *,
+    preloaded: int = 0,
+    scenarios: tuple[str, ...],
 ) -> dict[str, Any]:
-    """Every scenario of one database; ``preloaded`` users are bulk-seeded first (SQLite)."""
+    """Every scenario on one database; ``preloaded`` users are bulk-seeded first (SQLite)."""
     slug = f"bench{int(time.time() * 1000) % 10**9}"
     token = create_tenant(url, slug)
     results: dict[str, Any] = {"database": url.split("@")[-1]}
+    euids = range(0)
     if preloaded:
         started = time.monotonic()
         storage = open_storage(url)
@@ -135,6 +174,7 @@ def backend(
         assert project is not None
         euids = preload(sqlite_path(url), project.id, preloaded)
         results["preload_seconds"] = round(time.monotonic() - started, 1)
+        results["database_mib"] = round(Path(sqlite_path(url)).stat().st_size / 2**20, 1)
     server = Server(
         name,
         python_command("-m", "userprops", "serve", "--database", url, "--log-level", "warning"),
@@ -146,9 +186,9 @@ def backend(
         if not preloaded:
             euids = register_users(server.port, token, options.users, slug)
         results["users"] = len(euids)
+        target = Target(server, euids, token, slug)
         for scenario in scenarios:
-            lua = wrk.write_script(scenario, options.workdir)
-            result = measure(options, server, scenario, lua, euids, token, slug)
+            result = paired(options, ceiling, target, scenario)
             if scenario == "write":
                 result["verification"] = verify(url, slug, euids, result["increase_units_total"])
             results[scenario] = result
@@ -180,6 +220,7 @@ def run(options: Options) -> dict[str, Any]:
             "connections": options.load.connections,
             "wrk_threads": options.load.threads,
             "duration_s": options.load.duration,
+            "rounds": options.rounds,
             "warmup_s": options.warmup,
             "users": options.users,
             "preload": options.preload,
@@ -187,30 +228,40 @@ def run(options: Options) -> dict[str, Any]:
             "wrk_cpus": options.load.cpus,
         },
     }
-    report["ceiling"] = ceiling(options)
-    sqlite_url = f"sqlite:///{options.workdir / 'bench.db'}"
-    report["sqlite"] = backend(options, "sqlite", sqlite_url, scenarios=options.scenarios)
-    if options.database:
-        report["database"] = backend(
-            options, "database", options.database, scenarios=options.scenarios
+    server = Server(
+        "ceiling",
+        python_command("-m", "userprops.bench.ceiling"),
+        options.workdir / "ceiling.log",
+        cpus=options.server_cpus,
+    )
+    server.start()
+    ceiling = Target(server, range(1, 10_001), "eDp5", "ceiling")
+    try:
+        sqlite_url = f"sqlite:///{options.workdir / 'bench.db'}"
+        report["sqlite"] = backend(
+            options, ceiling, "sqlite", sqlite_url, scenarios=options.scenarios
         )
-    if options.preload:
-        url = f"sqlite:///{options.workdir / 'preloaded.db'}"
-        report["preloaded"] = backend(
-            options, "preloaded", url, preloaded=options.preload, scenarios=("write",)
-        )
-    _ratios(report)
+        if options.database:
+            report["database"] = backend(
+                options, ceiling, "database", options.database, scenarios=options.scenarios
+            )
+        if options.preload:
+            url = f"sqlite:///{options.workdir / 'preloaded.db'}"
+            report["preloaded"] = backend(
+                options, ceiling, "preloaded", url, preloaded=options.preload, scenarios=("write",)
+            )
+            _preload_ratio(report)
+        report["ceiling_rss_hwm_mib"] = round(rss_kib(server.pid, "VmHWM") / 1024, 1)
+    finally:
+        server.stop()
     return report
 
 
-def _ratios(report: dict[str, Any]) -> None:
-    top = report["ceiling"]["throughput"]
-    for key in ("sqlite", "database", "preloaded"):
-        for result in report.get(key, {}).values():
-            if isinstance(result, dict) and "throughput" in result:
-                result["ratio_to_ceiling"] = round(result["throughput"] / top, 3)
-    if "preloaded" in report:
-        empty = report["sqlite"]["write"]["throughput"]
-        report["preloaded"]["write"]["ratio_to_empty"] = round(
-            report["preloaded"]["write"]["throughput"] / empty, 3
-        )
+def _preload_ratio(report: dict[str, Any]) -> None:
+    """Preloaded vs empty write throughput: raw, and each over its own paired ceiling (what
+    the target uses, since the two runs are minutes apart on a possibly busy machine)."""
+    empty, full = report["sqlite"].get("write"), report["preloaded"]["write"]
+    if empty is None:
+        return
+    full["ratio_to_empty_raw"] = round(full["throughput"] / empty["throughput"], 3)
+    full["ratio_to_empty"] = round(full["ratio_to_ceiling"] / empty["ratio_to_ceiling"], 3)
