@@ -22,6 +22,11 @@ def _scope() -> dict[str, Any]:
     }
 
 
+async def _stalls() -> dict[str, Any]:
+    await asyncio.Event().wait()
+    raise AssertionError("unreachable")
+
+
 async def _call(app: App, receive: Any) -> list[dict[str, Any]]:
     sent: list[dict[str, Any]] = []
 
@@ -37,14 +42,8 @@ async def test_a_body_that_never_arrives_is_answered_408_and_closed(
 ) -> None:
     app = App(make_settings(storage_url, body_timeout=0.05), storage)
     app.start()
-    never = asyncio.Event()
-
-    async def receive() -> dict[str, Any]:
-        await never.wait()
-        raise AssertionError("unreachable")
-
     try:
-        start, body = await _call(app, receive)
+        start, body = await _call(app, _stalls)
     finally:
         app.stop()
     assert start["status"] == 408
@@ -57,17 +56,12 @@ async def test_bodies_in_time_are_served_after_an_earlier_one_timed_out(
 ) -> None:
     app = App(make_settings(storage_url, body_timeout=0.05), storage)
     app.start()
-    never = asyncio.Event()
-
-    async def stalls() -> dict[str, Any]:
-        await never.wait()
-        raise AssertionError("unreachable")
 
     async def arrives() -> dict[str, Any]:
         return {"type": "http.request", "body": b"{}", "more_body": False}
 
     try:
-        stalled, prompt = await asyncio.gather(_call(app, stalls), _call(app, arrives))
+        stalled, prompt = await asyncio.gather(_call(app, _stalls), _call(app, arrives))
         later = await _call(app, arrives)
     finally:
         app.stop()

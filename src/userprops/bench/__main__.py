@@ -137,7 +137,7 @@ def render(report: dict[str, Any]) -> list[str]:
         w = report["preloaded"]["write"]
         lines.append(
             f"preloaded {report['preloaded']['users']:,} users: write {w['ratio_to_empty']:.2f}x"
-            f" the empty database (over paired ceilings; raw {w['ratio_to_empty_raw']:.2f}x)"
+            f" the empty database ({w['ratio_to_empty_over_ceilings']:.2f}x over paired ceilings)"
         )
     for key in ("sqlite", "database", "preloaded"):
         for name, r in report.get(key, {}).items():

@@ -13,6 +13,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 
 def free_port() -> int:
@@ -115,11 +116,13 @@ class MemorySampler:
             self._thread.join()
         self.samples.append(rss_kib(self.pid))
 
-    def summary(self) -> dict[str, float]:
+    def summary(self) -> dict[str, Any]:
         mib = [s / 1024 for s in self.samples if s]
         if not mib:
             return {}
+        step = max(1, len(mib) // 30)  # about 30 points over the run
         return {
+            "rss_series_mib": [round(m, 1) for m in mib[::step]] + [round(mib[-1], 1)],
             "rss_start_mib": round(mib[0], 1),
             "rss_end_mib": round(mib[-1], 1),
             "rss_peak_mib": round(max(mib), 1),
