@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -59,6 +61,8 @@ def main(
 ) -> None:
     """Benchmark userprops against a bare ASGI ceiling on the same server stack."""
     wrk.ensure_wrk()
+    if profile is not None:
+        ensure_py_spy()
     if pin is None:
         pin = (os.cpu_count() or 1) >= 2 and shutil.which("taskset") is not None
     chosen = tuple(s for s in scenarios.split(",") if s)
@@ -94,12 +98,22 @@ def main(
         raise SystemExit(1)
 
 
+def ensure_py_spy() -> None:
+    """py-spy (for ``--profile``), installed into this environment when missing."""
+    if shutil.which("py-spy") or Path(sys.executable).with_name("py-spy").exists():
+        return
+    click.echo("installing py-spy with pip ...", err=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "py-spy"], check=True)
+
+
 def targets(report: dict[str, Any]) -> dict[str, bool]:
     write = report["sqlite"].get("write")
     met: dict[str, bool] = {}
     if write is not None:
         met["sqlite_write_ratio>=0.5"] = write["ratio_to_ceiling"] >= TARGET_RATIO
         met["sqlite_write_p99<=25ms"] = write["p99_us"] <= TARGET_P99_MS * 1000
+    if "error" in report.get("database", {}):
+        met["database_ran"] = False
     for key in ("sqlite", "database", "preloaded"):
         for name, result in report.get(key, {}).items():
             if isinstance(result, dict) and "errors" in result:
@@ -118,6 +132,8 @@ def render(report: dict[str, Any]) -> list[str]:
         f"{'p99.9':>8}{'errors':>7}{'RSS MiB':>9}  verified"
     )
     lines = [header, "-" * len(header)]
+    if "error" in report.get("database", {}):
+        lines.append(f"database: not run: {report['database']['error']}")
     for key in ("sqlite", "database", "preloaded"):
         for name, r in report.get(key, {}).items():
             if not isinstance(r, dict) or "throughput" not in r:

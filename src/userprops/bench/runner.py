@@ -242,9 +242,12 @@ def run(options: Options) -> dict[str, Any]:
             options, ceiling, "sqlite", sqlite_url, scenarios=options.scenarios
         )
         if options.database:
-            report["database"] = backend(
-                options, ceiling, "database", options.database, scenarios=options.scenarios
-            )
+            try:
+                report["database"] = backend(
+                    options, ceiling, "database", options.database, scenarios=options.scenarios
+                )
+            except RuntimeError as exc:  # e.g. a backend this build does not have yet
+                report["database"] = {"error": str(exc)}
         if options.preload:
             url = f"sqlite:///{options.workdir / 'preloaded.db'}"
             report["preloaded"] = backend(
