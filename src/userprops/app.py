@@ -16,6 +16,7 @@ from userprops import idempotency
 from userprops.auth import Authenticator
 from userprops.config import Settings
 from userprops.contacts import ContactBook
+from userprops.deadlines import BodyDeadlines
 from userprops.engine import Engine
 from userprops.errors import (
     HeadersTooLarge,
@@ -63,6 +64,7 @@ class App:
             request_rate=settings.rate_limit,
             request_burst=settings.rate_burst,
         )
+        self._deadlines = BodyDeadlines(settings.body_timeout)
 
     def start(self) -> None:
         storage = self._given_storage or open_storage(
@@ -185,22 +187,28 @@ class App:
         chunks: list[bytes] = []
         size = 0
         too_large = declared is not None and declared > limit
+        task = asyncio.current_task()
+        assert task is not None
+        self._deadlines.start(task, asyncio.get_running_loop())
         try:
-            async with asyncio.timeout(self.settings.body_timeout):
-                while True:
-                    message = await receive()
-                    if message["type"] == "http.disconnect":
-                        raise _ClientGone()
-                    chunk = message.get("body", b"")
-                    size += len(chunk)
-                    if size > limit:
-                        too_large = True
-                    if not too_large:
-                        chunks.append(chunk)
-                    if not message.get("more_body", False) or size > limit * DRAIN_FACTOR:
-                        break
-        except TimeoutError:
-            raise RequestTimeout() from None
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    raise _ClientGone()
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if size > limit:
+                    too_large = True
+                if not too_large:
+                    chunks.append(chunk)
+                if not message.get("more_body", False) or size > limit * DRAIN_FACTOR:
+                    break
+        except asyncio.CancelledError:
+            if self._deadlines.finish(task):
+                raise RequestTimeout() from None
+            raise
+        finally:
+            self._deadlines.finish(task)
         if too_large:
             raise PayloadTooLarge(f"request body larger than {limit} bytes")
         return b"".join(chunks)

@@ -76,13 +76,9 @@ class Writer:
             self._commit(batch)
 
     def _commit(self, batch: list[_Item]) -> None:
-        results: list[Any]
         try:
-            results = self.storage.run_batch([job for job, _, _ in batch])
-        except UserpropsError as exc:
-            log.warning("batch of %d failed: %s", len(batch), exc.detail)
-            results = [exc] * len(batch)
-        except Exception:
+            results = self._results(batch)
+        except Exception:  # never let the writer thread die: every later request would hang
             log.exception("batch of %d failed", len(batch))
             results = [InternalError()] * len(batch)
         self.batches += 1
@@ -98,6 +94,17 @@ class Writer:
                 loop.call_soon_threadsafe(_resolve, answers)
             except RuntimeError:  # that loop is closed: nobody waits for these answers
                 pass
+
+    def _results(self, batch: list[_Item]) -> list[Any]:
+        """One result (or exception) per job of the batch."""
+        try:
+            results = self.storage.run_batch([job for job, _, _ in batch])
+        except UserpropsError as exc:
+            log.warning("batch of %d failed: %s", len(batch), exc.detail)
+            return [exc] * len(batch)
+        if len(results) != len(batch):
+            raise RuntimeError(f"storage gave {len(results)} results for {len(batch)} jobs")
+        return results
 
 
 def _resolve(answers: list[tuple[asyncio.Future[Any], Any]]) -> None:

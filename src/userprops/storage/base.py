@@ -378,8 +378,11 @@ class Storage(abc.ABC):
     def run_batch(self, jobs: Sequence[Callable[[Transaction], Any]]) -> list[JobResult]:
         """Run every job in one transaction and commit once (group commit).
 
-        Each job runs in its own savepoint: a job that raises has its changes undone and
-        its exception returned in its place; the others are kept. When the transaction
+        Each job runs as if in its own savepoint: a job that raises has its changes undone
+        and its exception returned in its place; the others are kept. A backend may run a
+        batch's jobs more than once (SQLite skips savepoints and, only when a failed job
+        had written, runs the batch again with one per job), so a job must be a function
+        of the transaction alone; the last run's results are returned. When the transaction
         itself fails (commit, connection, disk), nothing is applied and
         :class:`userprops.errors.StorageUnavailable` is raised for the whole batch.
 

@@ -489,6 +489,37 @@ class SqliteTransaction(Transaction):
         )  # AUTOINCREMENT's counter follows explicit EUIDs by itself
 
 
+def _run_jobs(
+    conn: sqlite3.Connection, jobs: Sequence[Callable[[Transaction], Any]], *, savepoints: bool
+) -> list[JobResult] | None:
+    """Run the jobs of a batch in the open transaction, each one's failure its own answer.
+
+    Without ``savepoints`` (the fast path: two statements less per job) a failed job must
+    not have written anything, which ``total_changes`` tells; when one has, this returns
+    None and the caller runs the batch again with a savepoint per job. Jobs decide before
+    they write, so that slow path is for failures of the storage, not rejected input.
+    """
+    tx = SqliteTransaction(conn)
+    results: list[JobResult] = []
+    for job in jobs:
+        if savepoints:
+            conn.execute("SAVEPOINT job")
+        changes = conn.total_changes
+        try:
+            results.append(job(tx))
+        except _FATAL:
+            raise
+        except Exception as exc:  # one job's failure is its own answer
+            if savepoints:
+                conn.execute("ROLLBACK TO job")
+            elif conn.total_changes != changes:
+                return None
+            results.append(exc)
+        if savepoints:
+            conn.execute("RELEASE job")
+    return results
+
+
 class SqliteStorage(Storage):
     def __init__(self, path: str) -> None:
         self.path = path
@@ -562,18 +593,12 @@ class SqliteStorage(Storage):
             conn = self._writer
             conn.execute("BEGIN IMMEDIATE")
             try:
-                tx = SqliteTransaction(conn)
-                results: list[JobResult] = []
-                for job in jobs:
-                    conn.execute("SAVEPOINT job")
-                    try:
-                        results.append(job(tx))
-                    except _FATAL:
-                        raise
-                    except Exception as exc:  # one job's failure is its own answer
-                        conn.execute("ROLLBACK TO job")
-                        results.append(exc)
-                    conn.execute("RELEASE job")
+                results = _run_jobs(conn, jobs, savepoints=False)
+                if results is None:
+                    conn.execute("ROLLBACK")
+                    conn.execute("BEGIN IMMEDIATE")
+                    results = _run_jobs(conn, jobs, savepoints=True)
+                    assert results is not None
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:

@@ -1,0 +1,171 @@
+"""``python -m userprops.bench``: run the benchmark, print the figures, write the JSON."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from userprops.bench import wrk
+from userprops.bench.runner import Options, run
+
+TARGET_RATIO = 0.5
+TARGET_P99_MS = 25.0
+TARGET_PRELOAD_RATIO = 0.8
+
+
+@click.command()
+@click.option("--duration", default=5.0, show_default=True, help="Seconds per measured run.")
+@click.option("--rounds", default=3, show_default=True, help="Measured runs per scenario and side.")
+@click.option("--warmup", default=2.0, show_default=True, help="Seconds of warm-up per run.")
+@click.option("--connections", "-c", default=64, show_default=True)
+@click.option("--threads", "-t", default=1, show_default=True, help="wrk threads.")
+@click.option("--users", default=10_000, show_default=True, help="Users registered first.")
+@click.option("--preload", default=0, show_default=True, help="Also run on N bulk-seeded users.")
+@click.option("--database", default=None, help="Also run on this database (e.g. postgresql://...).")
+@click.option(
+    "--pin/--no-pin",
+    default=None,
+    help="Server on CPU 0, wrk on CPU 1 (default: pin when there are 2+ CPUs).",
+)
+@click.option("--scenarios", default="write,register,read", show_default=True)
+@click.option("--out", default="bench-results", show_default=True, type=click.Path())
+@click.option(
+    "--profile",
+    type=click.Choice(["svg", "txt"]),
+    default=None,
+    help="Record the server with py-spy during each measured run (flame graph or stacks).",
+)
+@click.option("--keep", is_flag=True, help="Keep the temporary databases and logs.")
+def main(
+    duration: float,
+    rounds: int,
+    warmup: float,
+    connections: int,
+    threads: int,
+    users: int,
+    preload: int,
+    database: str | None,
+    pin: bool | None,
+    scenarios: str,
+    out: str,
+    profile: str | None,
+    keep: bool,
+) -> None:
+    """Benchmark userprops against a bare ASGI ceiling on the same server stack."""
+    wrk.ensure_wrk()
+    if profile is not None:
+        ensure_py_spy()
+    if pin is None:
+        pin = (os.cpu_count() or 1) >= 2 and shutil.which("taskset") is not None
+    chosen = tuple(s for s in scenarios.split(",") if s)
+    unknown = set(chosen) - set(wrk.SCENARIOS)
+    if unknown:
+        raise click.BadParameter(f"unknown scenarios {sorted(unknown)}", param_hint="--scenarios")
+    options = Options(
+        load=wrk.Load(connections, threads, duration, cpus="1" if pin else None),
+        rounds=rounds,
+        warmup=warmup,
+        users=users,
+        preload=preload,
+        database=database,
+        server_cpus="0" if pin else None,
+        scenarios=chosen,
+        profile=None if profile is None else Path(out),
+        profile_format=profile or "svg",
+    )
+    try:
+        report = run(options)
+    finally:
+        if not keep:
+            shutil.rmtree(options.workdir, ignore_errors=True)
+    report["targets"] = targets(report)
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    for line in render(report):
+        click.echo(line)
+    click.echo(f"report: {path}" + (f"  (work dir kept: {options.workdir})" if keep else ""))
+    if not all(report["targets"].values()):
+        raise SystemExit(1)
+
+
+def ensure_py_spy() -> None:
+    """py-spy (for ``--profile``), installed into this environment when missing."""
+    if shutil.which("py-spy") or Path(sys.executable).with_name("py-spy").exists():
+        return
+    click.echo("installing py-spy with pip ...", err=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "py-spy"], check=True)
+
+
+def targets(report: dict[str, Any]) -> dict[str, bool]:
+    write = report["sqlite"].get("write")
+    met: dict[str, bool] = {}
+    if write is not None:
+        met["sqlite_write_ratio>=0.5"] = write["ratio_to_ceiling"] >= TARGET_RATIO
+        met["sqlite_write_p99<=25ms"] = write["p99_us"] <= TARGET_P99_MS * 1000
+    if "error" in report.get("database", {}):
+        met["database_ran"] = False
+    for key in ("sqlite", "database", "preloaded"):
+        for name, result in report.get(key, {}).items():
+            if isinstance(result, dict) and "errors" in result:
+                met[f"{key}_{name}_no_errors"] = result["errors"] == 0
+                if "verification" in result:
+                    met[f"{key}_{name}_verified"] = result["verification"]["passed"]
+    if "preloaded" in report and "ratio_to_empty" in report["preloaded"]["write"]:
+        ratio = report["preloaded"]["write"]["ratio_to_empty"]
+        met["preloaded_write>=0.8x_empty"] = ratio >= TARGET_PRELOAD_RATIO
+    return met
+
+
+def render(report: dict[str, Any]) -> list[str]:
+    header = (
+        f"{'run':<20}{'req/s':>9}{'ceiling':>9}{'ratio':>7}{'p50 ms':>8}{'p99 ms':>8}"
+        f"{'p99.9':>8}{'errors':>7}{'RSS MiB':>9}  verified"
+    )
+    lines = [header, "-" * len(header)]
+    if "error" in report.get("database", {}):
+        lines.append(f"database: not run: {report['database']['error']}")
+    for key in ("sqlite", "database", "preloaded"):
+        for name, r in report.get(key, {}).items():
+            if not isinstance(r, dict) or "throughput" not in r:
+                continue
+            check = r.get("verification")
+            verified = ""
+            if check is not None:
+                verified = "pass" if check["passed"] else "FAIL"
+                verified += f" ({check['counter_stored']}/{check['increases_sent']})"
+            lines.append(
+                f"{key + ' ' + name:<20}{r['throughput']:>9,.0f}{r['ceiling']['throughput']:>9,.0f}"
+                f"{r['ratio_to_ceiling']:>7.2f}{r['p50_us'] / 1000:>8.2f}{r['p99_us'] / 1000:>8.2f}"
+                f"{r['p999_us'] / 1000:>8.2f}{r['errors']:>7}{r.get('rss_peak_mib', 0):>9.1f}"
+                f"  {verified}"
+            )
+    if "preloaded" in report and "ratio_to_empty" in report["preloaded"]["write"]:
+        w = report["preloaded"]["write"]
+        lines.append(
+            f"preloaded {report['preloaded']['users']:,} users: write {w['ratio_to_empty']:.2f}x"
+            f" the empty database ({w['ratio_to_empty_over_ceilings']:.2f}x over paired ceilings)"
+        )
+    for key in ("sqlite", "database", "preloaded"):
+        for name, r in report.get(key, {}).items():
+            if isinstance(r, dict) and "rss_start_mib" in r:
+                lines.append(
+                    f"{key} {name} server RSS start/end/peak: {r['rss_start_mib']}/"
+                    f"{r['rss_end_mib']}/{r['rss_peak_mib']} MiB"
+                )
+    for name, ok in report["targets"].items():
+        lines.append(f"target {name}: {'met' if ok else 'MISSED'}")
+    return lines
+
+
+if __name__ == "__main__":
+    main()

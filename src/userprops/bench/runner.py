@@ -1,0 +1,272 @@
+"""One benchmark run. Each scenario alternates the ceiling and the service, round by round
+(the same wrk script against each), so that a busy neighbour on a shared machine slows
+both sides of a ratio alike."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from userprops.bench import wrk
+from userprops.bench.preload import preload
+from userprops.bench.server import MemorySampler, Server, python_command, rss_kib
+from userprops.bench.setup import create_tenant, register_users, stored_sums
+from userprops.storage import open_storage, sqlite_path
+
+# Increases send +1 until this many seconds before the end of a run, then 0, so nothing
+# still in flight when wrk stops can change the verified sum.
+DRAIN_SECONDS = 1.5
+_PERCENTILES = ("p50_us", "p90_us", "p99_us", "p999_us", "latency_mean_us")
+_SUMMED = (
+    "requests",
+    "duration_us",
+    "errors_connect",
+    "errors_read",
+    "errors_write",
+    "errors_status",
+    "errors_timeout",
+    "sent_set",
+    "sent_increase",
+    "sent_add",
+    "sent_other",
+    "increase_units",
+    "ok",
+    "bad",
+)
+
+
+@dataclass
+class Options:
+    load: wrk.Load
+    rounds: int = 3
+    warmup: float = 2.0
+    users: int = 10_000
+    preload: int = 0
+    database: str | None = None
+    server_cpus: str | None = None
+    scenarios: tuple[str, ...] = ("write", "register", "read")
+    profile: Path | None = None  # folder for py-spy profiles of the measured runs
+    profile_format: str = "svg"  # svg (flame graph) or txt (collapsed stacks)
+    workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="userprops-bench-")))
+
+
+@dataclass
+class Target:
+    """A server and what the Lua script needs to drive it."""
+
+    server: Server
+    euids: range
+    token: str
+    tag: str
+
+    def args(self, seconds: float) -> list[str]:
+        stop_at = int(time.time() + seconds - DRAIN_SECONDS)
+        span = self.euids
+        return [str(span.start), str(span.stop - 1), str(stop_at), self.token, self.tag]
+
+
+def combine(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Rounds of one side: counts summed, throughput over the total time, percentiles the
+    median of the rounds (worst round kept too), and the rounds themselves."""
+    result: dict[str, Any] = {k: sum(r[k] for r in runs) for k in _SUMMED}
+    result["throughput"] = round(result["requests"] / (result["duration_us"] / 1e6), 1)
+    for k in _PERCENTILES:
+        result[k] = statistics.median(r[k] for r in runs)
+    result["p99_us_worst_round"] = max(r["p99_us"] for r in runs)
+    result["latency_max_us"] = max(r["latency_max_us"] for r in runs)
+    result["socket_errors"] = sum(
+        result[f"errors_{k}"] for k in ("connect", "read", "write", "timeout")
+    )
+    result["errors"] = result["socket_errors"] + result["errors_status"] + result["bad"]
+    result["rounds"] = [
+        {"throughput": round(r["requests"] / (r["duration_us"] / 1e6), 1), "p99_us": r["p99_us"]}
+        for r in runs
+    ]
+    return result
+
+
+def paired(options: Options, ceiling: Target, target: Target, scenario: str) -> dict[str, Any]:
+    """Warm both up, then alternate ceiling and service for ``rounds`` runs each."""
+    binary = wrk.ensure_wrk()
+    lua = wrk.write_script(scenario, options.workdir)
+    load, seconds = options.load, options.load.duration
+
+    def once(side: Target, length: float) -> dict[str, Any]:
+        return wrk.run(binary, side.server.url, lua, side.args(length), load, length)
+
+    warm_units = 0
+    if options.warmup > 0:
+        once(ceiling, options.warmup)
+        warm_units = once(target, options.warmup)["increase_units"]
+    tops, runs = [], []
+    with MemorySampler(target.server.pid) as memory:
+        for _ in range(options.rounds):
+            tops.append(once(ceiling, seconds))
+            with profiled(options, target.server, scenario):
+                runs.append(once(target, seconds))
+    result = combine(runs)
+    result["increase_units_total"] = warm_units + result["increase_units"]
+    result.update(memory.summary())
+    top = combine(tops)
+    result["ceiling"] = top
+    result["ratio_to_ceiling"] = round(result["throughput"] / top["throughput"], 3)
+    result["ratio_rounds"] = [
+        round(r["throughput"] / t["throughput"], 3)
+        for r, t in zip(result["rounds"], top["rounds"], strict=True)
+    ]
+    return result
+
+
+@contextmanager
+def profiled(options: Options, server: Server, scenario: str) -> Iterator[Path | None]:
+    """py-spy recording the server (every thread) while the block runs; later rounds
+    overwrite earlier ones."""
+    if options.profile is None:
+        yield None
+        return
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    options.profile.mkdir(parents=True, exist_ok=True)
+    path = options.profile / f"{server.name}-{scenario}.{options.profile_format}"
+    command = [spy, "record", "--pid", str(server.pid), "--threads", "--rate", "250"]
+    command += ["--format", "raw" if options.profile_format == "txt" else "flamegraph"]
+    spying = subprocess.Popen(
+        [*command, "--output", str(path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        yield path
+    finally:
+        spying.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
+        spying.wait(timeout=60)
+
+
+def backend(
+    options: Options,
+    ceiling: Target,
+    name: str,
+    url: str,
+    *,
+    preloaded: int = 0,
+    scenarios: tuple[str, ...],
+) -> dict[str, Any]:
+    """Every scenario on one database; ``preloaded`` users are bulk-seeded first (SQLite)."""
+    slug = f"bench{int(time.time() * 1000) % 10**9}"
+    token = create_tenant(url, slug)
+    results: dict[str, Any] = {"database": url.split("@")[-1]}
+    euids = range(0)
+    if preloaded:
+        started = time.monotonic()
+        storage = open_storage(url)
+        with storage.read() as tx:
+            project = tx.get_project(slug)
+        storage.close()
+        assert project is not None
+        euids = preload(sqlite_path(url), project.id, preloaded)
+        results["preload_seconds"] = round(time.monotonic() - started, 1)
+        results["database_mib"] = round(Path(sqlite_path(url)).stat().st_size / 2**20, 1)
+    server = Server(
+        name,
+        python_command("-m", "userprops", "serve", "--database", url, "--log-level", "warning"),
+        options.workdir / f"{name}.log",
+        cpus=options.server_cpus,
+    )
+    server.start()
+    try:
+        if not preloaded:
+            euids = register_users(server.port, token, options.users, slug)
+        results["users"] = len(euids)
+        target = Target(server, euids, token, slug)
+        for scenario in scenarios:
+            result = paired(options, ceiling, target, scenario)
+            if scenario == "write":
+                result["verification"] = verify(url, slug, euids, result["increase_units_total"])
+            results[scenario] = result
+        results["server_rss_hwm_mib"] = round(rss_kib(server.pid, "VmHWM") / 1024, 1)
+    finally:
+        server.stop()
+    return results
+
+
+def verify(url: str, slug: str, euids: range, units: int) -> dict[str, Any]:
+    """Every increase sent (+1 counter, +5 points) is in the database, exactly once."""
+    started = time.monotonic()
+    sums = stored_sums(url, slug, euids, ["counter", "points"])
+    expected = {"counter": Decimal(units), "points": Decimal(5 * units)}
+    return {
+        "increases_sent": units,
+        "counter_stored": int(sums["counter"]),
+        "points_stored": int(sums["points"]),
+        "passed": sums == expected,
+        "seconds": round(time.monotonic() - started, 1),
+    }
+
+
+def run(options: Options) -> dict[str, Any]:
+    report: dict[str, Any] = {
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": {"cpus": os.cpu_count(), "uname": " ".join(os.uname())},
+        "options": {
+            "connections": options.load.connections,
+            "wrk_threads": options.load.threads,
+            "duration_s": options.load.duration,
+            "rounds": options.rounds,
+            "warmup_s": options.warmup,
+            "users": options.users,
+            "preload": options.preload,
+            "server_cpus": options.server_cpus,
+            "wrk_cpus": options.load.cpus,
+        },
+    }
+    server = Server(
+        "ceiling",
+        python_command("-m", "userprops.bench.ceiling"),
+        options.workdir / "ceiling.log",
+        cpus=options.server_cpus,
+    )
+    server.start()
+    ceiling = Target(server, range(1, 10_001), "eDp5", "ceiling")
+    try:
+        sqlite_url = f"sqlite:///{options.workdir / 'bench.db'}"
+        report["sqlite"] = backend(
+            options, ceiling, "sqlite", sqlite_url, scenarios=options.scenarios
+        )
+        if options.database:
+            try:
+                report["database"] = backend(
+                    options, ceiling, "database", options.database, scenarios=options.scenarios
+                )
+            except RuntimeError as exc:  # e.g. a backend this build does not have yet
+                report["database"] = {"error": str(exc)}
+        if options.preload:
+            url = f"sqlite:///{options.workdir / 'preloaded.db'}"
+            report["preloaded"] = backend(
+                options, ceiling, "preloaded", url, preloaded=options.preload, scenarios=("write",)
+            )
+            _preload_ratio(report)
+        report["ceiling_rss_hwm_mib"] = round(rss_kib(server.pid, "VmHWM") / 1024, 1)
+    finally:
+        server.stop()
+    return report
+
+
+def _preload_ratio(report: dict[str, Any]) -> None:
+    """Preloaded vs empty write throughput (the target), and the same over each run's own
+    paired ceiling (a check on machine drift between the two runs, minutes apart)."""
+    empty, full = report["sqlite"].get("write"), report["preloaded"]["write"]
+    if empty is None:
+        return
+    full["ratio_to_empty"] = round(full["throughput"] / empty["throughput"], 3)
+    full["ratio_to_empty_over_ceilings"] = round(
+        full["ratio_to_ceiling"] / empty["ratio_to_ceiling"], 3
+    )

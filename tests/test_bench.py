@@ -1,0 +1,82 @@
+"""The benchmark's pieces that run without wrk: the ceiling app, wrk's summary line,
+combining rounds, and the bulk preload (read back through the API)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+
+from conftest import make_settings, new_api
+from userprops.app import App
+from userprops.bench import wrk
+from userprops.bench.ceiling import app as ceiling
+from userprops.bench.preload import ATTRIBUTES, preload
+from userprops.bench.runner import combine
+
+
+async def test_the_ceiling_answers_every_request_with_the_success_envelope() -> None:
+    transport = httpx.ASGITransport(app=ceiling)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        r = await http.post("/v1/user/property", content=b'{"euid": 1}')
+    assert r.status_code == 200
+    assert r.json() == {"code": 0, "message": "success"}
+
+
+def test_the_wrk_summary_is_read_from_its_marked_line() -> None:
+    output = 'Running 5s test\nBENCH_RESULT {"requests": 7}\nRequests/sec: 1.4\n'
+    assert wrk.parse_summary(output) == {"requests": 7}
+    with pytest.raises(RuntimeError, match="no summary"):
+        wrk.parse_summary("Running 5s test\n")
+
+
+def test_rounds_sum_counts_and_take_the_median_percentile() -> None:
+    def run(requests: int, p99: int) -> dict[str, int]:
+        counts = dict.fromkeys(
+            ["errors_connect", "errors_read", "errors_write", "errors_status"], 0
+        )
+        counts |= {"errors_timeout": 0, "sent_set": 0, "sent_increase": 0, "sent_add": 0}
+        counts |= {"sent_other": 0, "increase_units": 1, "ok": requests, "bad": 0}
+        latency = {"p50_us": 1, "p90_us": 2, "p999_us": 9, "latency_mean_us": 1}
+        return (
+            counts
+            | latency
+            | {"latency_max_us": p99, "p99_us": p99}
+            | {
+                "requests": requests,
+                "duration_us": 1_000_000,
+            }
+        )
+
+    result = combine([run(100, 5), run(300, 9), run(200, 7)])
+    assert result["throughput"] == 200.0
+    assert result["p99_us"] == 7
+    assert result["p99_us_worst_round"] == 9
+    assert result["increase_units"] == 3
+    assert result["errors"] == 0
+
+
+async def test_preloaded_users_are_read_and_updated_through_the_api(tmp_path: Path) -> None:
+    path = tmp_path / "pre.db"
+    app = App(make_settings(f"sqlite:///{path}"))
+    app.start()
+    api = await new_api(app, "shop")
+    try:
+        assert app.services is not None
+        with app.services.storage.read() as tx:
+            project = tx.get_project("shop")
+        assert project is not None
+        euids = preload(str(path), project.id, 50, chunk=20, progress=False)
+        assert len(euids) == 50
+        props = await api.props(euids[7])
+        assert sorted(props) == sorted(ATTRIBUTES)
+        assert isinstance(props["age"], int)
+        assert isinstance(props["tags"], list)
+        r = await api.set(euids[7], "increase", {"age": 1})
+        assert r.json()["code"] == 0
+        assert (await api.props(euids[7]))["age"] == props["age"] + 1
+        assert await api.register("pre-7") == [euids[7]]
+    finally:
+        await api.http.aclose()
+        app.stop()
