@@ -6,12 +6,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
+from click.testing import CliRunner
 
 from conftest import make_settings, new_api
 from userprops.app import App
 from userprops.bench import wrk
+from userprops.bench.__main__ import main as bench_main
 from userprops.bench.ceiling import app as ceiling
+from userprops.bench.pgcluster import Cluster
 from userprops.bench.preload import ATTRIBUTES, preload
 from userprops.bench.runner import combine
 
@@ -80,3 +84,26 @@ async def test_preloaded_users_are_read_and_updated_through_the_api(tmp_path: Pa
     finally:
         await api.http.aclose()
         app.stop()
+
+
+def test_the_benchmark_cluster_is_durable_and_removed_afterwards() -> None:
+    cluster = Cluster(durable=True)
+    try:
+        cluster.start()
+        with psycopg.connect(cluster.dsn(), autocommit=True) as conn:
+            settings = conn.execute(
+                "SELECT current_setting('fsync'), current_setting('full_page_writes'),"
+                " current_setting('listen_addresses')"
+            ).fetchone()
+    finally:
+        cluster.destroy()
+    assert settings == ("on", "on", "127.0.0.1")
+    assert not cluster.root.exists()
+
+
+def test_postgres_and_database_together_are_refused() -> None:
+    result = CliRunner().invoke(
+        bench_main, ["--postgres", "--database", "postgresql://x@127.0.0.1/y"]
+    )
+    assert result.exit_code == 2
+    assert "--postgres or --database, not both" in result.output

@@ -14,11 +14,13 @@ from typing import Any
 import click
 
 from userprops.bench import wrk
+from userprops.bench.pgcluster import Cluster
 from userprops.bench.runner import Options, run
 
 TARGET_RATIO = 0.5
 TARGET_P99_MS = 25.0
 TARGET_PRELOAD_RATIO = 0.8
+TARGET_POSTGRES_RATIO = 0.35
 
 
 @click.command()
@@ -30,6 +32,11 @@ TARGET_PRELOAD_RATIO = 0.8
 @click.option("--users", default=10_000, show_default=True, help="Users registered first.")
 @click.option("--preload", default=0, show_default=True, help="Also run on N bulk-seeded users.")
 @click.option("--database", default=None, help="Also run on this database (e.g. postgresql://...).")
+@click.option(
+    "--postgres",
+    is_flag=True,
+    help="Also run on a throwaway PostgreSQL 15 cluster started (fsync on) and removed here.",
+)
 @click.option(
     "--pin/--no-pin",
     default=None,
@@ -53,6 +60,7 @@ def main(
     users: int,
     preload: int,
     database: str | None,
+    postgres: bool,
     pin: bool | None,
     scenarios: str,
     out: str,
@@ -69,6 +77,8 @@ def main(
     unknown = set(chosen) - set(wrk.SCENARIOS)
     if unknown:
         raise click.BadParameter(f"unknown scenarios {sorted(unknown)}", param_hint="--scenarios")
+    if postgres and database:
+        raise click.BadParameter("give --postgres or --database, not both", param_hint="--postgres")
     options = Options(
         load=wrk.Load(connections, threads, duration, cpus="1" if pin else None),
         rounds=rounds,
@@ -81,9 +91,16 @@ def main(
         profile=None if profile is None else Path(out),
         profile_format=profile or "svg",
     )
+    cluster = None
     try:
+        if postgres:
+            cluster = Cluster(durable=True)
+            cluster.start()
+            options.database = cluster.dsn()
         report = run(options)
     finally:
+        if cluster is not None:
+            cluster.destroy()
         if not keep:
             shutil.rmtree(options.workdir, ignore_errors=True)
     report["targets"] = targets(report)
@@ -114,6 +131,9 @@ def targets(report: dict[str, Any]) -> dict[str, bool]:
         met["sqlite_write_p99<=25ms"] = write["p99_us"] <= TARGET_P99_MS * 1000
     if "error" in report.get("database", {}):
         met["database_ran"] = False
+    db_write = report.get("database", {}).get("write")
+    if db_write is not None and report["database"]["backend"].startswith("postgres"):
+        met["postgres_write_ratio>=0.35"] = db_write["ratio_to_ceiling"] >= TARGET_POSTGRES_RATIO
     for key in ("sqlite", "database", "preloaded"):
         for name, result in report.get(key, {}).items():
             if isinstance(result, dict) and "errors" in result:

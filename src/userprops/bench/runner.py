@@ -163,7 +163,7 @@ def backend(
     """Every scenario on one database; ``preloaded`` users are bulk-seeded first (SQLite)."""
     slug = f"bench{int(time.time() * 1000) % 10**9}"
     token = create_tenant(url, slug)
-    results: dict[str, Any] = {"database": url.split("@")[-1]}
+    results: dict[str, Any] = {"database": url.split("@")[-1], "backend": url.split(":")[0]}
     euids = range(0)
     if preloaded:
         started = time.monotonic()

@@ -1,0 +1,100 @@
+"""A throwaway PostgreSQL cluster: ``initdb`` and ``pg_ctl`` in a temporary folder, listening
+on a free port of 127.0.0.1 (and a unix socket inside that folder), removed by :meth:`destroy`.
+
+The benchmark runs it durable (``fsync`` and ``full_page_writes`` on, PostgreSQL's defaults);
+the test suite runs it with both off, for speed. PostgreSQL refuses to run as root; as root,
+the cluster runs as the unprivileged system user ``userprops-pg``, created on first use.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+from pathlib import Path
+
+USER = "userprops-pg"
+SEARCH_PATH = ("/usr/lib/postgresql/15/bin", "/usr/local/bin", "/usr/bin")
+
+
+def pg_bin(tool: str) -> str:
+    """The path of a PostgreSQL server program, from PATH or Debian's folder."""
+    found = shutil.which(tool) or shutil.which(tool, path=os.pathsep.join(SEARCH_PATH))
+    if found is None:
+        raise RuntimeError(
+            f"{tool} not found: install PostgreSQL 15 (apt-get install postgresql-15) "
+            "or set USERPROPS_TEST_POSTGRES_DSN to a server the tests may create databases on"
+        )
+    return found
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _ensure_user() -> pwd.struct_passwd:
+    try:
+        return pwd.getpwnam(USER)
+    except KeyError:
+        subprocess.run(
+            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", USER],
+            check=True,
+        )
+        return pwd.getpwnam(USER)
+
+
+class Cluster:
+    """One PostgreSQL server in its own temporary folder; :meth:`stop` and :meth:`start`
+    may be called repeatedly (the port stays the same). ``durable=False`` turns ``fsync``
+    and ``full_page_writes`` off (tests only)."""
+
+    def __init__(self, *, durable: bool = False) -> None:
+        self.durable = durable
+        as_root = os.geteuid() == 0
+        # As root, under /tmp: the cluster's user must reach the folder whatever TMPDIR is.
+        folder = "/tmp" if as_root else None  # noqa: S108 (mkdtemp: private and unique)
+        self.root = Path(tempfile.mkdtemp(prefix="userprops-pg-", dir=folder))
+        self.data = self.root / "data"
+        self.port = free_port()
+        self._as_user: list[str] = []
+        if as_root:
+            account = _ensure_user()
+            os.chown(self.root, account.pw_uid, account.pw_gid)
+            self._as_user = ["runuser", "-u", USER, "--"]
+        self._run(
+            pg_bin("initdb"), "-D", str(self.data), "-U", "postgres", "-A", "trust",
+            "-E", "UTF8", "--locale=C", "--no-instructions", *([] if durable else ["--no-sync"]),
+        )  # fmt: skip
+
+    def _run(self, *args: str) -> None:
+        subprocess.run(
+            [*self._as_user, *args], check=True, capture_output=True, cwd=self.root, timeout=60
+        )
+
+    def start(self) -> None:
+        options = (
+            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1"
+            " -c max_connections=200 -c deadlock_timeout=100ms"
+        )
+        if not self.durable:
+            options += " -c fsync=off -c full_page_writes=off"
+        log = str(self.root / "server.log")
+        self._run(pg_bin("pg_ctl"), "-D", str(self.data), "-l", log, "-o", options, "-w", "start")
+
+    def stop(self) -> None:
+        self._run(pg_bin("pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop")
+
+    def dsn(self, database: str = "postgres") -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    def destroy(self) -> None:
+        try:
+            self.stop()
+        except subprocess.CalledProcessError:
+            pass  # already stopped
+        shutil.rmtree(self.root, ignore_errors=True)
