@@ -7,8 +7,8 @@ from decimal import Decimal
 import pytest
 from hypothesis import given, strategies as st
 
-from userprops.operations import Op, apply, needs_current
-from userprops.schema import Rejected
+from userprops.operations import Op, apply, increase_integer_text, needs_current
+from userprops.schema import INT64_MAX, INT64_MIN, AttrType, Rejected, decode, encode, parse_number
 
 elements = st.text(alphabet="abcdefgh", min_size=1, max_size=3)
 lists = st.lists(elements, max_size=12, unique=True).map(tuple)
@@ -87,3 +87,42 @@ def test_removing_every_element_leaves_no_value() -> None:
 
 def test_only_list_and_number_operations_read_the_current_value() -> None:
     assert [op for op in Op if needs_current(op)] == [Op.INCREASE, Op.ADD, Op.REMOVE]
+
+
+_INT64 = st.integers(INT64_MIN, INT64_MAX)
+_STORED = st.one_of(
+    st.none(),
+    _INT64.map(str),
+    st.decimals(allow_nan=False, allow_infinity=False, places=3).map(str),
+    st.sampled_from(["-", "--1", "1-2", "1e3", "", "\u0661"]),
+)
+
+
+@given(_STORED, st.one_of(st.integers(INT64_MIN - 5, INT64_MAX + 5), st.booleans()))
+def test_integer_increase_on_stored_text_agrees_with_the_general_path(
+    stored: str | None, raw: int
+) -> None:
+    def general() -> str:
+        before = None if stored is None else decode(AttrType.NUMBER, stored)
+        after = apply(Op.INCREASE, before, parse_number(raw))
+        assert isinstance(after, Decimal)
+        return encode(AttrType.NUMBER, after)
+
+    try:
+        fast = increase_integer_text(stored, raw)
+    except Rejected as reason:
+        with pytest.raises(Rejected, match=reason.reason):
+            general()
+        return
+    if fast is not None:
+        assert fast == general()
+
+
+def test_integer_increase_takes_the_fast_path_for_integers_only() -> None:
+    assert increase_integer_text("41", 1) == "42"
+    assert increase_integer_text(None, -3) == "-3"
+    assert increase_integer_text("1.5", 1) is None
+    assert increase_integer_text("1", True) is None
+    assert increase_integer_text("1", INT64_MAX + 1) is None
+    with pytest.raises(Rejected, match="outside signed 64 bits"):
+        increase_integer_text(str(INT64_MAX), 1)

@@ -8,18 +8,23 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, strategies as st
 
 from userprops.config import Limits
 from userprops.schema import (
+    INT64_MAX,
+    INT64_MIN,
     AttrType,
     Rejected,
     check_name,
+    check_number,
     check_timezone,
     decode,
     encode,
     format_number,
     infer_type,
     is_empty,
+    parse_number,
     parse_value,
     to_json,
 )
@@ -243,3 +248,16 @@ def test_time_zone_names_are_checked() -> None:
     assert check_timezone("Europe/Paris") == ZoneInfo("Europe/Paris")
     with pytest.raises(ValueError, match="unknown time zone"):
         check_timezone("Mars/Olympus")
+
+
+@given(st.integers(INT64_MIN - 5, INT64_MAX + 5))
+def test_an_integer_parses_as_the_general_number_check_reads_it(raw: int) -> None:
+    try:
+        expected = check_number(Decimal(raw))
+    except Rejected as reason:
+        with pytest.raises(Rejected, match=reason.reason):
+            parse_number(raw)
+        return
+    parsed = parse_number(raw)
+    assert parsed == expected
+    assert str(parsed) == str(expected)

@@ -23,7 +23,7 @@ from userprops.errors import (
     InvalidProperties,
     UserNotFound,
 )
-from userprops.operations import REQUIRED_TYPE, Op, apply, needs_current
+from userprops.operations import REQUIRED_TYPE, Op, apply, increase_integer_text, needs_current
 from userprops.schema import (
     AttrType,
     Rejected,
@@ -215,8 +215,14 @@ def _apply_properties(
             if op is Op.DELETE:
                 deletes.append(name)
                 continue
-            arg = parse_value(kind, raw, limits, who.tz)
             stored = current.get(name)
+            if op is Op.INCREASE:
+                text = stored.text if stored is not None and stored.type is kind else None
+                fast = increase_integer_text(text, raw)
+                if fast is not None:
+                    puts[name] = StoredValue(kind, fast)
+                    continue
+            arg = parse_value(kind, raw, limits, who.tz)
             before: Typed | None = None
             if stored is not None and stored.type is kind:
                 before = decode(kind, stored.text)

@@ -9,8 +9,9 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable
 from decimal import Decimal
+from typing import Any
 
-from userprops.schema import EXACT, AttrType, Typed, check_number
+from userprops.schema import EXACT, INT64_MAX, INT64_MIN, AttrType, Rejected, Typed, check_number
 
 
 class Op(enum.StrEnum):
@@ -42,6 +43,24 @@ def op_increase(current: Typed | None, arg: Typed) -> Typed | None:
     assert isinstance(arg, Decimal)
     base = current if isinstance(current, Decimal) else Decimal(0)
     return check_number(EXACT.add(base, arg))
+
+
+def increase_integer_text(current: str | None, raw: Any) -> str | None:
+    """:func:`op_increase` on stored text in int arithmetic, for the common case of an int64
+    argument and an integral (or absent) stored value: the same stored text the general
+    path gives, or None when that path must run."""
+    if type(raw) is not int or not INT64_MIN <= raw <= INT64_MAX:
+        return None
+    if current is None:
+        base = 0
+    elif current.isascii() and current.lstrip("-").isdigit() and current.count("-") <= 1:
+        base = int(current)
+    else:
+        return None
+    total = base + raw
+    if not INT64_MIN <= total <= INT64_MAX:
+        raise Rejected("integer outside signed 64 bits")
+    return str(total)
 
 
 def op_add(current: Typed | None, arg: Typed) -> Typed | None:

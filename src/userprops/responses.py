@@ -67,7 +67,17 @@ def error_response(error: UserpropsError, *, close: bool = False) -> Response:
     return response
 
 
+_SUCCESS_HEADERS = [
+    (b"content-length", str(len(SUCCESS.body)).encode()),
+    (b"content-type", b"application/json"),
+]
+
+
 async def send(send_: Any, response: Response) -> None:
+    if response is SUCCESS:  # the hot path's answer: its headers are built once
+        await send_({"type": "http.response.start", "status": 200, "headers": _SUCCESS_HEADERS})
+        await send_({"type": "http.response.body", "body": SUCCESS.body})
+        return
     headers = [(b"content-length", str(len(response.body)).encode())]
     if "content-type" not in response.headers:
         headers.append((b"content-type", b"application/json"))

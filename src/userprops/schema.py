@@ -126,6 +126,8 @@ def parse_number(raw: Any) -> Decimal:
     An integral value, however written (``2``, ``2.0``, ``2e0``), must fit in int64; a
     non-integral one may have at most 28 significant and 28 fractional digits.
     """
+    if type(raw) is int and INT64_MIN <= raw <= INT64_MAX:
+        return Decimal(raw)  # what check_number gives an int64, without its arithmetic
     if isinstance(raw, bool) or not isinstance(raw, int | Decimal):
         raise Rejected(f"expected NUMBER, got {_kind(raw)}")
     return check_number(Decimal(raw))

@@ -40,6 +40,9 @@ class RegisterRequest:
     identity_values: list[Any]
 
 
+_OPS = {op.value: op for op in Op}
+
+
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
@@ -80,7 +83,8 @@ def parse_property_request(body: bytes, limits: Limits) -> PropertyRequest:
     obj = decode_object(body)
     euid = check_euid(obj.get("euid"))
     kind = obj.get("type")
-    if not isinstance(kind, str) or kind not in Op.__members__.values():
+    op = _OPS.get(kind) if isinstance(kind, str) else None
+    if op is None:
         allowed = ", ".join(op.value for op in Op)
         raise InvalidParameters(f"type must be one of {allowed}")
     properties = obj.get("properties")
@@ -88,7 +92,7 @@ def parse_property_request(body: bytes, limits: Limits) -> PropertyRequest:
         raise InvalidParameters("properties must be a non-empty JSON object")
     if len(properties) > limits.max_properties:
         raise InvalidParameters(f"more than {limits.max_properties} properties")
-    return PropertyRequest(euid, Op(kind), properties)
+    return PropertyRequest(euid, op, properties)
 
 
 def parse_register_request(body: bytes, limits: Limits) -> RegisterRequest:
