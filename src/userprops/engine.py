@@ -175,8 +175,6 @@ def _apply_properties(
     known: dict[str, AttrType],
 ) -> PropertyOutcome:
     pid, euid, op = who.project_id, request.euid, request.op
-    if not tx.lock_user(pid, euid):
-        raise UserNotFound()
     outcome = PropertyOutcome(errors=[])
     candidates: dict[str, Any] = {}
     for name, raw in request.properties.items():
@@ -191,13 +189,21 @@ def _apply_properties(
 
     types = {n: known[n] for n in candidates if n in known}
     missing = [n for n in candidates if n not in types]
-    if missing:
-        found = tx.attribute_types(pid, missing)
-        types.update(found)
-        outcome.learned.update(found)
-    current = (
-        tx.get_values(pid, euid, [n for n in candidates if n in types]) if needs_current(op) else {}
-    )
+    current: dict[str, StoredValue] | None = None
+    if needs_current(op) and candidates and not missing:  # the common case: one statement
+        current = tx.lock_user_values(pid, euid, list(candidates))
+    elif tx.lock_user(pid, euid):
+        if missing:
+            found = tx.attribute_types(pid, missing)
+            types.update(found)
+            outcome.learned.update(found)
+        current = (
+            tx.get_values(pid, euid, [n for n in candidates if n in types])
+            if needs_current(op)
+            else {}
+        )
+    if current is None:
+        raise UserNotFound()
 
     puts: dict[str, StoredValue] = {}
     deletes: list[str] = []

@@ -120,6 +120,18 @@ def test_values_put_get_delete(storage: Storage, pid: int, euid: int) -> None:
         assert tx.count_rows()["user_values"] == 1
 
 
+def test_lock_user_values_is_the_user_check_and_the_read_together(
+    storage: Storage, pid: int, euid: int
+) -> None:
+    n = StoredValue(AttrType.NUMBER, "7")
+    with storage.transaction() as tx:
+        assert tx.lock_user_values(pid, euid, ["a", "b"]) == {}
+        tx.put_values(pid, euid, {"a": n, "c": n})
+        assert tx.lock_user_values(pid, euid, ["a", "b"]) == {"a": n}
+        assert tx.lock_user_values(pid + 1, euid, ["a"]) is None
+        assert tx.lock_user_values(pid, euid + 1000, ["a"]) is None
+
+
 def test_a_failed_transaction_applies_nothing(storage: Storage, pid: int, euid: int) -> None:
     with pytest.raises(RuntimeError), storage.transaction() as tx:
         tx.put_values(pid, euid, {"a": StoredValue(AttrType.STRING, "x")})

@@ -214,6 +214,18 @@ class Transaction(abc.ABC):
     ) -> dict[str, StoredValue]:
         """Stored values of a user: those among ``names``, or all when ``names`` is None."""
 
+    def lock_user_values(
+        self, project_id: int, euid: int, names: Sequence[str]
+    ) -> dict[str, StoredValue] | None:
+        """:meth:`lock_user`, then :meth:`get_values` of ``names`` (not empty); None when
+        the user is not in that project. A backend may do both in one statement where that
+        reads what was committed before the lock was granted (not PostgreSQL's READ
+        COMMITTED: a statement that waits for a row lock keeps its older snapshot of other
+        tables)."""
+        if not self.lock_user(project_id, euid):
+            return None
+        return self.get_values(project_id, euid, names)
+
     @abc.abstractmethod
     def put_values(self, project_id: int, euid: int, values: dict[str, StoredValue]) -> None:
         """Insert or overwrite values."""

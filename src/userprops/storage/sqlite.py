@@ -255,6 +255,21 @@ class SqliteTransaction(Transaction):
         rows = self._c.execute(sql + " ORDER BY name", params)
         return {name: StoredValue(AttrType(kind), text) for name, kind, text in rows}
 
+    def lock_user_values(
+        self, project_id: int, euid: int, names: Sequence[str]
+    ) -> dict[str, StoredValue] | None:
+        # One statement: the user's row (no row: no user), joined to the values asked for.
+        rows = self._c.execute(
+            "SELECT v.name, v.type, v.value FROM users u LEFT JOIN user_values v"
+            " ON v.project_id = u.project_id AND v.euid = u.euid"
+            f" AND v.name IN ({','.join('?' * len(names))})"
+            " WHERE u.euid = ? AND u.project_id = ? ORDER BY v.name",
+            (*names, euid, project_id),
+        ).fetchall()
+        if not rows:
+            return None
+        return {n: StoredValue(AttrType(k), t) for n, k, t in rows if n is not None}
+
     def put_values(self, project_id: int, euid: int, values: dict[str, StoredValue]) -> None:
         stamp = time.time_ns() // 1_000_000
         self._c.executemany(
