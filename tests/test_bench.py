@@ -3,6 +3,7 @@ combining rounds, and the bulk preload (read back through the API)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import httpx
@@ -18,6 +19,7 @@ from userprops.bench.ceiling import app as ceiling
 from userprops.bench.pgcluster import Cluster
 from userprops.bench.preload import ATTRIBUTES, preload
 from userprops.bench.runner import combine
+from userprops.bench.server import cpu_seconds
 
 
 async def test_the_ceiling_answers_every_request_with_the_success_envelope() -> None:
@@ -107,3 +109,8 @@ def test_postgres_and_database_together_are_refused() -> None:
     )
     assert result.exit_code == 2
     assert "--postgres or --database, not both" in result.output
+
+
+def test_server_cpu_time_is_read_from_proc_and_zero_for_a_gone_process() -> None:
+    assert cpu_seconds(os.getpid()) > 0
+    assert cpu_seconds(2**22 + 1) == 0.0  # above Linux's largest pid

@@ -21,7 +21,7 @@ from typing import Any
 
 from userprops.bench import wrk
 from userprops.bench.preload import preload
-from userprops.bench.server import MemorySampler, Server, python_command, rss_kib
+from userprops.bench.server import MemorySampler, Server, cpu_seconds, python_command, rss_kib
 from userprops.bench.setup import create_tenant, register_users, stored_sums
 from userprops.storage import open_storage, sqlite_path
 
@@ -104,7 +104,10 @@ def paired(options: Options, ceiling: Target, target: Target, scenario: str) -> 
     load, seconds = options.load, options.load.duration
 
     def once(side: Target, length: float) -> dict[str, Any]:
-        return wrk.run(binary, side.server.url, lua, side.args(length), load, length)
+        before = cpu_seconds(side.server.pid)
+        result = wrk.run(binary, side.server.url, lua, side.args(length), load, length)
+        result["server_cpu_s"] = cpu_seconds(side.server.pid) - before
+        return result
 
     warm_units = 0
     if options.warmup > 0:
@@ -120,6 +123,11 @@ def paired(options: Options, ceiling: Target, target: Target, scenario: str) -> 
     result["increase_units_total"] = warm_units + result["increase_units"]
     result.update(memory.summary())
     top = combine(tops)
+    for side, measured in ((result, runs), (top, tops)):
+        # Server CPU (user + system, every thread) per request: steadier than throughput
+        # on a shared machine, where wrk's share of CPU 1 varies.
+        cpu = sum(r["server_cpu_s"] for r in measured)
+        side["server_cpu_us_per_request"] = round(cpu / max(1, side["requests"]) * 1e6, 1)
     result["ceiling"] = top
     result["ratio_to_ceiling"] = round(result["throughput"] / top["throughput"], 3)
     result["ratio_rounds"] = [
