@@ -182,8 +182,6 @@ def render(report: dict[str, Any]) -> list[str]:
                     f"{key} {name} server CPU per request: {r['server_cpu_us_per_request']} us"
                     f" (ceiling {r['ceiling']['server_cpu_us_per_request']} us)"
                 )
-    for key in ("sqlite", "database", "preloaded"):
-        for name, r in report.get(key, {}).items():
             if isinstance(r, dict) and "rss_start_mib" in r:
                 lines.append(
                     f"{key} {name} server RSS start/end/peak: {r['rss_start_mib']}/"
