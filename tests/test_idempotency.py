@@ -57,6 +57,27 @@ async def test_retried_register_returns_the_same_euids(api: Api) -> None:
     assert again.json() == first.json()
 
 
+async def test_retried_event_report_and_contact_get_the_first_answer(api: Api) -> None:
+    [euid] = await api.register("u1")
+    event = {
+        "euid": euid,
+        "event_name": "paid",
+        "itime": 1654076420772,
+        "properties": {"amount": 5},
+    }
+    report = {"data": [event, {**event, "event_name": "Bad"}]}
+    first = await post(api, report, "ev", "/v1/event/report")
+    again = await post(api, report, "ev", "/v1/event/report")
+    assert first.status_code == 200 and first.json()["errors"]
+    assert again.json() == first.json()
+    listed = await api.get("/v1/event/list", euid=euid)
+    assert len(listed.json()["data"]["events"]) == 1
+    contact = {"euid": euid, "contacts": {"email": "a@b.co"}}
+    first = await post(api, contact, "ct", "/v1/user/contact")
+    again = await post(api, contact, "ct", "/v1/user/contact")
+    assert first.json() == again.json() == {"code": 0, "message": "success"}
+
+
 async def test_same_key_with_another_body_is_refused_and_applies_nothing(api: Api) -> None:
     [euid] = await api.register("u1")
     await post(api, increase(euid), "k")

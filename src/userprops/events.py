@@ -71,10 +71,16 @@ class Candidate:
     properties: dict[str, Any]
 
 
+def prop_key(event_name: str, name: str) -> str:
+    """The cache key of an event property. A string, not a tuple, so an outcome can be
+    stored as JSON with an Idempotency-Key; names never hold a dot."""
+    return f"{event_name}.{name}"
+
+
 @dataclass
 class ReportOutcome:
     errors: list[ErrorItem]
-    learned: dict[tuple[str, str], AttrType] = field(default_factory=dict)
+    learned: dict[str, AttrType] = field(default_factory=dict)
     events: set[str] = field(default_factory=set)
 
 
@@ -176,7 +182,7 @@ class EventLog:
         self._writer = writer
         self._limits = limits
         # Positive entries only: a defined type never changes, so they never go stale.
-        self._types: dict[int, dict[tuple[str, str], AttrType]] = {}
+        self._types: dict[int, dict[str, AttrType]] = {}
         self._events: dict[int, set[str]] = {}
 
     async def report(self, who: Principal, request: ReportRequest) -> list[ErrorItem]:
@@ -220,7 +226,7 @@ def _store(
     who: Principal,
     request: ReportRequest,
     candidates: Sequence[Candidate],
-    known: dict[tuple[str, str], AttrType],
+    known: dict[str, AttrType],
     defined: frozenset[str],
     limits: Limits,
 ) -> ReportOutcome:
@@ -255,22 +261,22 @@ def _typed_properties(
     tx: Transaction,
     who: Principal,
     c: Candidate,
-    known: dict[tuple[str, str], AttrType],
-    learned: dict[tuple[str, str], AttrType],
+    known: dict[str, AttrType],
+    learned: dict[str, AttrType],
     limits: Limits,
 ) -> str:
     """The stored properties of an event, defining the undefined ones from their values
     once every value of the event is accepted; :class:`EventRejected` otherwise."""
     types: dict[str, AttrType] = {}
     for name in c.properties:
-        kind = known.get((c.event_name, name)) or learned.get((c.event_name, name))
+        kind = known.get(prop_key(c.event_name, name)) or learned.get(prop_key(c.event_name, name))
         if kind is not None:
             types[name] = kind
     missing = [n for n in c.properties if n not in types]
     if missing:
         found = tx.event_property_types(who.project_id, c.event_name, missing)
         types.update(found)
-        learned.update({(c.event_name, n): k for n, k in found.items()})
+        learned.update({prop_key(c.event_name, n): k for n, k in found.items()})
     new: dict[str, AttrType] = {}
     values: dict[str, tuple[AttrType, str]] = {}
     for name, raw in c.properties.items():
@@ -293,5 +299,5 @@ def _typed_properties(
             raise EventRejected(
                 InvalidProperties.code, f"{name} was defined as {actual} meanwhile", name
             )
-        learned[(c.event_name, name)] = kind
+        learned[prop_key(c.event_name, name)] = kind
     return encode_properties(values)
