@@ -35,6 +35,7 @@ from userprops.schema import (
     infer_type,
     is_empty,
     parse_value,
+    storable_text,
     to_json,
 )
 from userprops.storage.base import StoredValue, Transaction
@@ -103,7 +104,7 @@ class Engine:
         values: list[str] = []
         for i, value in enumerate(request.identity_values):
             try:
-                values.append(_identity_value(value, self._limits))
+                values.append(storable_text(value, self._limits, "identity value"))
             except Rejected as reason:
                 errors.append(
                     {
@@ -149,22 +150,6 @@ class Engine:
 def render(stored: dict[str, StoredValue], tz: tzinfo) -> dict[str, Any]:
     """Stored values in the JSON form they are read back in."""
     return {n: to_json(v.type, decode(v.type, v.text), tz) for n, v in stored.items()}
-
-
-def _identity_value(value: Any, limits: Limits) -> str:
-    if not isinstance(value, str):
-        raise Rejected("identity value must be a string")
-    if not value:
-        raise Rejected("identity value must not be empty")
-    if len(value) > limits.max_string_length:
-        raise Rejected(f"identity value longer than {limits.max_string_length} characters")
-    if "\x00" in value:
-        raise Rejected("identity value contains U+0000")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise Rejected("identity value contains a lone surrogate") from None
-    return value
 
 
 def _apply_properties(

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC
 from typing import Any
 
 import msgspec
@@ -43,6 +42,7 @@ from userprops.schema import (
     infer_type,
     is_empty,
     parse_value,
+    storable_text,
 )
 from userprops.storage.base import NewEvent, Transaction
 from userprops.wire import check_euid, decode_object
@@ -116,17 +116,6 @@ def parse_report_request(body: bytes, limits: Limits) -> ReportRequest:
     if len(data) > limits.max_events:
         raise InvalidParameters(f"more than {limits.max_events} events")
     return ReportRequest(app_key or None, data)
-
-
-def storable_text(raw: Any, limits: Limits, what: str) -> str:
-    """A string of 1 to ``max_string_length`` characters that every backend stores as is
-    (no U+0000, no lone surrogate), or :class:`Rejected`."""
-    if not isinstance(raw, str):
-        raise Rejected(f"{what} must be a string")
-    try:
-        return str(parse_value(AttrType.STRING, raw, limits, UTC))
-    except Rejected as reason:
-        raise Rejected(f"{what}: {reason.reason}") from None
 
 
 def check_event(index: int, raw: Any, limits: Limits) -> Candidate:

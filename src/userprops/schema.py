@@ -106,6 +106,14 @@ def _kind(raw: Any) -> str:
     return "null"
 
 
+def storable_text(raw: Any, limits: Limits, what: str) -> str:
+    """A string of 1 to ``max_string_length`` characters that every backend stores as is
+    (no U+0000, no lone surrogate), or :class:`Rejected` naming ``what``."""
+    if not isinstance(raw, str):
+        raise Rejected(f"{what} must be a string")
+    return _check_text(raw, limits, what)
+
+
 def _check_text(text: str, limits: Limits, what: str) -> str:
     if not text:
         raise Rejected(f"{what} must not be empty")
