@@ -9,7 +9,7 @@ property never half-applies; a failed commit fails the whole request.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import tzinfo
 from typing import Any
@@ -38,7 +38,7 @@ from userprops.schema import (
     storable_text,
     to_json,
 )
-from userprops.storage.base import StoredValue, Transaction
+from userprops.storage.base import StoredValue, Transaction, UserKey, ValueKey
 from userprops.wire import PropertyRequest, RegisterRequest
 from userprops.writer import Writer
 
@@ -85,15 +85,8 @@ class Engine:
             raise (EmptyProperties if empty else InvalidProperties)(errors=errors)
         return errors
 
-    def property_job(
-        self, who: Principal, request: PropertyRequest
-    ) -> Callable[[Transaction], PropertyOutcome]:
-        known = self._types.get(who.project_id, {})
-
-        def job(tx: Transaction) -> PropertyOutcome:
-            return _apply_properties(tx, who, request, self._limits, known)
-
-        return job
+    def property_job(self, who: Principal, request: PropertyRequest) -> PropertyJob:
+        return PropertyJob(who, request, self._limits, self._types.get(who.project_id, {}))
 
     # POST /v1/user/register
 
@@ -152,44 +145,123 @@ def render(stored: dict[str, StoredValue], tz: tzinfo) -> dict[str, Any]:
     return {n: to_json(v.type, decode(v.type, v.text), tz) for n, v in stored.items()}
 
 
-def _apply_properties(
-    tx: Transaction,
-    who: Principal,
-    request: PropertyRequest,
-    limits: Limits,
-    known: dict[str, AttrType],
-) -> PropertyOutcome:
-    pid, euid, op = who.project_id, request.euid, request.op
-    outcome = PropertyOutcome(errors=[])
+def run_property_jobs(
+    tx: Transaction, jobs: Sequence[PropertyJob]
+) -> list[PropertyOutcome | Exception]:
+    """Run property jobs in order, as if one after the other, with one read (every user
+    locked, every value needed) and one write for all of them. Each job's result is its
+    outcome, or its exception (:class:`UserNotFound`, or a bug) which leaves the others
+    alone. A job decides before it writes: a rejected property is never half-applied."""
+    checked = [_candidates(job.request) for job in jobs]
+    types = _group_types(tx, jobs, checked)
+    wanted: dict[UserKey, set[str]] = {}
+    for job, (candidates, _) in zip(jobs, checked, strict=True):
+        names = wanted.setdefault((job.who.project_id, job.request.euid), set())
+        if needs_current(job.request.op):
+            names.update(candidates)
+    current = tx.lock_values(wanted)
+    puts: dict[ValueKey, StoredValue] = {}
+    deletes: set[ValueKey] = set()
+    results: list[PropertyOutcome | Exception] = []
+    for job, (candidates, errors) in zip(jobs, checked, strict=True):
+        pid, euid = job.who.project_id, job.request.euid
+        view = current.get((pid, euid))
+        try:
+            if view is None:
+                raise UserNotFound()
+            outcome, job_puts, job_deletes = _compute(tx, job, candidates, errors, view, types[pid])
+        except Exception as exc:  # this job's own answer
+            results.append(exc)
+            continue
+        for name, value in job_puts.items():
+            view[name] = value
+            deletes.discard((pid, euid, name))
+            puts[pid, euid, name] = value
+        for name in job_deletes:
+            view.pop(name, None)
+            puts.pop((pid, euid, name), None)
+            deletes.add((pid, euid, name))
+        results.append(outcome)
+    if puts or deletes:
+        tx.write_values(puts, deletes)
+    return results
+
+
+@dataclass(eq=False)
+class PropertyJob:
+    """The write of one ``POST /v1/user/property``. Called with a transaction it runs
+    alone; the writer runs consecutive property jobs of a batch together through
+    :attr:`run_many`, which reads and writes for all of them in a few statements."""
+
+    who: Principal
+    request: PropertyRequest
+    limits: Limits
+    known: dict[str, AttrType]
+
+    def __call__(self, tx: Transaction) -> PropertyOutcome:
+        (result,) = run_property_jobs(tx, [self])
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    # The writer runs consecutive jobs sharing a ``run_many`` through it, in one call.
+    run_many = staticmethod(run_property_jobs)
+
+
+def _candidates(request: PropertyRequest) -> tuple[dict[str, Any], list[ErrorItem]]:
+    """The properties worth looking at, and the rejections of the others (bad names,
+    empty values)."""
+    errors: list[ErrorItem] = []
     candidates: dict[str, Any] = {}
     for name, raw in request.properties.items():
         try:
             check_name(name)
-            if op is not Op.DELETE and is_empty(raw):
+            if request.op is not Op.DELETE and is_empty(raw):
                 raise Rejected("value is empty", empty=True)
         except Rejected as reason:
-            outcome.errors.append(_rejection(name, reason))
+            errors.append(_rejection(name, reason))
             continue
         candidates[name] = raw
+    return candidates, errors
 
-    types = {n: known[n] for n in candidates if n in known}
-    missing = [n for n in candidates if n not in types]
-    current: dict[str, StoredValue] | None = None
-    if needs_current(op) and candidates and not missing:  # the common case: one statement
-        current = tx.lock_user_values(pid, euid, list(candidates))
-    elif tx.lock_user(pid, euid):
-        if missing:
-            found = tx.attribute_types(pid, missing)
-            types.update(found)
-            outcome.learned.update(found)
-        current = (
-            tx.get_values(pid, euid, [n for n in candidates if n in types])
-            if needs_current(op)
-            else {}
-        )
-    if current is None:
-        raise UserNotFound()
 
+def _group_types(
+    tx: Transaction,
+    jobs: Sequence[PropertyJob],
+    checked: Sequence[tuple[dict[str, Any], list[ErrorItem]]],
+) -> dict[int, dict[str, AttrType]]:
+    """Per project, the types of every attribute the jobs name: from each job's cache,
+    else read once for the group. Jobs that define an attribute add it here, so later
+    jobs of the group see it."""
+    types: dict[int, dict[str, AttrType]] = {}
+    missing: dict[int, set[str]] = {}
+    for job, (candidates, _) in zip(jobs, checked, strict=True):
+        pid = job.who.project_id
+        group = types.setdefault(pid, {})
+        for name in candidates:
+            if name in group:
+                continue
+            kind = job.known.get(name)
+            if kind is None:
+                missing.setdefault(pid, set()).add(name)
+            else:
+                group[name] = kind
+    for pid, names in missing.items():
+        types[pid].update(tx.attribute_types(pid, sorted(names - types[pid].keys())))
+    return types
+
+
+def _compute(
+    tx: Transaction,
+    job: PropertyJob,
+    candidates: dict[str, Any],
+    rejected: list[ErrorItem],
+    current: dict[str, StoredValue],
+    types: dict[str, AttrType],
+) -> tuple[PropertyOutcome, dict[str, StoredValue], list[str]]:
+    """One job's new values against ``current``: its outcome, puts and deletes."""
+    who, op, limits = job.who, job.request.op, job.limits
+    outcome = PropertyOutcome(errors=list(rejected))
     puts: dict[str, StoredValue] = {}
     deletes: list[str] = []
     for name, raw in candidates.items():
@@ -199,6 +271,8 @@ def _apply_properties(
                 continue  # nothing to delete, nothing to define
             if kind is None:
                 kind = _define(tx, who, op, name, raw, limits)
+                types[name] = kind
+            if job.known.get(name) is not kind:
                 outcome.learned[name] = kind
             needed = REQUIRED_TYPE[op]
             if needed is not None and kind is not needed:
@@ -225,11 +299,7 @@ def _apply_properties(
             deletes.append(name)
         else:
             puts[name] = StoredValue(kind, encode(kind, after))
-    if puts:
-        tx.put_values(pid, euid, puts)
-    if deletes:
-        tx.delete_values(pid, euid, deletes)
-    return outcome
+    return outcome, puts, deletes
 
 
 def _define(

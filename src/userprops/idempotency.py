@@ -19,6 +19,7 @@ Expired keys are swept by the writer, a bounded number at a time.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import re
 import time
 import typing
@@ -129,8 +130,10 @@ def wrap(job: Callable[[Transaction], T]) -> Callable[[Transaction], T]:
 
 
 def _result_type(job: Callable[..., Any]) -> Any:
-    """A job's return annotation tells how its stored result is decoded."""
+    """A job's return annotation tells how its stored result is decoded (a callable
+    object's is that of its ``__call__``)."""
+    function = job if inspect.isfunction(job) else type(job).__call__
     try:
-        return typing.get_type_hints(job).get("return", Any)
+        return typing.get_type_hints(function).get("return", Any)
     except Exception:  # an annotation that cannot be resolved: plain JSON
         return Any

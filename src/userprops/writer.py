@@ -2,10 +2,15 @@
 
 Request handlers :meth:`Writer.submit` a job (a function of a
 :class:`~userprops.storage.base.Transaction`). The writer takes every job waiting, up to
-``batch_max``, runs them in one transaction with a savepoint each
-(:meth:`Storage.run_batch`), commits once and only then answers each job's future. A job's
-own exception is its own answer; a failure of the transaction fails exactly the jobs of
-that batch with :class:`~userprops.errors.StorageUnavailable`.
+``batch_max``, runs them in one transaction (:meth:`Storage.run_batch`), commits once and
+only then answers each job's future. A job's own exception is its own answer; a failure
+of the transaction fails exactly the jobs of that batch with
+:class:`~userprops.errors.StorageUnavailable`.
+
+Consecutive jobs whose class has the same ``run_many(tx, jobs)`` (property writes:
+:class:`userprops.engine.PropertyJob`) run as one unit through it, so their reads and
+writes take a few statements per batch instead of a few per job; it returns one result or
+exception per job, and if it raises, each of its jobs gets that exception.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import logging
 import queue
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from userprops import idempotency
@@ -24,7 +30,8 @@ from userprops.storage.base import Storage, Transaction
 T = TypeVar("T")
 log = logging.getLogger("userprops.writer")
 
-_Item = tuple[Callable[[Transaction], Any], asyncio.Future[Any], asyncio.AbstractEventLoop]
+Job = Callable[[Transaction], Any]
+_Item = tuple[Job, asyncio.Future[Any], asyncio.AbstractEventLoop]
 _STOP = object()
 
 
@@ -97,14 +104,56 @@ class Writer:
 
     def _results(self, batch: list[_Item]) -> list[Any]:
         """One result (or exception) per job of the batch."""
+        units, sizes = _grouped([job for job, _, _ in batch])
         try:
-            results = self.storage.run_batch([job for job, _, _ in batch])
+            unit_results = self.storage.run_batch(units)
         except UserpropsError as exc:
             log.warning("batch of %d failed: %s", len(batch), exc.detail)
             return [exc] * len(batch)
-        if len(results) != len(batch):
-            raise RuntimeError(f"storage gave {len(results)} results for {len(batch)} jobs")
+        if len(unit_results) != len(units):
+            raise RuntimeError(f"storage gave {len(unit_results)} results for {len(units)} jobs")
+        results: list[Any] = []
+        for size, result in zip(sizes, unit_results, strict=True):
+            if size is None:
+                results.append(result)
+            elif isinstance(result, list) and len(result) == size:
+                results.extend(result)
+            else:  # the group failed as a whole: each of its jobs has that answer
+                results.extend([result] * size)
         return results
+
+
+@dataclass(frozen=True)
+class Group:
+    """Consecutive jobs of one kind, run as one unit of a batch through their class's
+    ``run_many(tx, jobs)``, which returns one result or exception per job."""
+
+    jobs: list[Job]
+    run_many: Callable[[Transaction, list[Job]], list[Any]]
+
+    def __call__(self, tx: Transaction) -> list[Any]:
+        return self.run_many(tx, self.jobs)
+
+
+def _grouped(jobs: list[Job]) -> tuple[list[Job], list[int | None]]:
+    """The units a batch runs as: each job alone, except consecutive jobs whose class has
+    the same ``run_many``, which become one :class:`Group`. Also each unit's size (None
+    for a job alone). Consecutive only, so the batch keeps the order of submission."""
+    units: list[Job] = []
+    sizes: list[int | None] = []
+    for job in jobs:
+        run_many = getattr(type(job), "run_many", None)
+        last = units[-1] if units else None
+        if run_many is None:
+            units.append(job)
+            sizes.append(None)
+        elif isinstance(last, Group) and last.run_many is run_many:
+            last.jobs.append(job)
+            sizes[-1] = len(last.jobs)
+        else:
+            units.append(Group([job], run_many))
+            sizes.append(1)
+    return units, sizes
 
 
 def _resolve(answers: list[tuple[asyncio.Future[Any], Any]]) -> None:

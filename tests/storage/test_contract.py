@@ -120,16 +120,51 @@ def test_values_put_get_delete(storage: Storage, pid: int, euid: int) -> None:
         assert tx.count_rows()["user_values"] == 1
 
 
-def test_lock_user_values_is_the_user_check_and_the_read_together(
+def test_lock_values_reads_the_wanted_values_of_existing_users(
     storage: Storage, pid: int, euid: int
 ) -> None:
-    n = StoredValue(AttrType.NUMBER, "7")
+    n, s = StoredValue(AttrType.NUMBER, "7"), StoredValue(AttrType.STRING, "x")
     with storage.transaction() as tx:
-        assert tx.lock_user_values(pid, euid, ["a", "b"]) == {}
+        other = tx.create_user(pid)
+        assert tx.lock_values({(pid, euid): ["a", "b"], (pid, other): []}) == {
+            (pid, euid): {},
+            (pid, other): {},
+        }
         tx.put_values(pid, euid, {"a": n, "c": n})
-        assert tx.lock_user_values(pid, euid, ["a", "b"]) == {"a": n}
-        assert tx.lock_user_values(pid + 1, euid, ["a"]) is None
-        assert tx.lock_user_values(pid, euid + 1000, ["a"]) is None
+        tx.put_values(pid, other, {"b": s, "a": s})
+        wanted = {(pid, euid): ["a", "b"], (pid, other): ["b"], (pid, euid + 1000): ["a"]}
+        assert tx.lock_values(wanted) == {(pid, euid): {"a": n}, (pid, other): {"b": s}}
+        assert tx.lock_values({(pid + 1, euid): ["a"]}) == {}
+        assert tx.lock_values({}) == {}
+
+
+def test_lock_values_spans_projects(storage: Storage, pid: int, euid: int) -> None:
+    n = StoredValue(AttrType.NUMBER, "1")
+    with storage.transaction() as tx:
+        second = tx.create_project("q", SchemaMode.AUTO, "UTC").id
+        theirs = tx.create_user(second)
+        tx.put_values(pid, euid, {"a": n})
+        tx.put_values(second, theirs, {"a": n})
+        found = tx.lock_values({(pid, euid): ["a"], (second, theirs): ["a"]})
+        assert found == {(pid, euid): {"a": n}, (second, theirs): {"a": n}}
+        assert tx.lock_values({(second, euid): ["a"], (pid, theirs): ["a"]}) == {}
+
+
+def test_write_values_puts_and_deletes_for_many_users(
+    storage: Storage, pid: int, euid: int
+) -> None:
+    n, s = StoredValue(AttrType.NUMBER, "3"), StoredValue(AttrType.STRING, "y")
+    with storage.transaction() as tx:
+        other = tx.create_user(pid)
+        tx.put_values(pid, euid, {"gone": s, "kept": s})
+        tx.write_values(
+            {(pid, euid, "a"): n, (pid, other, "a"): s, (pid, other, "b"): n},
+            [(pid, euid, "gone"), (pid, other, "never-there")],
+        )
+        tx.write_values({}, [])
+    with storage.read() as tx:
+        assert tx.get_values(pid, euid) == {"a": n, "kept": s}
+        assert tx.get_values(pid, other) == {"a": s, "b": n}
 
 
 def test_a_failed_transaction_applies_nothing(storage: Storage, pid: int, euid: int) -> None:

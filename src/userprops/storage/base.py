@@ -18,7 +18,7 @@ Rules every backend keeps:
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -26,6 +26,22 @@ from typing import Any, TypeVar
 from userprops.schema import AttrType, SchemaMode
 
 T = TypeVar("T")
+
+UserKey = tuple[int, int]  # (project_id, euid)
+ValueKey = tuple[int, int, str]  # (project_id, euid, attribute name)
+
+
+def by_project(
+    wanted: Mapping[UserKey, Collection[str]],
+) -> Iterator[tuple[int, list[int], list[str]]]:
+    """For a backend's :meth:`Transaction.lock_values`: per project, its EUIDs in
+    ``wanted`` and the union of the names wanted for them (sorted)."""
+    euids: dict[int, list[int]] = {}
+    for pid, euid in wanted:
+        euids.setdefault(pid, []).append(euid)
+    for pid, members in euids.items():
+        yield pid, members, sorted({n for euid in members for n in wanted[pid, euid]})
+
 
 TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
     "projects": ("id", "slug", "schema_mode", "timezone", "created_at", "event_retention_days"),
@@ -214,25 +230,34 @@ class Transaction(abc.ABC):
     ) -> dict[str, StoredValue]:
         """Stored values of a user: those among ``names``, or all when ``names`` is None."""
 
-    def lock_user_values(
-        self, project_id: int, euid: int, names: Sequence[str]
-    ) -> dict[str, StoredValue] | None:
-        """:meth:`lock_user`, then :meth:`get_values` of ``names`` (not empty); None when
-        the user is not in that project. A backend may do both in one statement where that
-        reads what was committed before the lock was granted (not PostgreSQL's READ
-        COMMITTED: a statement that waits for a row lock keeps its older snapshot of other
-        tables)."""
-        if not self.lock_user(project_id, euid):
-            return None
-        return self.get_values(project_id, euid, names)
+    @abc.abstractmethod
+    def lock_values(
+        self, wanted: Mapping[UserKey, Collection[str]]
+    ) -> dict[UserKey, dict[str, StoredValue]]:
+        """The group-commit read: lock every user of ``wanted`` ((project_id, euid) → the
+        attribute names wanted) for the rest of the transaction, then read those values.
+        Users that are not in that project are left out of the result; a user without any
+        of the names maps to ``{}``. Locks are taken in one order (by EUID) so that two
+        transactions locking overlapping sets wait for each other instead of deadlocking,
+        and the values are read after every lock is granted, so they are the committed
+        ones (on PostgreSQL, not in the statement that waited for the locks: under READ
+        COMMITTED that statement keeps its older snapshot of other tables)."""
 
     @abc.abstractmethod
+    def write_values(
+        self, puts: Mapping[ValueKey, StoredValue], deletes: Collection[ValueKey]
+    ) -> None:
+        """The group-commit write: insert or overwrite ``puts`` and remove ``deletes``
+        (absent ones are ignored), keyed by (project_id, euid, name), in as few statements
+        as the backend can. A key is in at most one of the two."""
+
     def put_values(self, project_id: int, euid: int, values: dict[str, StoredValue]) -> None:
-        """Insert or overwrite values."""
+        """Insert or overwrite one user's values."""
+        self.write_values({(project_id, euid, n): v for n, v in values.items()}, ())
 
-    @abc.abstractmethod
     def delete_values(self, project_id: int, euid: int, names: Sequence[str]) -> None:
-        """Remove values; absent ones are ignored."""
+        """Remove one user's values; absent ones are ignored."""
+        self.write_values({}, [(project_id, euid, n) for n in names])
 
     # Contacts (spec §5). One value of a contact name belongs to at most one user of a
     # project: the database enforces UNIQUE (project_id, name, value).

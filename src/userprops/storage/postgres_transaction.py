@@ -8,7 +8,7 @@ then a read of the winner (a new statement, so under READ COMMITTED it sees that
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, LiteralString
 
@@ -26,6 +26,9 @@ from userprops.storage.base import (
     StoredEvent,
     StoredValue,
     Transaction,
+    UserKey,
+    ValueKey,
+    by_project,
 )
 
 IDENTITY_COLUMNS = {"projects": "id", "datasources": "id", "users": "euid", "events": "id"}
@@ -248,30 +251,62 @@ class PostgresTransaction(Transaction):
             )
         return {name: StoredValue(AttrType(kind), text) for name, kind, text in rows}
 
-    def put_values(self, project_id: int, euid: int, values: dict[str, StoredValue]) -> None:
-        stamp = time.time_ns() // 1_000_000
-        names = list(values)
-        self._c.execute(
-            "INSERT INTO user_values (project_id, euid, name, type, value, updated_at)"
-            " SELECT %s, %s, n, t, v, %s FROM unnest(%s::text[], %s::text[], %s::text[])"
-            " AS u (n, t, v) ON CONFLICT (project_id, euid, name)"
-            " DO UPDATE SET type = excluded.type, value = excluded.value,"
-            " updated_at = excluded.updated_at",
-            (
-                project_id,
-                euid,
-                stamp,
-                names,
-                [values[n].type.value for n in names],
-                [values[n].text for n in names],
-            ),
-        )
+    def lock_values(
+        self, wanted: Mapping[UserKey, Collection[str]]
+    ) -> dict[UserKey, dict[str, StoredValue]]:
+        # Per project: lock its users in EUID order, then read the values in a second
+        # statement (a new snapshot, taken once every lock is granted). Both are sent in
+        # one round trip (pipeline mode); the server runs them in order.
+        found: dict[UserKey, dict[str, StoredValue]] = {}
+        for pid, euids, names in by_project(wanted):
+            with self._c.pipeline():
+                locked = self._c.execute(
+                    "SELECT euid FROM users WHERE project_id = %s AND euid = ANY(%s)"
+                    " ORDER BY euid FOR UPDATE",
+                    (pid, euids),
+                )
+                read = self._c.execute(
+                    "SELECT euid, name, type, value FROM user_values"
+                    " WHERE project_id = %s AND euid = ANY(%s) AND name = ANY(%s::text[])",
+                    (pid, euids, names),
+                )
+            for (euid,) in locked.fetchall():
+                found[pid, euid] = {}
+            for euid, name, kind, text in read.fetchall():
+                values = found.get((pid, euid))
+                if values is not None and name in wanted[pid, euid]:
+                    values[name] = StoredValue(AttrType(kind), text)
+        return found
 
-    def delete_values(self, project_id: int, euid: int, names: Sequence[str]) -> None:
-        self._c.execute(
-            "DELETE FROM user_values WHERE project_id = %s AND euid = %s AND name = ANY(%s)",
-            (project_id, euid, list(names)),
-        )
+    def write_values(
+        self, puts: Mapping[ValueKey, StoredValue], deletes: Collection[ValueKey]
+    ) -> None:
+        # One statement each, whatever the number of users: arrays unnested server-side.
+        with self._c.pipeline():
+            if puts:
+                columns: tuple[list[Any], ...] = ([], [], [], [], [])
+                for (pid, euid, name), value in puts.items():
+                    for column, item in zip(
+                        columns, (pid, euid, name, value.type.value, value.text), strict=True
+                    ):
+                        column.append(item)
+                self._c.execute(
+                    "INSERT INTO user_values (project_id, euid, name, type, value, updated_at)"
+                    " SELECT p, e, n, t, v, %s FROM unnest(%s::bigint[], %s::bigint[],"
+                    " %s::text[], %s::text[], %s::text[]) AS u (p, e, n, t, v)"
+                    " ON CONFLICT (project_id, euid, name)"
+                    " DO UPDATE SET type = excluded.type, value = excluded.value,"
+                    " updated_at = excluded.updated_at",
+                    (time.time_ns() // 1_000_000, *columns),
+                )
+            if deletes:
+                keys = list(zip(*deletes, strict=True))
+                self._c.execute(
+                    "DELETE FROM user_values v USING unnest(%s::bigint[], %s::bigint[],"
+                    " %s::text[]) AS d (p, e, n)"
+                    " WHERE v.project_id = d.p AND v.euid = d.e AND v.name = d.n",
+                    (list(keys[0]), list(keys[1]), list(keys[2])),
+                )
 
     # Contacts
 

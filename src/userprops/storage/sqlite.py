@@ -10,10 +10,12 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
+
+import msgspec
 
 from userprops.errors import Conflict, StorageUnavailable
 from userprops.schema import AttrType, SchemaMode
@@ -28,9 +30,14 @@ from userprops.storage.base import (
     StoredEvent,
     StoredValue,
     Transaction,
+    UserKey,
+    ValueKey,
+    by_project,
 )
 
 BUSY_TIMEOUT_MS = 5000
+_JSON = msgspec.json.Encoder()
+_TYPES = {kind.value: kind for kind in AttrType}
 # Errors of the database itself fail a whole batch; others (constraints) fail one job.
 _FATAL = (sqlite3.OperationalError, sqlite3.InternalError, sqlite3.NotSupportedError)
 
@@ -255,36 +262,47 @@ class SqliteTransaction(Transaction):
         rows = self._c.execute(sql + " ORDER BY name", params)
         return {name: StoredValue(AttrType(kind), text) for name, kind, text in rows}
 
-    def lock_user_values(
-        self, project_id: int, euid: int, names: Sequence[str]
-    ) -> dict[str, StoredValue] | None:
-        # One statement: the user's row (no row: no user), joined to the values asked for.
-        rows = self._c.execute(
-            "SELECT v.name, v.type, v.value FROM users u LEFT JOIN user_values v"
-            " ON v.project_id = u.project_id AND v.euid = u.euid"
-            f" AND v.name IN ({','.join('?' * len(names))})"
-            " WHERE u.euid = ? AND u.project_id = ? ORDER BY v.name",
-            (*names, euid, project_id),
-        ).fetchall()
-        if not rows:
-            return None
-        return {n: StoredValue(AttrType(k), t) for n, k, t in rows if n is not None}
+    def lock_values(
+        self, wanted: Mapping[UserKey, Collection[str]]
+    ) -> dict[UserKey, dict[str, StoredValue]]:
+        # The write transaction (BEGIN IMMEDIATE) already holds the database: no row locks.
+        # One statement per project: its users in the batch, joined to the values of every
+        # name the batch wants (filtered per user below). json_each keeps the SQL text
+        # constant, so the statement is prepared once.
+        found: dict[UserKey, dict[str, StoredValue]] = {}
+        for pid, euids, names in by_project(wanted):
+            rows = self._c.execute(
+                "SELECT u.euid, v.name, v.type, v.value FROM users u"
+                " LEFT JOIN user_values v ON v.project_id = u.project_id AND v.euid = u.euid"
+                " AND v.name IN (SELECT value FROM json_each(?2))"
+                " WHERE u.euid IN (SELECT value FROM json_each(?1)) AND u.project_id = ?3",
+                (_JSON.encode(euids), _JSON.encode(names), pid),
+            )
+            for euid, name, kind, text in rows:
+                values = found.get((pid, euid))
+                if values is None:
+                    values = found[pid, euid] = {}
+                if name is not None and name in wanted[pid, euid]:
+                    values[name] = StoredValue(_TYPES[kind], text)
+        return found
 
-    def put_values(self, project_id: int, euid: int, values: dict[str, StoredValue]) -> None:
-        stamp = time.time_ns() // 1_000_000
-        self._c.executemany(
-            "INSERT INTO user_values (project_id, euid, name, type, value, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (project_id, euid, name)"
-            " DO UPDATE SET type = excluded.type, value = excluded.value,"
-            " updated_at = excluded.updated_at",
-            [(project_id, euid, n, v.type.value, v.text, stamp) for n, v in values.items()],
-        )
-
-    def delete_values(self, project_id: int, euid: int, names: Sequence[str]) -> None:
-        self._c.executemany(
-            "DELETE FROM user_values WHERE project_id = ? AND euid = ? AND name = ?",
-            [(project_id, euid, n) for n in names],
-        )
+    def write_values(
+        self, puts: Mapping[ValueKey, StoredValue], deletes: Collection[ValueKey]
+    ) -> None:
+        if puts:
+            stamp = time.time_ns() // 1_000_000
+            self._c.executemany(
+                "INSERT INTO user_values (project_id, euid, name, type, value, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (project_id, euid, name)"
+                " DO UPDATE SET type = excluded.type, value = excluded.value,"
+                " updated_at = excluded.updated_at",
+                [(p, e, n, v.type.value, v.text, stamp) for (p, e, n), v in puts.items()],
+            )
+        if deletes:
+            self._c.executemany(
+                "DELETE FROM user_values WHERE project_id = ? AND euid = ? AND name = ?",
+                list(deletes),
+            )
 
     # Contacts
 
