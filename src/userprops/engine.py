@@ -36,6 +36,7 @@ from userprops.schema import (
     is_empty,
     parse_value,
     storable_text,
+    stored_text,
     to_json,
 )
 from userprops.storage.base import StoredValue, Transaction, UserKey, ValueKey
@@ -152,7 +153,7 @@ def run_property_jobs(
     locked, every value needed) and one write for all of them. Each job's result is its
     outcome, or its exception (:class:`UserNotFound`, or a bug) which leaves the others
     alone. A job decides before it writes: a rejected property is never half-applied."""
-    checked = [_candidates(job.request) for job in jobs]
+    checked = [_candidates(job.request, job.known) for job in jobs]
     types = _group_types(tx, jobs, checked)
     wanted: dict[UserKey, set[str]] = {}
     for job, (candidates, _) in zip(jobs, checked, strict=True):
@@ -208,14 +209,17 @@ class PropertyJob:
     run_many = staticmethod(run_property_jobs)
 
 
-def _candidates(request: PropertyRequest) -> tuple[dict[str, Any], list[ErrorItem]]:
+def _candidates(
+    request: PropertyRequest, known: dict[str, AttrType]
+) -> tuple[dict[str, Any], list[ErrorItem]]:
     """The properties worth looking at, and the rejections of the others (bad names,
     empty values)."""
     errors: list[ErrorItem] = []
     candidates: dict[str, Any] = {}
     for name, raw in request.properties.items():
         try:
-            check_name(name)
+            if name not in known:  # a known attribute's name was checked when defined
+                check_name(name)
             if request.op is not Op.DELETE and is_empty(raw):
                 raise Rejected("value is empty", empty=True)
         except Rejected as reason:
@@ -279,6 +283,9 @@ def _compute(
                 raise Rejected(f"{op.value} needs a {needed} attribute; {name} is {kind}")
             if op is Op.DELETE:
                 deletes.append(name)
+                continue
+            if op is Op.SET:
+                puts[name] = StoredValue(kind, stored_text(kind, raw, limits, who.tz))
                 continue
             stored = current.get(name)
             if op is Op.INCREASE:

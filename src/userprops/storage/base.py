@@ -21,7 +21,7 @@ import abc
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from userprops.schema import AttrType, SchemaMode
 
@@ -105,8 +105,10 @@ class DataSource:
     created_at: str
 
 
-@dataclass(frozen=True)
-class StoredValue:
+class StoredValue(NamedTuple):
+    """A stored value: its type and its text (:func:`userprops.schema.encode`). A tuple,
+    because the write path builds several per request."""
+
     type: AttrType
     text: str
 
