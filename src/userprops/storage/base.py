@@ -34,12 +34,13 @@ ValueKey = tuple[int, int, str]  # (project_id, euid, attribute name)
 def by_project(
     wanted: Mapping[UserKey, Collection[str]],
 ) -> Iterator[tuple[int, list[int], list[str]]]:
-    """For a backend's :meth:`Transaction.lock_values`: per project, its EUIDs in
-    ``wanted`` and the union of the names wanted for them (sorted)."""
+    """For a backend's :meth:`Transaction.lock_values`: per project, in project order
+    (so locks are taken in one global order: project, then EUID), its EUIDs in ``wanted``
+    and the union of the names wanted for them (sorted)."""
     euids: dict[int, list[int]] = {}
     for pid, euid in wanted:
         euids.setdefault(pid, []).append(euid)
-    for pid, members in euids.items():
+    for pid, members in sorted(euids.items()):
         yield pid, members, sorted({n for euid in members for n in wanted[pid, euid]})
 
 
