@@ -1,0 +1,269 @@
+"""Property requests run as one group (what the writer does with a batch) give exactly what
+they give run one after the other, each in its own transaction: the same answer per
+request and the same stored values and attribute definitions afterwards. Checked by
+hypothesis on every backend, on two fresh databases side by side."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from hypothesis import HealthCheck, example, given, settings, strategies as st
+
+from userprops.auth import Principal
+from userprops.config import Limits
+from userprops.engine import PropertyJob, PropertyOutcome, run_property_jobs
+from userprops.operations import Op
+from userprops.schema import INT64_MAX, INT64_MIN, AttrType, SchemaMode
+from userprops.storage import Storage, open_storage
+from userprops.wire import PropertyRequest
+
+# Small limits, so that too long strings and lists cost a few characters.
+LIMITS = Limits(max_string_length=8, max_list_length=3)
+MODES = (SchemaMode.AUTO, SchemaMode.STRICT)
+ZONES = (UTC, ZoneInfo("Asia/Shanghai"))
+USERS_PER_PROJECT = 2
+MISSING_EUID = INT64_MAX  # no user has it
+NAMES = ("plan", "visits", "tags", "seen")
+BAD_NAMES = ("", "Plan", "9lives", "a" * 129)
+
+numbers = st.sampled_from(
+    [0, 1, -1, 7, INT64_MAX, INT64_MAX - 1, INT64_MIN, INT64_MIN + 1, INT64_MAX + 1, 10**30]
+    + [Decimal(d) for d in ("0.1", "-2.5", "2.0", "1e-28", "1e-29", "9223372036854775807.5")]
+) | st.integers(min_value=-3, max_value=3)
+texts = st.sampled_from(
+    [
+        *("gold", "", "x" * 9, "a\x00b", "\ud800", "2024-05-06 07:08:09", "2024-05-06"),
+        *("2024-05-06T07:08:09.5+02:00", "2024-13-45 00:00:00"),
+    ]
+) | st.text(alphabet="xyz", max_size=2)
+words = st.sampled_from(["x", "y", "z"])
+elements = st.sampled_from(["x", "y", "z", "", "x" * 9, 1, None])
+stamps = st.sampled_from(["2024-05-06 07:08:09", "2024-05-06T07:08:09.5+02:00", 1715000000000])
+by_name = {  # each name's values, mostly of one type: so that requests on it succeed
+    "visits": numbers,
+    "tags": words | st.lists(words, min_size=1),
+    "plan": texts,
+    "seen": st.booleans() | stamps,
+}
+by_op = {  # the values each operation takes, mostly
+    Op.SET: texts | numbers | st.booleans() | st.lists(words, min_size=1),
+    Op.INCREASE: numbers,
+    Op.ADD: words | st.lists(words, min_size=1),
+    Op.REMOVE: words | st.lists(words, min_size=1),
+    Op.DELETE: st.none(),
+}
+anything = st.one_of(
+    st.none(),
+    st.booleans(),
+    numbers,
+    texts,
+    st.lists(elements, max_size=4),
+    st.sampled_from([{}, {"k": 1}]),
+)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One request: the project it is made in (an index into MODES), the user it names
+    (``own``: one of that project's, ``other``: one of another project's, ``missing``: an
+    EUID nobody has; ``index`` picks which), whether the engine's cache knows the
+    project's pre-defined attributes, the operation and the properties."""
+
+    project: int
+    user: str
+    index: int
+    knows: bool
+    op: Op
+    properties: dict[str, Any]
+
+
+def weighted(*choices: tuple[int, st.SearchStrategy[Any]]) -> st.SearchStrategy[Any]:
+    """One of the strategies, picked in proportion to its weight."""
+    return st.sampled_from([s for w, s in choices for _ in range(w)]).flatmap(lambda s: s)
+
+
+# Requests meet on a few users and names often, or there is little to get wrong.
+targets = st.sampled_from(
+    [(0, "own", 0)] * 9
+    + [(0, "own", 1)] * 2
+    + [(1, "own", 0)] * 3
+    + [(1, "own", 1), (0, "other", 0), (1, "other", 1), (0, "missing", 0)]
+)
+names = st.sampled_from(["visits"] * 5 + ["tags"] * 5 + ["plan", "seen"] * 2 + list(BAD_NAMES))
+ops = st.sampled_from([Op.SET, Op.INCREASE, Op.ADD] * 2 + [Op.REMOVE, Op.DELETE])
+
+
+@st.composite
+def steps(draw: st.DrawFn) -> Step:
+    project, user, index = draw(targets)
+    op = draw(ops)
+    properties = {
+        name: draw(weighted((4, by_name.get(name, anything)), (1, by_op[op]), (1, anything)))
+        for name in draw(st.lists(names, min_size=1, max_size=2))
+    }
+    return Step(project, user, index, draw(st.booleans()), op, properties)
+
+
+NATURAL = {"visits": AttrType.NUMBER, "tags": AttrType.LIST, "plan": AttrType.STRING}
+predefined = st.lists(  # per project: some names defined, mostly with the natural type
+    st.dictionaries(
+        st.sampled_from(NAMES),
+        st.sampled_from([AttrType.BOOL, AttrType.DATETIME]) | st.sampled_from(list(AttrType)),
+        max_size=len(NAMES),
+    ).map(lambda defined: {n: NATURAL.get(n, kind) for n, kind in defined.items()})
+    | st.dictionaries(st.sampled_from(NAMES), st.sampled_from(list(AttrType)), max_size=2),
+    min_size=len(MODES),
+    max_size=len(MODES),
+)
+
+
+@pytest.fixture
+def twin(storage_url: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Storage]:
+    """A second empty database on the backend of ``storage``."""
+    if storage_url.startswith("sqlite"):
+        url, release = f"sqlite:///{tmp_path / 'twin.db'}", None
+    else:
+        databases = request.getfixturevalue("pg_databases")
+        url, release = databases.create(), databases.release
+    store = open_storage(url)
+    store.migrate()
+    yield store
+    store.close()
+    if release is not None:
+        release(url)
+
+
+_slugs = itertools.count()
+
+
+@dataclass
+class World:
+    """The projects and users of one example in one database, and their jobs."""
+
+    storage: Storage
+    principals: list[Principal]
+    euids: list[list[int]]
+    known: list[dict[str, AttrType]]
+
+    @classmethod
+    def make(cls, storage: Storage, defined: list[dict[str, AttrType]], n: int) -> World:
+        principals, euids = [], []
+        with storage.transaction() as tx:
+            for i, (mode, zone) in enumerate(zip(MODES, ZONES, strict=True)):
+                project = tx.create_project(f"p{n}_{i}", mode, str(zone))
+                principals.append(Principal(0, "key", project.id, mode, zone))
+                euids.append([tx.create_user(project.id) for _ in range(USERS_PER_PROJECT)])
+                for name, kind in defined[i].items():
+                    tx.define_attribute(project.id, name, kind)
+        return cls(storage, principals, euids, defined)
+
+    def job(self, step: Step) -> PropertyJob:
+        project = step.project if step.user == "own" else (step.project + 1) % len(MODES)
+        euid = MISSING_EUID if step.user == "missing" else self.euids[project][step.index]
+        request = PropertyRequest(euid, step.op, dict(step.properties))
+        known = dict(self.known[step.project]) if step.knows else {}
+        return PropertyJob(self.principals[step.project], request, LIMITS, known)
+
+    def one_by_one(self, jobs: list[Step]) -> list[Any]:
+        answers = []
+        for step in jobs:
+            try:
+                with self.storage.transaction() as tx:
+                    answers.append(answer(self.job(step)(tx)))
+            except Exception as exc:
+                answers.append(answer(exc))
+        return answers
+
+    def as_one_group(self, jobs: list[Step]) -> list[Any]:
+        with self.storage.transaction() as tx:
+            return [answer(r) for r in run_property_jobs(tx, [self.job(s) for s in jobs])]
+
+    def state(self) -> tuple[Any, ...]:
+        """Every stored value of the example's users and every attribute definition of
+        its projects, by index (ids may differ between the databases)."""
+        with self.storage.read() as tx:
+            values = [
+                tx.get_values(p.project_id, euid)
+                for p, euids in zip(self.principals, self.euids, strict=True)
+                for euid in euids
+            ]
+            attributes = [
+                [(name, kind) for name, kind, _ in tx.list_attributes(p.project_id)]
+                for p in self.principals
+            ]
+            return values, attributes, tx.count_rows()["user_values"]
+
+
+def answer(result: PropertyOutcome | Exception) -> Any:
+    """What a request is answered: its rejections and learned types, or its exception."""
+    if isinstance(result, PropertyOutcome):
+        return result.errors, result.learned
+    return type(result), str(result)
+
+
+def on_the_first_user(op: Op, properties: dict[str, Any]) -> Step:
+    return Step(0, "own", 0, False, op, properties)
+
+
+@settings(
+    max_examples=100,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    defined=predefined,
+    before=st.lists(steps(), max_size=6),
+    batch=st.lists(steps(), min_size=3, max_size=16),
+)
+@example(  # each request reads what the one before it wrote
+    defined=[{}, {}],
+    before=[],
+    batch=[
+        on_the_first_user(Op.SET, {"visits": 1, "tags": ["x"]}),
+        on_the_first_user(Op.INCREASE, {"visits": 2}),
+        on_the_first_user(Op.REMOVE, {"tags": "x"}),  # an emptied list is deleted
+        on_the_first_user(Op.ADD, {"tags": ["y", "x"]}),  # and written again
+        on_the_first_user(Op.INCREASE, {"visits": Decimal("0.5")}),
+    ],
+)
+@example(  # a value deleted in the group is absent for the requests after it
+    defined=[{}, {}],
+    before=[on_the_first_user(Op.SET, {"visits": 5, "tags": ["x", "y"]})],
+    batch=[
+        on_the_first_user(Op.DELETE, {"visits": None, "tags": None}),
+        on_the_first_user(Op.INCREASE, {"visits": 1}),
+        on_the_first_user(Op.ADD, {"tags": "z"}),
+    ],
+)
+@example(  # an attribute defined in the group binds the requests after it, per project
+    defined=[{}, {"plan": AttrType.LIST}],
+    before=[],
+    batch=[
+        on_the_first_user(Op.SET, {"plan": "gold"}),
+        Step(0, "own", 1, False, Op.SET, {"plan": ["x"]}),
+        Step(1, "own", 0, False, Op.SET, {"plan": "gold", "visits": 1}),
+        Step(1, "other", 0, True, Op.ADD, {"plan": "x"}),
+        Step(1, "own", 1, True, Op.ADD, {"plan": "x"}),
+    ],
+)
+def test_a_group_of_property_requests_does_what_they_do_one_after_the_other(
+    storage: Storage,
+    twin: Storage,
+    defined: list[dict[str, AttrType]],
+    before: list[Step],
+    batch: list[Step],
+) -> None:
+    n = next(_slugs)
+    grouped, alone = World.make(storage, defined, n), World.make(twin, defined, n)
+    assert grouped.one_by_one(before) == alone.one_by_one(before)  # values already stored
+
+    assert grouped.as_one_group(batch) == alone.one_by_one(batch)
+    assert grouped.state() == alone.state()
