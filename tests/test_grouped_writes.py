@@ -6,6 +6,7 @@ hypothesis on every backend, on two fresh databases side by side."""
 from __future__ import annotations
 
 import itertools
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC
@@ -17,13 +18,17 @@ from zoneinfo import ZoneInfo
 import pytest
 from hypothesis import HealthCheck, example, given, settings, strategies as st
 
+from test_postgres import two  # noqa: F401 (a fixture)
+from test_writer import GatedStorage
 from userprops.auth import Principal
 from userprops.config import Limits
 from userprops.engine import PropertyJob, PropertyOutcome, run_property_jobs
+from userprops.errors import StorageUnavailable
 from userprops.operations import Op
 from userprops.schema import INT64_MAX, INT64_MIN, AttrType, SchemaMode
-from userprops.storage import Storage, open_storage
+from userprops.storage import Storage, StoredValue, Transaction, open_storage
 from userprops.wire import PropertyRequest
+from userprops.writer import Group
 
 # Small limits, so that too long strings and lists cost a few characters.
 LIMITS = Limits(max_string_length=8, max_list_length=3)
@@ -267,3 +272,118 @@ def test_a_group_of_property_requests_does_what_they_do_one_after_the_other(
 
     assert grouped.as_one_group(batch) == alone.one_by_one(batch)
     assert grouped.state() == alone.state()
+
+
+# A statement that fails inside a group is not one request's answer: the backend's
+# run_batch must see it, to run the batch again (deadlock), fail it (the database failed)
+# or fail the group alone, and never commit what a failed statement left behind.
+
+
+class Refusing:
+    """A transaction whose attribute definitions run a statement the database refuses
+    (a user of a project that does not exist)."""
+
+    def __init__(self, tx: Transaction) -> None:
+        self._tx = tx
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._tx, name)
+
+    def define_attribute(self, project_id: int, name: str, kind: AttrType) -> AttrType:
+        self._tx.create_user(-1)
+        raise AssertionError("the database accepted a user of no project")
+
+
+def _defining(storage: Storage) -> tuple[int, int, PropertyJob]:
+    """A project with two users, and a job of one of them that defines an attribute."""
+    with storage.transaction() as tx:
+        pid = tx.create_project("p", SchemaMode.AUTO, "UTC").id
+        first, second = tx.create_user(pid), tx.create_user(pid)
+    who = Principal(0, "key", pid, SchemaMode.AUTO, UTC)
+    return pid, first, PropertyJob(who, PropertyRequest(second, Op.SET, {"level": 1}), LIMITS, {})
+
+
+def test_a_statement_that_fails_in_a_group_fails_the_group_and_no_job_before_it(
+    storage: Storage,
+) -> None:
+    pid, first, defining = _defining(storage)
+    gold = StoredValue(AttrType.STRING, "gold")
+
+    def set_plan(tx: Transaction) -> str:
+        tx.put_values(pid, first, {"plan": gold})
+        return "stored"
+
+    group = Group([defining], lambda tx, jobs: run_property_jobs(Refusing(tx), jobs))
+    plan, failed = storage.run_batch([set_plan, group])
+
+    assert plan == "stored"
+    assert isinstance(failed, Exception)  # each of its jobs is answered with it
+    with storage.read() as tx:  # what was answered "stored" was committed
+        assert tx.get_values(pid, first) == {"plan": gold}
+        assert tx.list_attributes(pid) == []
+
+
+def test_a_failure_of_the_database_inside_a_group_fails_its_batch(storage: Storage) -> None:
+    pid, _, defining = _defining(storage)
+    failing = GatedStorage(storage)._disk_fails
+
+    class Broken(Refusing):
+        def define_attribute(self, project_id: int, name: str, kind: AttrType) -> AttrType:
+            failing(self._tx)
+            raise AssertionError("unreachable")
+
+    group = Group([defining], lambda tx, jobs: run_property_jobs(Broken(tx), jobs))
+    with pytest.raises(StorageUnavailable):
+        storage.run_batch([group])
+    with storage.read() as tx:
+        assert tx.list_attributes(pid) == []
+
+
+class Crossing(Refusing):
+    """Defines attributes as asked; after its first definition, waits at its gate (once,
+    not in a run again), so that two batches defining in opposite orders cross."""
+
+    def __init__(self, tx: Transaction, gates: list[threading.Barrier]) -> None:
+        super().__init__(tx)
+        self._gates = gates
+
+    def define_attribute(self, project_id: int, name: str, kind: AttrType) -> AttrType:
+        defined = self._tx.define_attribute(project_id, name, kind)
+        if self._gates:
+            self._gates.pop().wait(timeout=10)
+        return defined
+
+
+def test_groups_that_deadlock_defining_attributes_are_retried_and_both_apply(
+    two: tuple[Storage, Storage],  # noqa: F811 (the fixture imported)
+) -> None:
+    first, second = two
+    pid, a, defining = _defining(first)
+    who, b = defining.who, defining.request.euid
+    crossed = threading.Barrier(2)
+    answers: list[Any] = []
+
+    def batch(storage: Storage, euid: int, names: str) -> None:
+        request = PropertyRequest(euid, Op.SET, dict.fromkeys(names, 1))
+        gates = [crossed]
+        group = Group(
+            [PropertyJob(who, request, LIMITS, {})],
+            lambda tx, jobs: run_property_jobs(Crossing(tx, gates), jobs),
+        )
+        answers.extend(*storage.run_batch([group]))
+
+    threads = [
+        threading.Thread(target=batch, args=(first, a, "xy")),
+        threading.Thread(target=batch, args=(second, b, "yx")),
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    # One was the deadlock victim: its batch was rolled back and run again, not answered
+    # with the deadlock.
+    assert [type(answer) for answer in answers] == [PropertyOutcome, PropertyOutcome]
+    one = StoredValue(AttrType.NUMBER, "1")
+    with first.read() as tx:
+        assert tx.get_values(pid, a) == tx.get_values(pid, b) == {"x": one, "y": one}

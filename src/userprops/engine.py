@@ -150,8 +150,14 @@ def run_property_jobs(
 ) -> list[PropertyOutcome | Exception]:
     """Run property jobs in order, as if one after the other, with one read (every user
     locked, every value needed) and one write for all of them. Each job's result is its
-    outcome, or its exception (:class:`UserNotFound`, or a bug) which leaves the others
-    alone. A job decides before it writes: a rejected property is never half-applied."""
+    outcome, or :class:`UserNotFound`, which leaves the others alone. A job decides before
+    it writes: a rejected property is never half-applied.
+
+    Anything else raised (a statement that failed, a bug) is raised for the whole group:
+    the backend's :meth:`~userprops.storage.base.Storage.run_batch` must see it, to run
+    the batch again after a deadlock, fail it when the database failed, or else undo the
+    group and answer each of its jobs with it. Kept as one job's answer, it would leave a
+    PostgreSQL transaction aborted, and its commit a silent rollback of the batch."""
     checked = [_candidates(job.request) for job in jobs]
     types = _group_types(tx, jobs, checked)
     wanted: dict[UserKey, set[str]] = {}
@@ -166,13 +172,10 @@ def run_property_jobs(
     for job, (candidates, errors) in zip(jobs, checked, strict=True):
         pid, euid = job.who.project_id, job.request.euid
         view = current.get((pid, euid))
-        try:
-            if view is None:
-                raise UserNotFound()
-            outcome, job_puts, job_deletes = _compute(tx, job, candidates, errors, view, types[pid])
-        except Exception as exc:  # this job's own answer
-            results.append(exc)
+        if view is None:
+            results.append(UserNotFound())
             continue
+        outcome, job_puts, job_deletes = _compute(tx, job, candidates, errors, view, types[pid])
         for name, value in job_puts.items():
             view[name] = value
             deletes.discard((pid, euid, name))
