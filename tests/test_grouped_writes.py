@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import psycopg
 import pytest
 from hypothesis import HealthCheck, example, given, settings, strategies as st
 
@@ -387,3 +388,38 @@ def test_groups_that_deadlock_defining_attributes_are_retried_and_both_apply(
     one = StoredValue(AttrType.NUMBER, "1")
     with first.read() as tx:
         assert tx.get_values(pid, a) == tx.get_values(pid, b) == {"x": one, "y": one}
+
+
+def test_users_of_several_projects_are_locked_in_one_order_whatever_the_batch_order(
+    two: tuple[Storage, Storage],  # noqa: F811 (the fixture imported)
+    pg_url: str,
+) -> None:
+    first, second = two
+    with first.transaction() as tx:
+        p1, p2 = (tx.create_project(slug, SchemaMode.AUTO, "UTC").id for slug in ("p1", "p2"))
+        u1, u2 = tx.create_user(p1), tx.create_user(p2)
+    with first.transaction() as holder, psycopg.connect(pg_url, autocommit=True) as probe:
+        holder.lock_values({(p1, u1): []})
+
+        locked: list[object] = []
+
+        def lock_both() -> None:  # a batch naming p2's user first
+            with second.transaction() as tx:
+                locked.append(tx.lock_values({(p2, u2): [], (p1, u1): []}))
+
+        waiter = threading.Thread(target=lock_both)
+        waiter.start()
+        while (
+            waiter.is_alive()
+            and not probe.execute(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            ).fetchone()[0]
+        ):
+            waiter.join(0.01)  # until it waits for u1
+        # It waits for u1 (p1 before p2) holding nothing: a batch that has u2 and wants u1
+        # would wait for it, not deadlock with it.
+        with probe.transaction():
+            probe.execute("SELECT 1 FROM users WHERE euid = %s FOR UPDATE NOWAIT", (u2,))
+    waiter.join()
+    assert locked == [{(p1, u1): {}, (p2, u2): {}}]
