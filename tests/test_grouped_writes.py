@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC
 from decimal import Decimal
@@ -295,6 +295,11 @@ class Refusing:
         raise AssertionError("the database accepted a user of no project")
 
 
+def run_on(proxy: Callable[..., Any], *jobs: PropertyJob) -> Group:
+    """Property jobs grouped as the writer groups them, run on ``proxy(tx)``."""
+    return Group(list(jobs), lambda tx, group: run_property_jobs(proxy(tx), group))
+
+
 def _defining(storage: Storage) -> tuple[int, int, PropertyJob]:
     """A project with two users, and a job of one of them that defines an attribute."""
     with storage.transaction() as tx:
@@ -314,8 +319,7 @@ def test_a_statement_that_fails_in_a_group_fails_the_group_and_no_job_before_it(
         tx.put_values(pid, first, {"plan": gold})
         return "stored"
 
-    group = Group([defining], lambda tx, jobs: run_property_jobs(Refusing(tx), jobs))
-    plan, failed = storage.run_batch([set_plan, group])
+    plan, failed = storage.run_batch([set_plan, run_on(Refusing, defining)])
 
     assert plan == "stored"
     assert isinstance(failed, Exception)  # each of its jobs is answered with it
@@ -333,9 +337,8 @@ def test_a_failure_of_the_database_inside_a_group_fails_its_batch(storage: Stora
             failing(self._tx)
             raise AssertionError("unreachable")
 
-    group = Group([defining], lambda tx, jobs: run_property_jobs(Broken(tx), jobs))
     with pytest.raises(StorageUnavailable):
-        storage.run_batch([group])
+        storage.run_batch([run_on(Broken, defining)])
     with storage.read() as tx:
         assert tx.list_attributes(pid) == []
 
@@ -367,11 +370,9 @@ def test_groups_that_deadlock_defining_attributes_are_retried_and_both_apply(
     def batch(storage: Storage, euid: int, names: str) -> None:
         request = PropertyRequest(euid, Op.SET, dict.fromkeys(names, 1))
         gates = [crossed]
-        group = Group(
-            [PropertyJob(who, request, LIMITS, {})],
-            lambda tx, jobs: run_property_jobs(Crossing(tx, gates), jobs),
-        )
-        answers.extend(*storage.run_batch([group]))
+        group = run_on(lambda tx: Crossing(tx, gates), PropertyJob(who, request, LIMITS, {}))
+        (answered,) = storage.run_batch([group])
+        answers.extend(answered)
 
     threads = [
         threading.Thread(target=batch, args=(first, a, "xy")),
@@ -390,6 +391,32 @@ def test_groups_that_deadlock_defining_attributes_are_retried_and_both_apply(
         assert tx.get_values(pid, a) == tx.get_values(pid, b) == {"x": one, "y": one}
 
 
+# PostgreSQL, several processes: a group's locks are taken in one order, and the values it
+# reads are those committed by whoever held the locks before it.
+
+
+def locking(
+    storage: Storage, wanted: dict[tuple[int, int], list[str]], probe: psycopg.Connection[Any]
+) -> tuple[threading.Thread, list[object]]:
+    """Start a transaction of ``storage`` that runs ``lock_values(wanted)`` (what it reads
+    goes in the list) in a thread; return once it waits for a row lock."""
+    read: list[object] = []
+
+    def lock() -> None:
+        with storage.transaction() as tx:
+            read.append(tx.lock_values(wanted))
+
+    waiter = threading.Thread(target=lock)
+    waiter.start()
+    waiting = (
+        "SELECT count(*) FROM pg_stat_activity"
+        " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+    while waiter.is_alive() and not probe.execute(waiting).fetchone()[0]:  # type: ignore[index]
+        waiter.join(0.01)
+    return waiter, read
+
+
 def test_users_of_several_projects_are_locked_in_one_order_whatever_the_batch_order(
     two: tuple[Storage, Storage],  # noqa: F811 (the fixture imported)
     pg_url: str,
@@ -400,26 +427,27 @@ def test_users_of_several_projects_are_locked_in_one_order_whatever_the_batch_or
         u1, u2 = tx.create_user(p1), tx.create_user(p2)
     with first.transaction() as holder, psycopg.connect(pg_url, autocommit=True) as probe:
         holder.lock_values({(p1, u1): []})
-
-        locked: list[object] = []
-
-        def lock_both() -> None:  # a batch naming p2's user first
-            with second.transaction() as tx:
-                locked.append(tx.lock_values({(p2, u2): [], (p1, u1): []}))
-
-        waiter = threading.Thread(target=lock_both)
-        waiter.start()
-        while (
-            waiter.is_alive()
-            and not probe.execute(
-                "SELECT count(*) FROM pg_stat_activity"
-                " WHERE datname = current_database() AND wait_event_type = 'Lock'"
-            ).fetchone()[0]
-        ):
-            waiter.join(0.01)  # until it waits for u1
-        # It waits for u1 (p1 before p2) holding nothing: a batch that has u2 and wants u1
-        # would wait for it, not deadlock with it.
+        # A batch naming p2's user first waits for u1 (p1 before p2) holding nothing: a
+        # batch that has u2 and wants u1 would wait for it, not deadlock with it.
+        waiter, locked = locking(second, {(p2, u2): [], (p1, u1): []}, probe)
         with probe.transaction():
             probe.execute("SELECT 1 FROM users WHERE euid = %s FOR UPDATE NOWAIT", (u2,))
     waiter.join()
     assert locked == [{(p1, u1): {}, (p2, u2): {}}]
+
+
+def test_values_read_after_waiting_for_a_lock_are_those_its_holder_committed(
+    two: tuple[Storage, Storage],  # noqa: F811 (the fixture imported)
+    pg_url: str,
+) -> None:
+    first, second = two
+    with first.transaction() as tx:
+        pid = tx.create_project("p", SchemaMode.AUTO, "UTC").id
+        euid = tx.create_user(pid)
+        tx.put_values(pid, euid, {"n": StoredValue(AttrType.NUMBER, "1")})
+    with first.transaction() as holder, psycopg.connect(pg_url, autocommit=True) as probe:
+        holder.lock_values({(pid, euid): []})
+        waiter, read = locking(second, {(pid, euid): ["n"]}, probe)
+        holder.put_values(pid, euid, {"n": StoredValue(AttrType.NUMBER, "2")})
+    waiter.join()
+    assert read == [{(pid, euid): {"n": StoredValue(AttrType.NUMBER, "2")}}]
