@@ -1,7 +1,11 @@
 """Property requests run as one group (what the writer does with a batch) give exactly what
 they give run one after the other, each in its own transaction: the same answer per
 request and the same stored values and attribute definitions afterwards. Checked by
-hypothesis on every backend, on two fresh databases side by side."""
+hypothesis on every backend, on two fresh databases side by side.
+
+Then what the property test cannot reach: a statement failing inside a group, attributes
+another process defines meanwhile, and on PostgreSQL the order of a group's locks and the
+values it reads after waiting for them."""
 
 from __future__ import annotations
 
@@ -280,15 +284,19 @@ def test_a_group_of_property_requests_does_what_they_do_one_after_the_other(
 # or fail the group alone, and never commit what a failed statement left behind.
 
 
-class Refusing:
-    """A transaction whose attribute definitions run a statement the database refuses
-    (a user of a project that does not exist)."""
+class Proxy:
+    """A transaction, but for the methods a subclass replaces."""
 
     def __init__(self, tx: Transaction) -> None:
         self._tx = tx
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._tx, name)
+
+
+class Refusing(Proxy):
+    """A transaction whose attribute definitions run a statement the database refuses
+    (a user of a project that does not exist)."""
 
     def define_attribute(self, project_id: int, name: str, kind: AttrType) -> AttrType:
         self._tx.create_user(-1)
@@ -332,7 +340,7 @@ def test_a_failure_of_the_database_inside_a_group_fails_its_batch(storage: Stora
     pid, _, defining = _defining(storage)
     failing = GatedStorage(storage)._disk_fails
 
-    class Broken(Refusing):
+    class Broken(Proxy):
         def define_attribute(self, project_id: int, name: str, kind: AttrType) -> AttrType:
             failing(self._tx)
             raise AssertionError("unreachable")
@@ -343,7 +351,7 @@ def test_a_failure_of_the_database_inside_a_group_fails_its_batch(storage: Stora
         assert tx.list_attributes(pid) == []
 
 
-class Crossing(Refusing):
+class Crossing(Proxy):
     """Defines attributes as asked; after its first definition, waits at its gate (once,
     not in a run again), so that two batches defining in opposite orders cross."""
 
@@ -451,3 +459,36 @@ def test_values_read_after_waiting_for_a_lock_are_those_its_holder_committed(
         holder.put_values(pid, euid, {"n": StoredValue(AttrType.NUMBER, "2")})
     waiter.join()
     assert read == [{(pid, euid): {"n": StoredValue(AttrType.NUMBER, "2")}}]
+
+
+class Stale(Proxy):
+    """A transaction whose reads of attribute types are older than another process's
+    definitions (committed after the group read them)."""
+
+    def attribute_types(self, project_id: int, names: Any) -> dict[str, AttrType]:
+        return {}
+
+
+def test_an_attribute_defined_meanwhile_binds_the_requests_after_the_one_that_found_it(
+    storage: Storage,
+) -> None:
+    pid, first, job = _defining(storage)
+    with storage.transaction() as tx:  # by another process, after the group read types
+        tx.define_attribute(pid, "level", AttrType.STRING)
+    stamp = "2024-05-06 07:08:09"
+    later = PropertyJob(job.who, PropertyRequest(first, Op.SET, {"level": stamp}), Limits(), {})
+
+    (answers,) = storage.run_batch([run_on(Stale, job, later)])
+
+    assert [a.errors for a in answers] == [
+        [
+            {
+                "property": "level",
+                "code": 55102,
+                "message": "attribute level was defined as STRING meanwhile",
+            }
+        ],
+        [],  # a STRING, as it would be in a transaction of its own: not a DATETIME
+    ]
+    with storage.read() as tx:
+        assert tx.get_values(pid, first) == {"level": StoredValue(AttrType.STRING, stamp)}

@@ -273,8 +273,7 @@ def _compute(
             if kind is None and op is Op.DELETE:
                 continue  # nothing to delete, nothing to define
             if kind is None:
-                kind = _define(tx, who, op, name, raw, limits)
-                types[name] = kind
+                kind = _define(tx, who, op, name, raw, limits, types)
             if job.known.get(name) is not kind:
                 outcome.learned[name] = kind
             needed = REQUIRED_TYPE[op]
@@ -306,17 +305,25 @@ def _compute(
 
 
 def _define(
-    tx: Transaction, who: Principal, op: Op, name: str, raw: Any, limits: Limits
+    tx: Transaction,
+    who: Principal,
+    op: Op,
+    name: str,
+    raw: Any,
+    limits: Limits,
+    types: dict[str, AttrType],
 ) -> AttrType:
     """Define an undefined attribute from its first value (``auto`` mode), after checking
-    that the value fits the inferred type, so a rejected value defines nothing."""
+    that the value fits the inferred type, so a rejected value defines nothing. The type
+    it has now goes in ``types``, for the jobs after this one, also when another process
+    defined it meanwhile (after the group read the types) and this value is rejected."""
     if who.schema_mode is SchemaMode.STRICT:
         raise Rejected(f"attribute {name} is not defined (project schema is strict)")
     kind = REQUIRED_TYPE[op] or infer_type(raw)
     if kind is None:
         raise Rejected("cannot infer an attribute type from a JSON object")
     parse_value(kind, raw, limits, who.tz)
-    actual = tx.define_attribute(who.project_id, name, kind)
+    actual = types[name] = tx.define_attribute(who.project_id, name, kind)
     if actual is not kind:
         raise Rejected(f"attribute {name} was defined as {actual} meanwhile")
     return kind
