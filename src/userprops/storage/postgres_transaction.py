@@ -28,8 +28,49 @@ from userprops.storage.base import (
     Transaction,
     UserKey,
     ValueKey,
-    by_project,
 )
+
+_TYPES = {kind.value: kind for kind in AttrType}
+
+
+def _euid(key: UserKey) -> int:
+    return key[1]
+
+
+# The statements of the group-commit write (lock_values, write_values). Each key is looked
+# up in a LATERAL subquery that the planner cannot flatten into a join, so every plan is a
+# primary-key probe per key, whatever the planner believes of the table: a join against
+# unnest() becomes a hash join over every value when the table is new or small when the
+# plan is made, and a prepared statement keeps that plan (docs/backends.md, "Statement
+# plans"; tests/test_postgres_plans.py checks it).
+LOCK_USERS: LiteralString = (
+    "SELECT u.project_id, u.euid FROM unnest(%s::bigint[], %s::bigint[]) AS k (p, e),"
+    " LATERAL (SELECT project_id, euid FROM users"
+    " WHERE euid = k.e AND project_id = k.p FOR UPDATE) AS u"
+)
+READ_VALUES: LiteralString = (
+    "SELECT k.p, k.e, k.n, v.type, v.value"
+    " FROM unnest(%s::bigint[], %s::bigint[], %s::text[]) AS k (p, e, n),"
+    " LATERAL (SELECT type, value FROM user_values"
+    " WHERE project_id = k.p AND euid = k.e AND name = k.n OFFSET 0) AS v"
+)
+UPSERT_VALUES: LiteralString = (
+    "INSERT INTO user_values (project_id, euid, name, type, value, updated_at)"
+    " SELECT p, e, n, t, v, %s FROM unnest(%s::bigint[], %s::bigint[], %s::text[],"
+    " %s::text[], %s::text[]) AS u (p, e, n, t, v)"
+    " ON CONFLICT (project_id, euid, name)"
+    " DO UPDATE SET type = excluded.type, value = excluded.value,"
+    " updated_at = excluded.updated_at"
+)
+# Found by key as above, then deleted by row address (a TID scan).
+DELETE_VALUES: LiteralString = (
+    "DELETE FROM user_values v USING (SELECT x.ctid"
+    " FROM unnest(%s::bigint[], %s::bigint[], %s::text[]) AS k (p, e, n),"
+    " LATERAL (SELECT ctid FROM user_values"
+    " WHERE project_id = k.p AND euid = k.e AND name = k.n OFFSET 0) AS x) AS d"
+    " WHERE v.ctid = d.ctid"
+)
+
 
 IDENTITY_COLUMNS = {"projects": "id", "datasources": "id", "users": "euid", "events": "id"}
 
@@ -254,59 +295,53 @@ class PostgresTransaction(Transaction):
     def lock_values(
         self, wanted: Mapping[UserKey, Collection[str]]
     ) -> dict[UserKey, dict[str, StoredValue]]:
-        # Per project: lock its users in EUID order, then read the values in a second
-        # statement (a new snapshot, taken once every lock is granted). Both are sent in
-        # one round trip (pipeline mode); the server runs them in order.
-        found: dict[UserKey, dict[str, StoredValue]] = {}
-        for pid, euids, names in by_project(wanted):
-            with self._c.pipeline():
-                locked = self._c.execute(
-                    "SELECT euid FROM users WHERE project_id = %s AND euid = ANY(%s)"
-                    " ORDER BY euid FOR UPDATE",
-                    (pid, euids),
-                )
-                read = self._c.execute(
-                    "SELECT euid, name, type, value FROM user_values"
-                    " WHERE project_id = %s AND euid = ANY(%s) AND name = ANY(%s::text[])",
-                    (pid, euids, names),
-                )
-            for (euid,) in locked.fetchall():
-                found[pid, euid] = {}
-            for euid, name, kind, text in read.fetchall():
-                values = found.get((pid, euid))
-                if values is not None and name in wanted[pid, euid]:
-                    values[name] = StoredValue(AttrType(kind), text)
+        # Two statements for every project at once, sent in one round trip (pipeline
+        # mode): lock the users in EUID order, then read the wanted (user, name) pairs in a
+        # second statement, whose snapshot is taken once every lock is granted.
+        if not wanted:
+            return {}
+        users = sorted(wanted, key=_euid)
+        pids: list[int] = []
+        euids: list[int] = []
+        names: list[str] = []
+        for key in users:
+            for name in wanted[key]:
+                pids.append(key[0])
+                euids.append(key[1])
+                names.append(name)
+        with self._c.pipeline():
+            locked = self._c.execute(LOCK_USERS, ([p for p, _ in users], [e for _, e in users]))
+            read = self._c.execute(READ_VALUES, (pids, euids, names)) if names else None
+        found: dict[UserKey, dict[str, StoredValue]] = {key: {} for key in locked}
+        for pid, euid, name, kind, text in () if read is None else read:
+            values = found.get((pid, euid))
+            if values is not None:
+                values[name] = StoredValue(_TYPES[kind], text)
         return found
 
     def write_values(
         self, puts: Mapping[ValueKey, StoredValue], deletes: Collection[ValueKey]
     ) -> None:
-        # One statement each, whatever the number of users: arrays unnested server-side.
+        # One statement each, whatever the number of users, sent in one round trip.
         with self._c.pipeline():
             if puts:
-                columns: tuple[list[Any], ...] = ([], [], [], [], [])
+                pids: list[int] = []
+                euids: list[int] = []
+                names: list[str] = []
+                kinds: list[str] = []
+                texts: list[str] = []
                 for (pid, euid, name), value in puts.items():
-                    for column, item in zip(
-                        columns, (pid, euid, name, value.type.value, value.text), strict=True
-                    ):
-                        column.append(item)
+                    pids.append(pid)
+                    euids.append(euid)
+                    names.append(name)
+                    kinds.append(value.type.value)
+                    texts.append(value.text)
                 self._c.execute(
-                    "INSERT INTO user_values (project_id, euid, name, type, value, updated_at)"
-                    " SELECT p, e, n, t, v, %s FROM unnest(%s::bigint[], %s::bigint[],"
-                    " %s::text[], %s::text[], %s::text[]) AS u (p, e, n, t, v)"
-                    " ON CONFLICT (project_id, euid, name)"
-                    " DO UPDATE SET type = excluded.type, value = excluded.value,"
-                    " updated_at = excluded.updated_at",
-                    (time.time_ns() // 1_000_000, *columns),
+                    UPSERT_VALUES, (time.time_ns() // 1_000_000, pids, euids, names, kinds, texts)
                 )
             if deletes:
-                keys = list(zip(*deletes, strict=True))
-                self._c.execute(
-                    "DELETE FROM user_values v USING unnest(%s::bigint[], %s::bigint[],"
-                    " %s::text[]) AS d (p, e, n)"
-                    " WHERE v.project_id = d.p AND v.euid = d.e AND v.name = d.n",
-                    (list(keys[0]), list(keys[1]), list(keys[2])),
-                )
+                pids, euids, names = map(list, zip(*deletes, strict=True))
+                self._c.execute(DELETE_VALUES, (pids, euids, names))
 
     # Contacts
 
