@@ -21,14 +21,14 @@ from userprops.storage.postgres_transaction import (
 )
 
 STATEMENTS = {
-    "lock": (LOCK_USERS, "users_pkey", "'{1,1}', '{5,9}'"),
-    "read": (READ_VALUES, "user_values_pkey", "'{1,1}', '{5,9}', '{a3,a7}'"),
+    "lock": (LOCK_USERS, "users_pkey", "'[[1, 5], [1, 9]]'"),
+    "read": (READ_VALUES, "user_values_pkey", """'[[1, 5, "a3"], [1, 9, "a7"]]'"""),
     "upsert": (
         UPSERT_VALUES,
         "Conflict Arbiter Indexes: user_values_pkey",
-        "0, '{1}', '{5}', '{a3}', '{NUMBER}', '{1}'",
+        """0, '[[1, 5, "a3", "NUMBER", "1"]]'""",
     ),
-    "delete": (DELETE_VALUES, "user_values_pkey", "'{1,1}', '{5,9}', '{a3,a7}'"),
+    "delete": (DELETE_VALUES, "user_values_pkey", """'[[1, 5, "a3"], [1, 9, "a7"]]'"""),
 }
 
 
