@@ -38,50 +38,37 @@ def _euid(key: UserKey) -> int:
     return key[1]
 
 
-# The statements of the group-commit write (lock_values, write_values).
+# The statements of the group-commit write (lock_values, write_values), one each per batch.
 #
-# Keys and values go as one JSON array of rows per statement (a jsonb parameter, unpacked
-# by the server): psycopg dumps a list parameter element by element in Python, ~30 times
-# slower than encoding the whole batch with msgspec, for the same work on the server.
+# Keys and values go as JSON arrays of rows (jsonb parameters, unpacked by the server):
+# psycopg dumps a list parameter element by element in Python, ~30 times slower than
+# encoding the whole batch with msgspec, for the same work on the server.
 #
 # Each key is looked up in a LATERAL subquery that the planner cannot flatten into a join,
 # so every plan is a primary-key probe per key, whatever the planner believes of the
 # table: a join against the keys becomes a hash join over every value when the table is
 # new or small when the plan is made, and a prepared statement keeps that plan
 # (docs/backends.md, "Statement plans"; tests/test_postgres_plans.py checks it).
-_USER_KEYS: LiteralString = (
-    "(SELECT (r->>0)::bigint AS p, (r->>1)::bigint AS e"
-    " FROM jsonb_array_elements(%s::jsonb) AS r) AS k"
-)
-_VALUE_KEYS: LiteralString = (
-    "(SELECT (r->>0)::bigint AS p, (r->>1)::bigint AS e, r->>2 AS n"
-    " FROM jsonb_array_elements(%s::jsonb) AS r) AS k"
-)
-# [[project_id, euid], ...] in EUID order: the locks are taken in that order.
-LOCK_USERS: LiteralString = (
-    "SELECT u.project_id, u.euid FROM " + _USER_KEYS + ", LATERAL (SELECT project_id, euid"
-    " FROM users WHERE euid = k.e AND project_id = k.p FOR UPDATE) AS u"
-)
-# [[project_id, euid, name], ...]
-READ_VALUES: LiteralString = (
-    "SELECT k.p, k.e, k.n, v.type, v.value FROM " + _VALUE_KEYS + ", LATERAL (SELECT type,"
-    " value FROM user_values WHERE project_id = k.p AND euid = k.e AND name = k.n OFFSET 0)"
-    " AS v"
-)
-# updated_at, then [[project_id, euid, name, type, value], ...]
-UPSERT_VALUES: LiteralString = (
-    "INSERT INTO user_values (project_id, euid, name, type, value, updated_at)"
+#
+# users [[project_id, euid], ...] sorted by EUID, pairs [[project_id, euid, name], ...]:
+# a function of migration 0004 (it locks, then reads with a snapshot taken once every lock
+# is granted).
+LOCK_VALUES: LiteralString = "SELECT * FROM userprops_lock_values(%s::jsonb, %s::jsonb)"
+# deletes [[project_id, euid, name], ...] (found by key, deleted by row address), then
+# updated_at and puts [[project_id, euid, name, type, value], ...].
+WRITE_VALUES: LiteralString = (
+    "WITH gone AS (DELETE FROM user_values AS v USING (SELECT x.ctid"
+    " FROM (SELECT (r->>0)::bigint AS p, (r->>1)::bigint AS e, r->>2 AS n"
+    " FROM jsonb_array_elements(%s::jsonb) AS r) AS k,"
+    " LATERAL (SELECT ctid FROM user_values"
+    " WHERE project_id = k.p AND euid = k.e AND name = k.n OFFSET 0) AS x) AS d"
+    " WHERE v.ctid = d.ctid)"
+    " INSERT INTO user_values (project_id, euid, name, type, value, updated_at)"
     " SELECT (r->>0)::bigint, (r->>1)::bigint, r->>2, r->>3, r->>4, %s"
     " FROM jsonb_array_elements(%s::jsonb) AS r"
     " ON CONFLICT (project_id, euid, name)"
     " DO UPDATE SET type = excluded.type, value = excluded.value,"
     " updated_at = excluded.updated_at"
-)
-# [[project_id, euid, name], ...]: found by key as above, deleted by row address.
-DELETE_VALUES: LiteralString = (
-    "DELETE FROM user_values v USING (SELECT x.ctid FROM " + _VALUE_KEYS + ", LATERAL"
-    " (SELECT ctid FROM user_values WHERE project_id = k.p AND euid = k.e AND name = k.n"
-    " OFFSET 0) AS x) AS d WHERE v.ctid = d.ctid"
 )
 _JSON = msgspec.json.Encoder()
 
@@ -313,33 +300,31 @@ class PostgresTransaction(Transaction):
     def lock_values(
         self, wanted: Mapping[UserKey, Collection[str]]
     ) -> dict[UserKey, dict[str, StoredValue]]:
-        # Two statements for every project at once, sent in one round trip (pipeline
-        # mode): lock the users in EUID order, then read the wanted (user, name) pairs in a
-        # second statement, whose snapshot is taken once every lock is granted.
+        # One statement for every project at once (a function of migration 0004: it locks
+        # the users in EUID order, then reads the wanted (user, name) pairs with a snapshot
+        # taken once every lock is granted).
         if not wanted:
             return {}
         users = sorted(wanted, key=_euid)
         pairs = [(pid, euid, name) for pid, euid in users for name in wanted[pid, euid]]
-        with self._c.pipeline():
-            locked = self._c.execute(LOCK_USERS, (_json(users),))
-            read = self._c.execute(READ_VALUES, (_json(pairs),)) if pairs else None
-        found: dict[UserKey, dict[str, StoredValue]] = {key: {} for key in locked.fetchall()}
-        for pid, euid, name, kind, text in [] if read is None else read.fetchall():
-            values = found.get((pid, euid))
-            if values is not None:
-                values[name] = StoredValue(_TYPES[kind], text)
+        rows = self._all(LOCK_VALUES, (_json(users), _json(pairs)))
+        found: dict[UserKey, dict[str, StoredValue]] = {}
+        for pid, euid, name, kind, text in rows:
+            if name is None:
+                found[pid, euid] = {}
+            else:
+                values = found.get((pid, euid))
+                if values is not None:
+                    values[name] = StoredValue(_TYPES[kind], text)
         return found
 
     def write_values(
         self, puts: Mapping[ValueKey, StoredValue], deletes: Collection[ValueKey]
     ) -> None:
-        # One statement each, whatever the number of users, sent in one round trip.
-        with self._c.pipeline():
-            if puts:
-                rows = [(p, e, n, v.type.value, v.text) for (p, e, n), v in puts.items()]
-                self._c.execute(UPSERT_VALUES, (time.time_ns() // 1_000_000, _json(rows)))
-            if deletes:
-                self._c.execute(DELETE_VALUES, (_json(list(deletes)),))
+        if puts or deletes:
+            rows = [(p, e, n, v.type.value, v.text) for (p, e, n), v in puts.items()]
+            stamp = time.time_ns() // 1_000_000
+            self._c.execute(WRITE_VALUES, (_json(list(deletes)), stamp, _json(rows)))
 
     # Contacts
 
