@@ -13,6 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from userprops.cli import main
+from userprops.errors import StorageUnavailable
 from userprops.schema import AttrType, SchemaMode
 from userprops.storage import Storage, StoredValue, Transaction, open_storage
 
@@ -182,3 +183,35 @@ def test_batches_that_deadlock_are_retried_and_apply_every_job_once(
     # Both took their first lock, then crossed: one was chosen as the deadlock victim,
     # rolled back, and ran both of its jobs again.
     assert len(runs) == 5
+
+
+def _restarted_under(pg_url: str, monkeypatch: pytest.MonkeyPatch, idle_check: float) -> Storage:
+    """A storage whose pooled connection was used, then ended by the server (as a restart
+    does), with the pool checking connections idle for more than ``idle_check`` seconds."""
+    storage = open_storage(pg_url)
+    storage.ping()
+    monkeypatch.setattr("userprops.storage.postgres.IDLE_CHECK", idle_check)
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE application_name = 'userprops' AND datname = current_database()"
+        )
+    return storage
+
+
+def test_a_connection_idle_for_a_while_is_checked_before_use(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    storage = _restarted_under(pg_url, monkeypatch, idle_check=0.0)
+    storage.ping()  # the check found the connection dead: the pool handed out a new one
+    storage.close()
+
+
+def test_a_connection_just_used_is_not_checked_and_a_dead_one_fails_once(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    storage = _restarted_under(pg_url, monkeypatch, idle_check=3600.0)
+    with pytest.raises(StorageUnavailable):
+        storage.ping()  # no round trip to check it first: its own statement fails
+    storage.ping()  # the pool dropped it and connected again
+    storage.close()

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import random
 import time
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -36,6 +37,7 @@ GUARDED_RERUNS = 3
 # Deadlock and serialization failure: the transaction was rolled back and may be retried.
 RETRYABLE = frozenset({"40P01", "40001"})
 MIGRATION_LOCK = 0x75736572_70726F70  # "userprop": one migrator at a time per database
+IDLE_CHECK = 1.0  # seconds: a pooled connection idle longer is checked before use
 
 
 def _retryable(exc: BaseException) -> bool:
@@ -75,6 +77,9 @@ class PostgresStorage(Storage):
     def __init__(self, url: str, *, timeout: float = 5.0, pool_size: int = 10) -> None:
         self.url = url
         self.timeout = timeout
+        self._returned: weakref.WeakKeyDictionary[psycopg.Connection[Any], float] = (
+            weakref.WeakKeyDictionary()
+        )
         millis = max(1, round(timeout * 1000))
         self._pool = ConnectionPool(
             url,
@@ -87,7 +92,7 @@ class PostgresStorage(Storage):
             },
             min_size=1,
             max_size=max(1, pool_size),
-            check=ConnectionPool.check_connection,
+            check=self._check_idle,
             timeout=timeout,
             reconnect_timeout=max(timeout, 60.0),
             name="userprops",
@@ -95,10 +100,22 @@ class PostgresStorage(Storage):
         )
         self._pool.open(wait=False)
 
+    def _check_idle(self, conn: psycopg.Connection[Any]) -> None:
+        """The pool's check of a connection it hands out. The check is a round trip, so
+        only a connection idle for more than IDLE_CHECK seconds is checked (the server may
+        have restarted meanwhile): under load, one for every batch and read cost about as
+        much as the batch's own statements. A connection that broke since its last use
+        fails its first statement, answered 503, and the pool then drops it."""
+        if time.monotonic() - self._returned.get(conn, 0.0) > IDLE_CHECK:
+            ConnectionPool.check_connection(conn)
+
     @contextmanager
     def _connection(self) -> Iterator[psycopg.Connection[Any]]:
         with _translated(), self._pool.connection() as conn:
-            yield conn
+            try:
+                yield conn
+            finally:
+                self._returned[conn] = time.monotonic()
 
     def migrate(self, *, dry_run: bool = False) -> list[str]:
         from userprops.storage import migrations
