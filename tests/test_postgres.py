@@ -215,3 +215,52 @@ def test_a_connection_just_used_is_not_checked_and_a_dead_one_fails_once(
         storage.ping()  # no round trip to check it first: its own statement fails
     storage.ping()  # the pool dropped it and connected again
     storage.close()
+
+
+def _writer(pid: int, euid: int, text: str, *, read_back: bool = False) -> Job:
+    """A job that writes one value (a text with U+0000 fails on PostgreSQL), then counts
+    the user's values if ``read_back``."""
+
+    def job(tx: Transaction) -> int:
+        tx.write_values({(pid, euid, "v"): StoredValue(AttrType.STRING, text)}, ())
+        return len(tx.get_values(pid, euid)) if read_back else 1
+
+    return job
+
+
+@pytest.mark.parametrize("failing", [0, 1, 2])
+def test_a_write_that_fails_is_its_own_jobs_error_wherever_it_is_in_the_batch(
+    two: tuple[Storage, Storage], failing: int
+) -> None:
+    # The batch's writes are sent late (the last one with COMMIT): a failure still
+    # belongs to the job that wrote, and the other jobs are kept.
+    storage = two[0]
+    pid = _project(storage)
+    with storage.transaction() as tx:
+        users = [tx.create_user(pid) for _ in range(3)]
+    texts = ["bad\x00" if i == failing else f"ok{i}" for i in range(3)]
+    results = storage.run_batch([_writer(pid, e, t) for e, t in zip(users, texts, strict=True)])
+
+    assert isinstance(results[failing], psycopg.DataError)
+    assert [r for i, r in enumerate(results) if i != failing] == [1, 1]
+    with storage.read() as tx:
+        found = [tx.get_values(pid, e).get("v") for e in users]
+    kept = [None if i == failing else StoredValue(AttrType.STRING, t) for i, t in enumerate(texts)]
+    assert found == kept
+
+
+def test_a_job_reads_its_own_write_and_the_batch_sees_earlier_jobs_writes(
+    two: tuple[Storage, Storage],
+) -> None:
+    storage = two[0]
+    pid = _project(storage)
+    with storage.transaction() as tx:
+        euid = tx.create_user(pid)
+    seen = storage.run_batch(
+        [_writer(pid, euid, "a", read_back=True), lambda tx: tx.get_values(pid, euid)]
+    )
+    assert seen == [1, {"v": StoredValue(AttrType.STRING, "a")}]
+
+
+def test_a_batch_that_writes_nothing_answers(two: tuple[Storage, Storage]) -> None:
+    assert two[0].run_batch([lambda tx: 1, lambda tx: 2]) == [1, 2]

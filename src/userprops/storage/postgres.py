@@ -20,10 +20,11 @@ import random
 import time
 import weakref
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 import psycopg
+from psycopg.pq import TransactionStatus
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from userprops.errors import StorageUnavailable
@@ -55,6 +56,24 @@ def _translated() -> Iterator[None]:
         yield
     except (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout) as exc:
         raise StorageUnavailable(f"storage unavailable: {exc}") from exc
+
+
+def _batch_failure(exc: Exception) -> None:
+    """Raise what fails a job's whole batch: :class:`_Retry` for a deadlock or a
+    serialization failure, ``exc`` itself for a failure of the server or the connection.
+    Return for an error of the job alone."""
+    if _retryable(exc):
+        raise _Retry() from exc
+    if _fatal(exc):
+        raise exc
+
+
+def _rollback(conn: psycopg.Connection[Any]) -> None:
+    """End the transaction of a failed batch, if one is open. A broken connection is left
+    as it is: the pool drops it."""
+    if conn.info.transaction_status in (TransactionStatus.INTRANS, TransactionStatus.INERROR):
+        with suppress(psycopg.Error):
+            conn.execute("ROLLBACK")
 
 
 class _Retry(Exception):
@@ -185,6 +204,36 @@ class PostgresStorage(Storage):
         jobs: Sequence[Callable[[Transaction], Any]],
         guarded: frozenset[int],
     ) -> list[JobResult]:
+        if guarded:
+            return self._attempt_guarded(conn, jobs, guarded)
+        # The common case: no savepoint, and BEGIN and COMMIT sent with the first and the
+        # last statements of the batch (PostgresTransaction's batch mode).
+        tx = PostgresTransaction(conn, batch=True)
+        results: list[JobResult] = []
+        last = len(jobs) - 1
+        try:
+            for index, job in enumerate(jobs):
+                try:
+                    results.append(job(tx))
+                    if index < last:
+                        tx.end_job()
+                    else:
+                        tx.commit()  # sends the last job's write, which fails as its own
+                except Exception as exc:
+                    _batch_failure(exc)
+                    raise _Unguarded(index, exc) from exc
+        except BaseException:
+            _rollback(conn)
+            raise
+        return results
+
+    def _attempt_guarded(
+        self,
+        conn: psycopg.Connection[Any],
+        jobs: Sequence[Callable[[Transaction], Any]],
+        guarded: frozenset[int],
+    ) -> list[JobResult]:
+        """A rerun after a job failed: a savepoint around each job of ``guarded``."""
         results: list[JobResult] = []
         try:
             with conn.transaction():
@@ -196,10 +245,7 @@ class PostgresStorage(Storage):
                     try:
                         results.append(job(tx))
                     except Exception as exc:
-                        if _retryable(exc):
-                            raise _Retry() from exc
-                        if _fatal(exc):
-                            raise
+                        _batch_failure(exc)
                         if not guard:
                             raise _Unguarded(index, exc) from exc
                         conn.execute("ROLLBACK TO SAVEPOINT job")

@@ -85,10 +85,55 @@ def now() -> str:
 
 
 class PostgresTransaction(Transaction):
-    def __init__(self, conn: psycopg.Connection[Any]) -> None:
-        self._c = conn
+    """The statements of one transaction on ``conn``.
+
+    ``batch=True`` is the group-commit writer's transaction (:meth:`PostgresStorage.
+    run_batch`), which saves two round trips per batch: ``BEGIN`` is not sent until the
+    first statement, and goes with it when that is :meth:`lock_values`; the statement of
+    :meth:`write_values` is deferred until the next statement, :meth:`end_job` or
+    :meth:`commit`, which sends it with ``COMMIT``. The caller then calls :meth:`end_job`
+    after each job but the last, and :meth:`commit` at the end, so that a deferred write
+    fails within its own job.
+    """
+
+    def __init__(self, conn: psycopg.Connection[Any], *, batch: bool = False) -> None:
+        self._conn = conn
+        self._begin = batch  # BEGIN not sent yet
+        self._batch = batch
+        self._deferred: tuple[LiteralString, tuple[Any, ...]] | None = None
         # Users this transaction created: a lost identity race removes its orphan.
         self._created: set[int] = set()
+
+    @property
+    def _c(self) -> psycopg.Connection[Any]:
+        """The connection, once what was deferred (BEGIN, a write) has been sent."""
+        if self._begin or self._deferred is not None:
+            self._send_deferred()
+        return self._conn
+
+    def _send_deferred(self) -> None:
+        """Send BEGIN and the deferred write, if not yet sent (queued, in a pipeline)."""
+        if self._begin:
+            self._begin = False
+            self._conn.execute("BEGIN")
+        if self._deferred is not None:
+            query, params = self._deferred
+            self._deferred = None
+            self._conn.execute(query, params)
+
+    def end_job(self) -> None:
+        """Batch mode: send the deferred write, so that its errors are this job's."""
+        if self._deferred is not None:
+            self._send_deferred()
+
+    def commit(self) -> None:
+        """Batch mode: send the deferred write and COMMIT, in one round trip."""
+        if self._begin and self._deferred is None:  # no statement at all
+            self._begin = False
+            return
+        with self._conn.pipeline():
+            self._send_deferred()
+            self._conn.execute("COMMIT")
 
     def _one(self, query: LiteralString, params: Sequence[Any] = ()) -> Any:
         return self._c.execute(query, params).fetchone()
@@ -307,7 +352,14 @@ class PostgresTransaction(Transaction):
             return {}
         users = sorted(wanted, key=_euid)
         pairs = [(pid, euid, name) for pid, euid in users for name in wanted[pid, euid]]
-        rows = self._all(LOCK_VALUES, (_json(users), _json(pairs)))
+        params = (_json(users), _json(pairs))
+        if self._begin or self._deferred is not None:  # one round trip for all of them
+            with self._conn.pipeline():
+                self._send_deferred()
+                cursor = self._conn.execute(LOCK_VALUES, params)
+            rows = cursor.fetchall()
+        else:
+            rows = self._all(LOCK_VALUES, params)
         found: dict[UserKey, dict[str, StoredValue]] = {}
         for pid, euid, name, kind, text in rows:
             if name is None:
@@ -324,7 +376,12 @@ class PostgresTransaction(Transaction):
         if puts or deletes:
             rows = [(p, e, n, v.type.value, v.text) for (p, e, n), v in puts.items()]
             stamp = time.time_ns() // 1_000_000
-            self._c.execute(WRITE_VALUES, (_json(list(deletes)), stamp, _json(rows)))
+            params = (_json(list(deletes)), stamp, _json(rows))
+            if self._batch:
+                self.end_job()  # one deferred write at a time
+                self._deferred = (WRITE_VALUES, params)
+            else:
+                self._c.execute(WRITE_VALUES, params)
 
     # Contacts
 
