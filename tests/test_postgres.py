@@ -260,6 +260,8 @@ def test_a_job_reads_its_own_write_and_the_batch_sees_earlier_jobs_writes(
         [_writer(pid, euid, "a", read_back=True), lambda tx: tx.get_values(pid, euid)]
     )
     assert seen == [1, {"v": StoredValue(AttrType.STRING, "a")}]
+    with storage.read() as tx:  # committed, though the last job wrote nothing
+        assert tx.get_values(pid, euid) == {"v": StoredValue(AttrType.STRING, "a")}
 
 
 def test_a_batch_that_writes_nothing_answers(two: tuple[Storage, Storage]) -> None:

@@ -128,8 +128,11 @@ class PostgresTransaction(Transaction):
 
     def commit(self) -> None:
         """Batch mode: send the deferred write and COMMIT, in one round trip."""
-        if self._begin and self._deferred is None:  # no statement at all
-            self._begin = False
+        if self._deferred is None:
+            if self._begin:  # no statement at all: nothing to commit
+                self._begin = False
+            else:
+                self._conn.execute("COMMIT")
             return
         with self._conn.pipeline():
             self._send_deferred()
