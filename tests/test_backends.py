@@ -176,7 +176,7 @@ def test_sqlite_without_json_functions_is_refused_clearly(
     def without_json(path: str) -> sqlite3.Connection:
         conn = real(path)
         # As a build without JSON1 would: any statement using json_each fails to prepare.
-        conn.set_authorizer(lambda action, *args: sqlite3.SQLITE_DENY if "json_each" in args else sqlite3.SQLITE_OK)
+        conn.set_authorizer(lambda _, *args: 1 if "json_each" in args else 0)  # DENY / OK
         return conn
 
     monkeypatch.setattr(sqlite_backend, "_connect", without_json)

@@ -13,6 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from userprops.cli import main
+from userprops.errors import StorageUnavailable
 from userprops.schema import AttrType, SchemaMode
 from userprops.storage import Storage, StoredValue, Transaction, open_storage
 
@@ -182,3 +183,86 @@ def test_batches_that_deadlock_are_retried_and_apply_every_job_once(
     # Both took their first lock, then crossed: one was chosen as the deadlock victim,
     # rolled back, and ran both of its jobs again.
     assert len(runs) == 5
+
+
+def _restarted_under(pg_url: str, monkeypatch: pytest.MonkeyPatch, idle_check: float) -> Storage:
+    """A storage whose pooled connection was used, then ended by the server (as a restart
+    does), with the pool checking connections idle for more than ``idle_check`` seconds."""
+    storage = open_storage(pg_url)
+    storage.ping()
+    monkeypatch.setattr("userprops.storage.postgres.IDLE_CHECK", idle_check)
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE application_name = 'userprops' AND datname = current_database()"
+        )
+    return storage
+
+
+def test_a_connection_idle_for_a_while_is_checked_before_use(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    storage = _restarted_under(pg_url, monkeypatch, idle_check=0.0)
+    storage.ping()  # the check found the connection dead: the pool handed out a new one
+    storage.close()
+
+
+def test_a_connection_just_used_is_not_checked_and_a_dead_one_fails_once(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    storage = _restarted_under(pg_url, monkeypatch, idle_check=3600.0)
+    with pytest.raises(StorageUnavailable):
+        storage.ping()  # no round trip to check it first: its own statement fails
+    storage.ping()  # the pool dropped it and connected again
+    storage.close()
+
+
+def _writer(pid: int, euid: int, text: str, *, read_back: bool = False) -> Job:
+    """A job that writes one value (a text with U+0000 fails on PostgreSQL), then counts
+    the user's values if ``read_back``."""
+
+    def job(tx: Transaction) -> int:
+        tx.write_values({(pid, euid, "v"): StoredValue(AttrType.STRING, text)}, ())
+        return len(tx.get_values(pid, euid)) if read_back else 1
+
+    return job
+
+
+@pytest.mark.parametrize("failing", [0, 1, 2])
+def test_a_write_that_fails_is_its_own_jobs_error_wherever_it_is_in_the_batch(
+    two: tuple[Storage, Storage], failing: int
+) -> None:
+    # The batch's writes are sent late (the last one with COMMIT): a failure still
+    # belongs to the job that wrote, and the other jobs are kept.
+    storage = two[0]
+    pid = _project(storage)
+    with storage.transaction() as tx:
+        users = [tx.create_user(pid) for _ in range(3)]
+    texts = ["bad\x00" if i == failing else f"ok{i}" for i in range(3)]
+    results = storage.run_batch([_writer(pid, e, t) for e, t in zip(users, texts, strict=True)])
+
+    assert isinstance(results[failing], psycopg.DataError)
+    assert [r for i, r in enumerate(results) if i != failing] == [1, 1]
+    with storage.read() as tx:
+        found = [tx.get_values(pid, e).get("v") for e in users]
+    kept = [None if i == failing else StoredValue(AttrType.STRING, t) for i, t in enumerate(texts)]
+    assert found == kept
+
+
+def test_a_job_reads_its_own_write_and_the_batch_sees_earlier_jobs_writes(
+    two: tuple[Storage, Storage],
+) -> None:
+    storage = two[0]
+    pid = _project(storage)
+    with storage.transaction() as tx:
+        euid = tx.create_user(pid)
+    seen = storage.run_batch(
+        [_writer(pid, euid, "a", read_back=True), lambda tx: tx.get_values(pid, euid)]
+    )
+    assert seen == [1, {"v": StoredValue(AttrType.STRING, "a")}]
+    with storage.read() as tx:  # committed, though the last job wrote nothing
+        assert tx.get_values(pid, euid) == {"v": StoredValue(AttrType.STRING, "a")}
+
+
+def test_a_batch_that_writes_nothing_answers(two: tuple[Storage, Storage]) -> None:
+    assert two[0].run_batch([lambda tx: 1, lambda tx: 2]) == [1, 2]

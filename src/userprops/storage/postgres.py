@@ -18,11 +18,13 @@ from __future__ import annotations
 import logging
 import random
 import time
+import weakref
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 import psycopg
+from psycopg.pq import TransactionStatus
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from userprops.errors import StorageUnavailable
@@ -36,6 +38,7 @@ GUARDED_RERUNS = 3
 # Deadlock and serialization failure: the transaction was rolled back and may be retried.
 RETRYABLE = frozenset({"40P01", "40001"})
 MIGRATION_LOCK = 0x75736572_70726F70  # "userprop": one migrator at a time per database
+IDLE_CHECK = 1.0  # seconds: a pooled connection idle longer is checked before use
 
 
 def _retryable(exc: BaseException) -> bool:
@@ -53,6 +56,24 @@ def _translated() -> Iterator[None]:
         yield
     except (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout) as exc:
         raise StorageUnavailable(f"storage unavailable: {exc}") from exc
+
+
+def _batch_failure(exc: Exception) -> None:
+    """Raise what fails a job's whole batch: :class:`_Retry` for a deadlock or a
+    serialization failure, ``exc`` itself for a failure of the server or the connection.
+    Return for an error of the job alone."""
+    if _retryable(exc):
+        raise _Retry() from exc
+    if _fatal(exc):
+        raise exc
+
+
+def _rollback(conn: psycopg.Connection[Any]) -> None:
+    """End the transaction of a failed batch, if one is open. A broken connection is left
+    as it is: the pool drops it."""
+    if conn.info.transaction_status in (TransactionStatus.INTRANS, TransactionStatus.INERROR):
+        with suppress(psycopg.Error):
+            conn.execute("ROLLBACK")
 
 
 class _Retry(Exception):
@@ -75,6 +96,9 @@ class PostgresStorage(Storage):
     def __init__(self, url: str, *, timeout: float = 5.0, pool_size: int = 10) -> None:
         self.url = url
         self.timeout = timeout
+        self._returned: weakref.WeakKeyDictionary[psycopg.Connection[Any], float] = (
+            weakref.WeakKeyDictionary()
+        )
         millis = max(1, round(timeout * 1000))
         self._pool = ConnectionPool(
             url,
@@ -87,7 +111,7 @@ class PostgresStorage(Storage):
             },
             min_size=1,
             max_size=max(1, pool_size),
-            check=ConnectionPool.check_connection,
+            check=self._check_idle,
             timeout=timeout,
             reconnect_timeout=max(timeout, 60.0),
             name="userprops",
@@ -95,10 +119,22 @@ class PostgresStorage(Storage):
         )
         self._pool.open(wait=False)
 
+    def _check_idle(self, conn: psycopg.Connection[Any]) -> None:
+        """The pool's check of a connection it hands out. The check is a round trip, so
+        only a connection idle for more than IDLE_CHECK seconds is checked (the server may
+        have restarted meanwhile): under load, one for every batch and read cost about as
+        much as the batch's own statements. A connection that broke since its last use
+        fails its first statement, answered 503, and the pool then drops it."""
+        if time.monotonic() - self._returned.get(conn, 0.0) > IDLE_CHECK:
+            ConnectionPool.check_connection(conn)
+
     @contextmanager
     def _connection(self) -> Iterator[psycopg.Connection[Any]]:
         with _translated(), self._pool.connection() as conn:
-            yield conn
+            try:
+                yield conn
+            finally:
+                self._returned[conn] = time.monotonic()
 
     def migrate(self, *, dry_run: bool = False) -> list[str]:
         from userprops.storage import migrations
@@ -168,6 +204,36 @@ class PostgresStorage(Storage):
         jobs: Sequence[Callable[[Transaction], Any]],
         guarded: frozenset[int],
     ) -> list[JobResult]:
+        if guarded:
+            return self._attempt_guarded(conn, jobs, guarded)
+        # The common case: no savepoint, and BEGIN and COMMIT sent with the first and the
+        # last statements of the batch (PostgresTransaction's batch mode).
+        tx = PostgresTransaction(conn, batch=True)
+        results: list[JobResult] = []
+        last = len(jobs) - 1
+        try:
+            for index, job in enumerate(jobs):
+                try:
+                    results.append(job(tx))
+                    if index < last:
+                        tx.end_job()
+                    else:
+                        tx.commit()  # sends the last job's write, which fails as its own
+                except Exception as exc:
+                    _batch_failure(exc)
+                    raise _Unguarded(index, exc) from exc
+        except BaseException:
+            _rollback(conn)
+            raise
+        return results
+
+    def _attempt_guarded(
+        self,
+        conn: psycopg.Connection[Any],
+        jobs: Sequence[Callable[[Transaction], Any]],
+        guarded: frozenset[int],
+    ) -> list[JobResult]:
+        """A rerun after a job failed: a savepoint around each job of ``guarded``."""
         results: list[JobResult] = []
         try:
             with conn.transaction():
@@ -179,10 +245,7 @@ class PostgresStorage(Storage):
                     try:
                         results.append(job(tx))
                     except Exception as exc:
-                        if _retryable(exc):
-                            raise _Retry() from exc
-                        if _fatal(exc):
-                            raise
+                        _batch_failure(exc)
                         if not guard:
                             raise _Unguarded(index, exc) from exc
                         conn.execute("ROLLBACK TO SAVEPOINT job")

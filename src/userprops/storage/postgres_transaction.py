@@ -12,6 +12,7 @@ from collections.abc import Collection, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, LiteralString
 
+import msgspec
 import psycopg
 from psycopg import sql
 
@@ -28,8 +29,53 @@ from userprops.storage.base import (
     Transaction,
     UserKey,
     ValueKey,
-    by_project,
 )
+
+_TYPES = {kind.value: kind for kind in AttrType}
+
+
+def _euid(key: UserKey) -> int:
+    return key[1]
+
+
+# The statements of the group-commit write (lock_values, write_values), one each per batch.
+#
+# Keys and values go as JSON arrays of rows (jsonb parameters, unpacked by the server):
+# psycopg dumps a list parameter element by element in Python, ~30 times slower than
+# encoding the whole batch with msgspec, for the same work on the server.
+#
+# Each key is looked up in a LATERAL subquery that the planner cannot flatten into a join,
+# so every plan is a primary-key probe per key, whatever the planner believes of the
+# table: a join against the keys becomes a hash join over every value when the table is
+# new or small when the plan is made, and a prepared statement keeps that plan
+# (docs/backends.md, "Statement plans"; tests/test_postgres_plans.py checks it).
+#
+# users [[project_id, euid], ...] sorted by EUID, pairs [[project_id, euid, name], ...]:
+# a function of migration 0004 (it locks, then reads with a snapshot taken once every lock
+# is granted).
+LOCK_VALUES: LiteralString = "SELECT * FROM userprops_lock_values(%s::jsonb, %s::jsonb)"
+# deletes [[project_id, euid, name], ...] (found by key, deleted by row address), then
+# updated_at and puts [[project_id, euid, name, type, value], ...].
+WRITE_VALUES: LiteralString = (
+    "WITH gone AS (DELETE FROM user_values AS v USING (SELECT x.ctid"
+    " FROM (SELECT (r->>0)::bigint AS p, (r->>1)::bigint AS e, r->>2 AS n"
+    " FROM jsonb_array_elements(%s::jsonb) AS r) AS k,"
+    " LATERAL (SELECT ctid FROM user_values"
+    " WHERE project_id = k.p AND euid = k.e AND name = k.n OFFSET 0) AS x) AS d"
+    " WHERE v.ctid = d.ctid)"
+    " INSERT INTO user_values (project_id, euid, name, type, value, updated_at)"
+    " SELECT (r->>0)::bigint, (r->>1)::bigint, r->>2, r->>3, r->>4, %s"
+    " FROM jsonb_array_elements(%s::jsonb) AS r"
+    " ON CONFLICT (project_id, euid, name)"
+    " DO UPDATE SET type = excluded.type, value = excluded.value,"
+    " updated_at = excluded.updated_at"
+)
+_JSON = msgspec.json.Encoder()
+
+
+def _json(rows: Any) -> str:
+    return _JSON.encode(rows).decode()
+
 
 IDENTITY_COLUMNS = {"projects": "id", "datasources": "id", "users": "euid", "events": "id"}
 
@@ -39,10 +85,58 @@ def now() -> str:
 
 
 class PostgresTransaction(Transaction):
-    def __init__(self, conn: psycopg.Connection[Any]) -> None:
-        self._c = conn
+    """The statements of one transaction on ``conn``.
+
+    ``batch=True`` is the group-commit writer's transaction (:meth:`PostgresStorage.
+    run_batch`), which saves two round trips per batch: ``BEGIN`` is not sent until the
+    first statement, and goes with it when that is :meth:`lock_values`; the statement of
+    :meth:`write_values` is deferred until the next statement, :meth:`end_job` or
+    :meth:`commit`, which sends it with ``COMMIT``. The caller then calls :meth:`end_job`
+    after each job but the last, and :meth:`commit` at the end, so that a deferred write
+    fails within its own job.
+    """
+
+    def __init__(self, conn: psycopg.Connection[Any], *, batch: bool = False) -> None:
+        self._conn = conn
+        self._begin = batch  # BEGIN not sent yet
+        self._batch = batch
+        self._deferred: tuple[LiteralString, tuple[Any, ...]] | None = None
         # Users this transaction created: a lost identity race removes its orphan.
         self._created: set[int] = set()
+
+    @property
+    def _c(self) -> psycopg.Connection[Any]:
+        """The connection, once what was deferred (BEGIN, a write) has been sent."""
+        if self._begin or self._deferred is not None:
+            self._send_deferred()
+        return self._conn
+
+    def _send_deferred(self) -> None:
+        """Send BEGIN and the deferred write, if not yet sent (queued, in a pipeline)."""
+        if self._begin:
+            self._begin = False
+            self._conn.execute("BEGIN")
+        if self._deferred is not None:
+            query, params = self._deferred
+            self._deferred = None
+            self._conn.execute(query, params)
+
+    def end_job(self) -> None:
+        """Batch mode: send the deferred write, so that its errors are this job's."""
+        if self._deferred is not None:
+            self._send_deferred()
+
+    def commit(self) -> None:
+        """Batch mode: send the deferred write and COMMIT, in one round trip."""
+        if self._deferred is None:
+            if self._begin:  # no statement at all: nothing to commit
+                self._begin = False
+            else:
+                self._conn.execute("COMMIT")
+            return
+        with self._conn.pipeline():
+            self._send_deferred()
+            self._conn.execute("COMMIT")
 
     def _one(self, query: LiteralString, params: Sequence[Any] = ()) -> Any:
         return self._c.execute(query, params).fetchone()
@@ -254,59 +348,43 @@ class PostgresTransaction(Transaction):
     def lock_values(
         self, wanted: Mapping[UserKey, Collection[str]]
     ) -> dict[UserKey, dict[str, StoredValue]]:
-        # Per project: lock its users in EUID order, then read the values in a second
-        # statement (a new snapshot, taken once every lock is granted). Both are sent in
-        # one round trip (pipeline mode); the server runs them in order.
+        # One statement for every project at once (a function of migration 0004: it locks
+        # the users in EUID order, then reads the wanted (user, name) pairs with a snapshot
+        # taken once every lock is granted).
+        if not wanted:
+            return {}
+        users = sorted(wanted, key=_euid)
+        pairs = [(pid, euid, name) for pid, euid in users for name in wanted[pid, euid]]
+        params = (_json(users), _json(pairs))
+        if self._begin or self._deferred is not None:  # one round trip for all of them
+            with self._conn.pipeline():
+                self._send_deferred()
+                cursor = self._conn.execute(LOCK_VALUES, params)
+            rows = cursor.fetchall()
+        else:
+            rows = self._all(LOCK_VALUES, params)
         found: dict[UserKey, dict[str, StoredValue]] = {}
-        for pid, euids, names in by_project(wanted):
-            with self._c.pipeline():
-                locked = self._c.execute(
-                    "SELECT euid FROM users WHERE project_id = %s AND euid = ANY(%s)"
-                    " ORDER BY euid FOR UPDATE",
-                    (pid, euids),
-                )
-                read = self._c.execute(
-                    "SELECT euid, name, type, value FROM user_values"
-                    " WHERE project_id = %s AND euid = ANY(%s) AND name = ANY(%s::text[])",
-                    (pid, euids, names),
-                )
-            for (euid,) in locked.fetchall():
+        for pid, euid, name, kind, text in rows:
+            if name is None:
                 found[pid, euid] = {}
-            for euid, name, kind, text in read.fetchall():
+            else:
                 values = found.get((pid, euid))
-                if values is not None and name in wanted[pid, euid]:
-                    values[name] = StoredValue(AttrType(kind), text)
+                if values is not None:
+                    values[name] = StoredValue(_TYPES[kind], text)
         return found
 
     def write_values(
         self, puts: Mapping[ValueKey, StoredValue], deletes: Collection[ValueKey]
     ) -> None:
-        # One statement each, whatever the number of users: arrays unnested server-side.
-        with self._c.pipeline():
-            if puts:
-                columns: tuple[list[Any], ...] = ([], [], [], [], [])
-                for (pid, euid, name), value in puts.items():
-                    for column, item in zip(
-                        columns, (pid, euid, name, value.type.value, value.text), strict=True
-                    ):
-                        column.append(item)
-                self._c.execute(
-                    "INSERT INTO user_values (project_id, euid, name, type, value, updated_at)"
-                    " SELECT p, e, n, t, v, %s FROM unnest(%s::bigint[], %s::bigint[],"
-                    " %s::text[], %s::text[], %s::text[]) AS u (p, e, n, t, v)"
-                    " ON CONFLICT (project_id, euid, name)"
-                    " DO UPDATE SET type = excluded.type, value = excluded.value,"
-                    " updated_at = excluded.updated_at",
-                    (time.time_ns() // 1_000_000, *columns),
-                )
-            if deletes:
-                keys = list(zip(*deletes, strict=True))
-                self._c.execute(
-                    "DELETE FROM user_values v USING unnest(%s::bigint[], %s::bigint[],"
-                    " %s::text[]) AS d (p, e, n)"
-                    " WHERE v.project_id = d.p AND v.euid = d.e AND v.name = d.n",
-                    (list(keys[0]), list(keys[1]), list(keys[2])),
-                )
+        if puts or deletes:
+            rows = [(p, e, n, v.type.value, v.text) for (p, e, n), v in puts.items()]
+            stamp = time.time_ns() // 1_000_000
+            params = (_json(list(deletes)), stamp, _json(rows))
+            if self._batch:
+                self.end_job()  # one deferred write at a time
+                self._deferred = (WRITE_VALUES, params)
+            else:
+                self._c.execute(WRITE_VALUES, params)
 
     # Contacts
 

@@ -1,0 +1,89 @@
+"""The group-commit write finds every row by its primary key on PostgreSQL, whatever the
+planner knows of the tables: new and empty, grown but never analyzed, or analyzed; with
+plans made for the values given (custom) or once for any values (generic: what a prepared
+statement, or a PL/pgSQL function, keeps). The plans are those PostgreSQL actually makes
+for ``lock_values`` and ``write_values``, nested statements included, reported by
+auto_explain."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from userprops.schema import AttrType
+from userprops.storage import StoredValue, open_storage
+from userprops.storage.postgres_transaction import PostgresTransaction
+
+Conn = psycopg.Connection[tuple[object, ...]]
+
+
+@pytest.fixture
+def conn(pg_url: str) -> Iterator[Conn]:
+    storage = open_storage(pg_url)
+    storage.migrate()
+    storage.close()
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        if conn.info.parameter_status("is_superuser") != "on":
+            pytest.skip("auto_explain needs a superuser (USERPROPS_TEST_POSTGRES_DSN)")
+        conn.execute(
+            "INSERT INTO projects (slug, schema_mode, timezone, created_at)"
+            " VALUES ('p', 'auto', 'UTC', 'now')"
+        )
+        conn.execute("INSERT INTO users (project_id, created_at) VALUES (1, 'now'), (1, 'now')")
+        yield conn
+
+
+def _plans(conn: Conn, mode: str) -> list[str]:
+    """The plan of every statement a batch's read and write run, nested ones included."""
+    plans: list[str] = []
+    conn.add_notice_handler(lambda diag: plans.append(diag.message_primary or ""))
+    conn.execute("LOAD 'auto_explain'")
+    for setting in (
+        "auto_explain.log_min_duration = 0",
+        "auto_explain.log_nested_statements = on",
+        "auto_explain.log_level = notice",
+        f"plan_cache_mode = {mode}",
+    ):
+        conn.execute(f"SET {setting}")  # type: ignore[arg-type]
+    # psycopg prepares a statement on its fifth run, PL/pgSQL plans generic ones after five.
+    for _ in range(6):
+        with conn.transaction():
+            tx = PostgresTransaction(conn)
+            tx.lock_values({(1, 1): ["a3", "a7"], (1, 2): []})
+            tx.write_values(
+                {(1, 1, "a3"): StoredValue(AttrType.NUMBER, "1")}, [(1, 2, "a7"), (1, 2, "b")]
+            )
+    conn.execute("RESET ALL")
+    return plans
+
+
+def _assert_keyed(conn: Conn) -> None:
+    for mode in ("force_custom_plan", "force_generic_plan"):
+        plans = _plans(conn, mode)
+        nested = [p for p in plans if "FROM users" in p or "user_values" in p]
+        assert len(nested) >= 3 * 6, plans  # lock, read, write: each run
+        for plan in nested:
+            assert "_pkey" in plan, plan
+            for scan in ("Seq Scan", "Bitmap", "Hash Join", "Merge Join"):
+                assert scan not in plan, f"{mode}: {scan}:\n{plan}"
+        writes = [p for p in nested if "INSERT INTO user_values" in p]
+        assert writes and all("Arbiter Indexes: user_values_pkey" in p for p in writes)
+
+
+def test_the_group_commit_statements_probe_the_primary_key_on_new_tables(conn: Conn) -> None:
+    _assert_keyed(conn)
+
+
+def test_the_group_commit_statements_probe_the_primary_key_on_grown_tables(conn: Conn) -> None:
+    conn.execute(
+        "INSERT INTO users (project_id, created_at) SELECT 1, 'now' FROM generate_series(1, 3000)"
+    )
+    conn.execute(
+        "INSERT INTO user_values SELECT 1, euid, 'a' || i, 'NUMBER', '1', 0"
+        " FROM users, generate_series(1, 8) AS i ON CONFLICT DO NOTHING"
+    )
+    _assert_keyed(conn)  # never analyzed: the planner guesses from the table's size
+    conn.execute("ANALYZE users, user_values")
+    _assert_keyed(conn)
