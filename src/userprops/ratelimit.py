@@ -120,6 +120,8 @@ class RateLimits:
 
     def request(self, datasource_id: int) -> None:
         """429 when the data source has used up its requests."""
+        if self.requests.rate <= 0:  # the usual case, checked without a lock
+            return
         wait = self.requests.take(datasource_id)
         if wait is not None:
             raise RateLimited(wait)
