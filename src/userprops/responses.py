@@ -80,10 +80,6 @@ SUCCESS_BODY: dict[str, Any] = {"type": "http.response.body", "body": SUCCESS.bo
 
 
 async def send(send_: Any, response: Response) -> None:
-    if response is SUCCESS:
-        await send_(SUCCESS_START)
-        await send_(SUCCESS_BODY)
-        return
     headers = [(b"content-length", str(len(response.body)).encode())]
     if "content-type" not in response.headers:
         headers.append((b"content-type", b"application/json"))
