@@ -91,7 +91,7 @@ async def _batched(api: Api, gate: GatedStorage, first: Any, *rest: Any) -> list
     await asyncio.to_thread(gate.entered.wait)
     followers = [asyncio.ensure_future(c) for c in rest]
     assert api.app.writer is not None
-    while api.app.writer._queue.qsize() < len(rest):
+    while api.app.writer.waiting() < len(rest):
         await asyncio.sleep(0.001)
     gate.release.set()
     return await asyncio.gather(leader, *followers)
@@ -337,7 +337,7 @@ async def test_consecutive_jobs_of_a_kind_run_as_one_group_in_submission_order(
             _Doubled(4),
         ]
         futures = [asyncio.ensure_future(writer.submit(job)) for job in jobs]
-        while writer._queue.qsize() < len(jobs):
+        while writer.waiting() < len(jobs):
             await asyncio.sleep(0.001)
         gate.release.set()
         results = await asyncio.gather(leader, *futures, return_exceptions=True)

@@ -30,9 +30,16 @@ from userprops.errors import (
 from userprops.events import EventLog
 from userprops.metrics import Metrics
 from userprops.ratelimit import RateLimits
-from userprops.responses import Response, error_response, send
+from userprops.responses import (
+    SUCCESS,
+    SUCCESS_BODY,
+    SUCCESS_START,
+    Response,
+    error_response,
+    send,
+)
 from userprops.retention import Sweeper
-from userprops.routes import ROUTES, Request, Services
+from userprops.routes import ROUTES, Request, Route, Services
 from userprops.storage import Storage, open_storage
 from userprops.writer import Writer
 
@@ -65,6 +72,8 @@ class App:
             request_burst=settings.rate_burst,
         )
         self._deadlines = BodyDeadlines(settings.body_timeout)
+        self._max_header_bytes = settings.max_header_bytes
+        self._max_body_bytes = settings.max_body_bytes
 
     def start(self) -> None:
         storage = self._given_storage or open_storage(
@@ -102,10 +111,30 @@ class App:
             self.services = None
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send_: Any) -> None:
-        if scope["type"] == "http":
-            await self._http(scope, receive, send_)
-        elif scope["type"] == "lifespan":
-            await self._lifespan(receive, send_)
+        if scope["type"] != "http":
+            if scope["type"] == "lifespan":
+                await self._lifespan(receive, send_)
+            return
+        path = scope["path"]
+        methods = ROUTES.get(path)
+        try:
+            response = await self._handle(scope, receive, methods)
+        except _ClientGone:
+            return
+        except UserpropsError as error:
+            response = error_response(
+                error, close=isinstance(error, RequestTimeout | PayloadTooLarge | HeadersTooLarge)
+            )
+        except Exception:
+            log.exception("unhandled error on %s %s", scope.get("method"), path)
+            response = error_response(InternalError())
+        route = path if methods is not None else "unmatched"
+        self.metrics.observe(route, scope["method"], response.status)
+        if response is SUCCESS:  # the hot path's answer: its messages are built once
+            await send_(SUCCESS_START)
+            await send_(SUCCESS_BODY)
+        else:
+            await send(send_, response)
 
     async def _lifespan(self, receive: Any, send_: Any) -> None:
         while True:
@@ -123,30 +152,16 @@ class App:
                 await send_({"type": "lifespan.shutdown.complete"})
                 return
 
-    async def _http(self, scope: dict[str, Any], receive: Any, send_: Any) -> None:
-        try:
-            response = await self._handle(scope, receive)
-        except _ClientGone:
-            return
-        except UserpropsError as error:
-            response = error_response(
-                error, close=isinstance(error, RequestTimeout | PayloadTooLarge | HeadersTooLarge)
-            )
-        except Exception:
-            log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
-            response = error_response(InternalError())
-        route = scope["path"] if scope["path"] in ROUTES else "unmatched"
-        self.metrics.observe(route, scope["method"], response.status)
-        await send(send_, response)
-
-    async def _handle(self, scope: dict[str, Any], receive: Any) -> Response:
-        methods = ROUTES.get(scope["path"])
+    async def _handle(
+        self, scope: dict[str, Any], receive: Any, methods: dict[str, Route] | None
+    ) -> Response:
         if methods is None:
             raise PathNotFound(f"no endpoint {scope['path']!r}")
         route = methods.get(scope["method"])
         if route is None:
             raise MethodNotAllowed(sorted(methods))
-        if self.services is None:
+        services = self.services
+        if services is None:
             raise InternalError("service is not started")
         authorization = None
         length = None
@@ -160,13 +175,9 @@ class App:
                 length = value
             elif name == idempotency.HEADER:
                 key = value
-        if header_bytes > self.settings.max_header_bytes:
-            raise HeadersTooLarge(
-                f"request headers larger than {self.settings.max_header_bytes} bytes"
-            )
-        body = b""
-        if route.reads_body:
-            body = await self._read_body(receive, length)
+        if header_bytes > self._max_header_bytes:
+            raise HeadersTooLarge(f"request headers larger than {self._max_header_bytes} bytes")
+        body = await self._read_body(receive, length) if route.reads_body else b""
         client = scope.get("client")
         request = Request(
             scope["method"],
@@ -177,19 +188,19 @@ class App:
             client[0] if client else None,
         )
         if key is None or request.method != "POST":
-            return await route.handler(self.services, request)
+            return await route.handler(services, request)
         with idempotency.claimed(self.idempotency, key, request.method, request.path, body):
-            return await route.handler(self.services, request)
+            return await route.handler(services, request)
 
     async def _read_body(self, receive: Any, length: bytes | None) -> bytes:
-        limit = self.settings.max_body_bytes
-        declared = int(length) if length is not None and length.isdigit() else None
+        limit = self._max_body_bytes
+        too_large = length is not None and length.isdigit() and int(length) > limit
         chunks: list[bytes] = []
         size = 0
-        too_large = declared is not None and declared > limit
-        task = asyncio.current_task()
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task(loop)
         assert task is not None
-        self._deadlines.start(task, asyncio.get_running_loop())
+        self._deadlines.start(task, loop)
         try:
             while True:
                 message = await receive()

@@ -87,15 +87,23 @@ class Authenticator:
         self._limits = limits
         self._cache: dict[bytes, tuple[Principal, float]] = {}
 
+    def cached(self, header: bytes | None) -> Principal | None:
+        """The principal of an Authorization header verified less than ``ttl`` seconds
+        ago (:class:`RateLimited` when its data source sent too many requests), else None:
+        the hot path's check, without a coroutine."""
+        hit = self._cache.get(header) if header is not None else None
+        if hit is None or hit[1] <= time.monotonic():
+            return None
+        self._limits.request(hit[0].datasource_id)
+        return hit[0]
+
     async def authenticate(self, header: bytes | None, client: str | None = None) -> Principal:
         """The principal of an Authorization header, or :class:`AuthenticationFailed`;
         :class:`RateLimited` when ``client`` (an address) failed too often, or the data
         source sent too many requests (see :mod:`userprops.ratelimit`)."""
-        if header is not None:
-            hit = self._cache.get(header)
-            if hit is not None and hit[1] > time.monotonic():
-                self._limits.request(hit[0].datasource_id)
-                return hit[0]
+        principal = self.cached(header)
+        if principal is not None:
+            return principal
         self._limits.check_address(client)
         try:
             key, secret = parse_basic(header)

@@ -54,7 +54,9 @@ class Route:
 
 
 async def _who(services: Services, request: Request) -> Principal:
-    who = await services.auth.authenticate(request.authorization, request.client)
+    who = services.auth.cached(request.authorization) or await services.auth.authenticate(
+        request.authorization, request.client
+    )
     idempotency.bind(who.datasource_id)
     return who
 

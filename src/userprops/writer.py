@@ -19,6 +19,7 @@ import asyncio
 import logging
 import queue
 import threading
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -32,28 +33,40 @@ log = logging.getLogger("userprops.writer")
 
 Job = Callable[[Transaction], Any]
 _Item = tuple[Job, asyncio.Future[Any], asyncio.AbstractEventLoop]
-_STOP = object()
 
 
 class Writer:
+    """Jobs wait in a deque; the writer thread sleeps on a bell (a queue of wake-ups)
+    that only the first job after it took the waiting ones rings, so a batch costs one
+    wake-up however many requests it holds."""
+
     def __init__(self, storage: Storage, *, batch_max: int = 512) -> None:
         self.storage = storage
         self._batch_max = batch_max
-        self._queue: queue.SimpleQueue[_Item | object] = queue.SimpleQueue()
+        self._waiting: deque[_Item] = deque()
+        self._bell: queue.SimpleQueue[None] = queue.SimpleQueue()
+        self._rung = False  # the bell rang and the writer has not taken the jobs yet
+        self._stopping = False
         self._thread: threading.Thread | None = None
         self.batches = 0
         self.jobs = 0
 
     def start(self) -> None:
+        self._stopping = False
         self._thread = threading.Thread(target=self._run, name="userprops-writer", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
         """Finish every job already submitted, then stop the thread."""
         if self._thread is not None:
-            self._queue.put(_STOP)
+            self._stopping = True
+            self._bell.put(None)
             self._thread.join()
             self._thread = None
+
+    def waiting(self) -> int:
+        """How many submitted jobs no batch has taken yet."""
+        return len(self._waiting)
 
     async def submit(self, job: Callable[[Transaction], T]) -> T:
         """Run ``job`` in the next batch; return its result once the batch is committed."""
@@ -61,26 +74,23 @@ class Writer:
             raise StorageUnavailable("the writer is not running")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._queue.put((idempotency.wrap(job), future, loop))
+        self._waiting.append((idempotency.wrap(job), future, loop))
+        if not self._rung:
+            self._rung = True
+            self._bell.put(None)
         return await future
 
     def _run(self) -> None:
-        stopping = False
-        while not stopping:
-            first = self._queue.get()
-            if first is _STOP:
-                break
-            batch: list[_Item] = [first]  # type: ignore[list-item]
-            while len(batch) < self._batch_max:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is _STOP:
-                    stopping = True
-                    break
-                batch.append(item)  # type: ignore[arg-type]
-            self._commit(batch)
+        waiting = self._waiting
+        while True:
+            self._bell.get()
+            # Taken before the jobs: a job submitted from here on rings again.
+            self._rung = False
+            while waiting:
+                take = min(len(waiting), self._batch_max)
+                self._commit([waiting.popleft() for _ in range(take)])
+            if self._stopping:
+                return
 
     def _commit(self, batch: list[_Item]) -> None:
         try:
@@ -95,7 +105,10 @@ class Writer:
             if isinstance(result, Exception) and not isinstance(result, UserpropsError):
                 log.error("job failed", exc_info=result)
                 result = InternalError()
-            by_loop.setdefault(loop, []).append((future, result))
+            answers = by_loop.get(loop)
+            if answers is None:
+                answers = by_loop[loop] = []
+            answers.append((future, result))
         for loop, answers in by_loop.items():
             try:
                 loop.call_soon_threadsafe(_resolve, answers)
