@@ -37,6 +37,8 @@ from userprops.storage.base import (
 
 BUSY_TIMEOUT_MS = 5000
 _JSON = msgspec.json.Encoder()
+# (euid, name, type, value); the last three are null for a user without the names wanted.
+_ROWS = msgspec.json.Decoder(list[tuple[int, Any, Any, Any]])
 _TYPES = {kind.value: kind for kind in AttrType}
 # Errors of the database itself fail a whole batch; others (constraints) fail one job.
 _FATAL = (sqlite3.OperationalError, sqlite3.InternalError, sqlite3.NotSupportedError)
@@ -268,17 +270,20 @@ class SqliteTransaction(Transaction):
         # The write transaction (BEGIN IMMEDIATE) already holds the database: no row locks.
         # One statement per project: its users in the batch, joined to the values of every
         # name the batch wants (filtered per user below). json_each keeps the SQL text
-        # constant, so the statement is prepared once.
+        # constant, so the statement is prepared once; the rows come back as one JSON
+        # array, so the writer thread lets go of the GIL once (sqlite3 releases it around
+        # every step, and each release hands the GIL to the event loop and back).
         found: dict[UserKey, dict[str, StoredValue]] = {}
         for pid, euids, names in by_project(wanted):
-            rows = self._c.execute(
-                "SELECT u.euid, v.name, v.type, v.value FROM users u"
-                " LEFT JOIN user_values v ON v.project_id = u.project_id AND v.euid = u.euid"
+            (rows,) = self._c.execute(
+                "SELECT json_group_array(json_array(u.euid, v.name, v.type, v.value))"
+                " FROM users u LEFT JOIN user_values v"
+                " ON v.project_id = u.project_id AND v.euid = u.euid"
                 " AND v.name IN (SELECT value FROM json_each(?2))"
                 " WHERE u.euid IN (SELECT value FROM json_each(?1)) AND u.project_id = ?3",
                 (_JSON.encode(euids), _JSON.encode(names), pid),
-            )
-            for euid, name, kind, text in rows:
+            ).fetchone()
+            for euid, name, kind, text in _ROWS.decode(rows):
                 values = found.get((pid, euid))
                 if values is None:
                     values = found[pid, euid] = {}
