@@ -4,6 +4,8 @@ group commit's all-or-nothing rules. Every test here runs on SQLite and on Postg
 from __future__ import annotations
 
 import json
+import sqlite3
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -13,7 +15,13 @@ from click.testing import CliRunner
 from userprops.cli import main
 from userprops.errors import Conflict, StorageUnavailable
 from userprops.schema import AttrType, SchemaMode
-from userprops.storage import Storage, StoredValue, Transaction, open_storage
+from userprops.storage import (
+    Storage,
+    StoredValue,
+    Transaction,
+    open_storage,
+    sqlite as sqlite_backend,
+)
 from userprops.storage.base import JobResult
 from userprops.storage.postgres import BATCH_ATTEMPTS
 
@@ -158,3 +166,21 @@ def test_a_batch_whose_jobs_all_fail_answers_each_error_and_applies_nothing(
     assert [type(r) for r in results] == [Conflict] * size
     with storage.read() as tx:
         assert tx.get_values(pid, euid) == {}
+
+
+def test_sqlite_without_json_functions_is_refused_clearly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = sqlite_backend._connect
+
+    def without_json(path: str) -> sqlite3.Connection:
+        conn = real(path)
+        # As a build without JSON1 would: any statement using json_each fails to prepare.
+        conn.set_authorizer(
+            lambda action, *args: sqlite3.SQLITE_DENY if "json_each" in args else sqlite3.SQLITE_OK
+        )
+        return conn
+
+    monkeypatch.setattr(sqlite_backend, "_connect", without_json)
+    with pytest.raises(StorageUnavailable, match="JSON functions"):
+        open_storage(f"sqlite:///{tmp_path / 'old.db'}")

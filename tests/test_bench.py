@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from conftest import make_settings, new_api
 from userprops.app import App
 from userprops.bench import wrk
-from userprops.bench.__main__ import main as bench_main
+from userprops.bench.__main__ import cpu_sets, main as bench_main
 from userprops.bench.ceiling import app as ceiling
 from userprops.bench.pgcluster import Cluster
 from userprops.bench.preload import ATTRIBUTES, preload
@@ -114,3 +114,10 @@ def test_postgres_and_database_together_are_refused() -> None:
 def test_server_cpu_time_is_read_from_proc_and_zero_for_a_gone_process() -> None:
     assert cpu_seconds(os.getpid()) > 0
     assert cpu_seconds(2**22 + 1) == 0.0  # above Linux's largest pid
+
+
+def test_cpu_sets_pin_by_default_and_given_lists_win() -> None:
+    assert cpu_sets(True, None, None) == ("0", "1")
+    assert cpu_sets(False, None, None) == (None, None)
+    assert cpu_sets(True, "0-1", None) == ("0-1", "1")
+    assert cpu_sets(False, "0-1", "1") == ("0-1", "1")

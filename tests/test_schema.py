@@ -26,6 +26,7 @@ from userprops.schema import (
     is_empty,
     parse_number,
     parse_value,
+    stored_text,
     to_json,
 )
 
@@ -261,3 +262,29 @@ def test_an_integer_parses_as_the_general_number_check_reads_it(raw: int) -> Non
     parsed = parse_number(raw)
     assert parsed == expected
     assert str(parsed) == str(expected)
+
+
+_RAW = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(INT64_MIN - 3, INT64_MAX + 3),
+    st.decimals(allow_nan=False, allow_infinity=False, places=3),
+    st.text(max_size=12),
+    st.sampled_from(["2026-11-29 12:03:04", "2026-11-29", "2026-02-30 00:00:00", "x" * 300]),
+    st.lists(st.text(max_size=3), max_size=3),
+)
+
+
+@given(kind=st.sampled_from(list(AttrType)), raw=_RAW)
+def test_stored_text_is_the_encoded_parsed_value(kind: AttrType, raw: Any) -> None:
+    """The write path's shortcut gives what the general path gives, or the same refusal."""
+    tz = ZoneInfo("Asia/Tokyo")
+    try:
+        expected: Any = encode(kind, parse_value(kind, raw, LIMITS, tz))
+    except Rejected as reason:
+        expected = (reason.reason, reason.empty)
+    try:
+        actual: Any = stored_text(kind, raw, LIMITS, tz)
+    except Rejected as reason:
+        actual = (reason.reason, reason.empty)
+    assert actual == expected

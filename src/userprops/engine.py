@@ -36,6 +36,7 @@ from userprops.schema import (
     is_empty,
     parse_value,
     storable_text,
+    stored_text,
     to_json,
 )
 from userprops.storage.base import StoredValue, Transaction, UserKey, ValueKey
@@ -150,9 +151,15 @@ def run_property_jobs(
 ) -> list[PropertyOutcome | Exception]:
     """Run property jobs in order, as if one after the other, with one read (every user
     locked, every value needed) and one write for all of them. Each job's result is its
-    outcome, or its exception (:class:`UserNotFound`, or a bug) which leaves the others
-    alone. A job decides before it writes: a rejected property is never half-applied."""
-    checked = [_candidates(job.request) for job in jobs]
+    outcome, or :class:`UserNotFound`, which leaves the others alone. A job decides before
+    it writes: a rejected property is never half-applied.
+
+    Anything else raised (a statement that failed, a bug) is raised for the whole group:
+    the backend's :meth:`~userprops.storage.base.Storage.run_batch` must see it, to run
+    the batch again after a deadlock, fail it when the database failed, or else undo the
+    group and answer each of its jobs with it. Kept as one job's answer, it would leave a
+    PostgreSQL transaction aborted, and its commit a silent rollback of the batch."""
+    checked = [_candidates(job.request, job.known) for job in jobs]
     types = _group_types(tx, jobs, checked)
     wanted: dict[UserKey, set[str]] = {}
     for job, (candidates, _) in zip(jobs, checked, strict=True):
@@ -166,13 +173,10 @@ def run_property_jobs(
     for job, (candidates, errors) in zip(jobs, checked, strict=True):
         pid, euid = job.who.project_id, job.request.euid
         view = current.get((pid, euid))
-        try:
-            if view is None:
-                raise UserNotFound()
-            outcome, job_puts, job_deletes = _compute(tx, job, candidates, errors, view, types[pid])
-        except Exception as exc:  # this job's own answer
-            results.append(exc)
+        if view is None:
+            results.append(UserNotFound())
             continue
+        outcome, job_puts, job_deletes = _compute(tx, job, candidates, errors, view, types[pid])
         for name, value in job_puts.items():
             view[name] = value
             deletes.discard((pid, euid, name))
@@ -208,14 +212,17 @@ class PropertyJob:
     run_many = staticmethod(run_property_jobs)
 
 
-def _candidates(request: PropertyRequest) -> tuple[dict[str, Any], list[ErrorItem]]:
+def _candidates(
+    request: PropertyRequest, known: dict[str, AttrType]
+) -> tuple[dict[str, Any], list[ErrorItem]]:
     """The properties worth looking at, and the rejections of the others (bad names,
     empty values)."""
     errors: list[ErrorItem] = []
     candidates: dict[str, Any] = {}
     for name, raw in request.properties.items():
         try:
-            check_name(name)
+            if name not in known:  # a known attribute's name was checked when defined
+                check_name(name)
             if request.op is not Op.DELETE and is_empty(raw):
                 raise Rejected("value is empty", empty=True)
         except Rejected as reason:
@@ -270,8 +277,7 @@ def _compute(
             if kind is None and op is Op.DELETE:
                 continue  # nothing to delete, nothing to define
             if kind is None:
-                kind = _define(tx, who, op, name, raw, limits)
-                types[name] = kind
+                kind = _define(tx, who, op, name, raw, limits, types)
             if job.known.get(name) is not kind:
                 outcome.learned[name] = kind
             needed = REQUIRED_TYPE[op]
@@ -279,6 +285,9 @@ def _compute(
                 raise Rejected(f"{op.value} needs a {needed} attribute; {name} is {kind}")
             if op is Op.DELETE:
                 deletes.append(name)
+                continue
+            if op is Op.SET:
+                puts[name] = StoredValue(kind, stored_text(kind, raw, limits, who.tz))
                 continue
             stored = current.get(name)
             if op is Op.INCREASE:
@@ -303,17 +312,25 @@ def _compute(
 
 
 def _define(
-    tx: Transaction, who: Principal, op: Op, name: str, raw: Any, limits: Limits
+    tx: Transaction,
+    who: Principal,
+    op: Op,
+    name: str,
+    raw: Any,
+    limits: Limits,
+    types: dict[str, AttrType],
 ) -> AttrType:
     """Define an undefined attribute from its first value (``auto`` mode), after checking
-    that the value fits the inferred type, so a rejected value defines nothing."""
+    that the value fits the inferred type, so a rejected value defines nothing. The type
+    it has now goes in ``types``, for the jobs after this one, also when another process
+    defined it meanwhile (after the group read the types) and this value is rejected."""
     if who.schema_mode is SchemaMode.STRICT:
         raise Rejected(f"attribute {name} is not defined (project schema is strict)")
     kind = REQUIRED_TYPE[op] or infer_type(raw)
     if kind is None:
         raise Rejected("cannot infer an attribute type from a JSON object")
     parse_value(kind, raw, limits, who.tz)
-    actual = tx.define_attribute(who.project_id, name, kind)
+    actual = types[name] = tx.define_attribute(who.project_id, name, kind)
     if actual is not kind:
         raise Rejected(f"attribute {name} was defined as {actual} meanwhile")
     return kind

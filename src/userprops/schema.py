@@ -240,6 +240,16 @@ def parse_value(
     return parse_list(raw, limits, allow_scalar=list_scalar)
 
 
+def stored_text(kind: AttrType, raw: Any, limits: Limits, tz: tzinfo) -> str:
+    """``encode(kind, parse_value(kind, raw, limits, tz))``, the stored text of a raw
+    value, without the typed value in between for the common STRING and int cases."""
+    if type(raw) is str and raw and kind is AttrType.STRING:
+        return _check_text(raw, limits, "string")
+    if type(raw) is int and kind is AttrType.NUMBER and INT64_MIN <= raw <= INT64_MAX:
+        return str(raw)
+    return encode(kind, parse_value(kind, raw, limits, tz))
+
+
 def infer_type(raw: Any) -> AttrType | None:
     """The type an undefined attribute gets from its first value in ``auto`` mode.
 

@@ -23,6 +23,16 @@ TARGET_PRELOAD_RATIO = 0.8
 TARGET_POSTGRES_RATIO = 0.35
 
 
+def cpu_sets(
+    pin: bool | None, server_cpus: str | None, wrk_cpus: str | None
+) -> tuple[str | None, str | None]:
+    """The taskset CPU lists of the servers and of wrk: given ones win; else, when pinning
+    (by default on 2+ CPUs with taskset), servers on CPU 0 and wrk on CPU 1."""
+    if pin is None:
+        pin = (os.cpu_count() or 1) >= 2 and shutil.which("taskset") is not None
+    return server_cpus or ("0" if pin else None), wrk_cpus or ("1" if pin else None)
+
+
 @click.command()
 @click.option("--duration", default=5.0, show_default=True, help="Seconds per measured run.")
 @click.option("--rounds", default=3, show_default=True, help="Measured runs per scenario and side.")
@@ -42,6 +52,12 @@ TARGET_POSTGRES_RATIO = 0.35
     default=None,
     help="Server on CPU 0, wrk on CPU 1 (default: pin when there are 2+ CPUs).",
 )
+@click.option(
+    "--server-cpus",
+    default=None,
+    help="taskset CPU list for both servers (ceiling and service), e.g. 0-1; overrides --pin.",
+)
+@click.option("--wrk-cpus", default=None, help="taskset CPU list for wrk; overrides --pin.")
 @click.option("--scenarios", default="write,register,read", show_default=True)
 @click.option("--out", default="bench-results", show_default=True, type=click.Path())
 @click.option(
@@ -62,6 +78,8 @@ def main(
     database: str | None,
     postgres: bool,
     pin: bool | None,
+    server_cpus: str | None,
+    wrk_cpus: str | None,
     scenarios: str,
     out: str,
     profile: str | None,
@@ -71,8 +89,7 @@ def main(
     wrk.ensure_wrk()
     if profile is not None:
         ensure_py_spy()
-    if pin is None:
-        pin = (os.cpu_count() or 1) >= 2 and shutil.which("taskset") is not None
+    server_cpus, wrk_cpus = cpu_sets(pin, server_cpus, wrk_cpus)
     chosen = tuple(s for s in scenarios.split(",") if s)
     unknown = set(chosen) - set(wrk.SCENARIOS)
     if unknown:
@@ -80,13 +97,13 @@ def main(
     if postgres and database:
         raise click.BadParameter("give --postgres or --database, not both", param_hint="--postgres")
     options = Options(
-        load=wrk.Load(connections, threads, duration, cpus="1" if pin else None),
+        load=wrk.Load(connections, threads, duration, cpus=wrk_cpus),
         rounds=rounds,
         warmup=warmup,
         users=users,
         preload=preload,
         database=database,
-        server_cpus="0" if pin else None,
+        server_cpus=server_cpus,
         scenarios=chosen,
         profile=None if profile is None else Path(out),
         profile_format=profile or "svg",

@@ -21,7 +21,7 @@ import abc
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from userprops.schema import AttrType, SchemaMode
 
@@ -35,11 +35,13 @@ def by_project(
     wanted: Mapping[UserKey, Collection[str]],
 ) -> Iterator[tuple[int, list[int], list[str]]]:
     """For a backend's :meth:`Transaction.lock_values`: per project, its EUIDs in
-    ``wanted`` and the union of the names wanted for them (sorted)."""
+    ``wanted`` and the union of the names wanted for them (sorted). Projects come in id
+    order, whatever the order of ``wanted``: locks taken project by project, each by EUID,
+    are then taken in one order by every transaction."""
     euids: dict[int, list[int]] = {}
     for pid, euid in wanted:
         euids.setdefault(pid, []).append(euid)
-    for pid, members in euids.items():
+    for pid, members in sorted(euids.items()):
         yield pid, members, sorted({n for euid in members for n in wanted[pid, euid]})
 
 
@@ -105,8 +107,10 @@ class DataSource:
     created_at: str
 
 
-@dataclass(frozen=True)
-class StoredValue:
+class StoredValue(NamedTuple):
+    """A stored value: its type and its text (:func:`userprops.schema.encode`). A tuple,
+    because the write path builds several per request."""
+
     type: AttrType
     text: str
 
@@ -237,11 +241,12 @@ class Transaction(abc.ABC):
         """The group-commit read: lock every user of ``wanted`` ((project_id, euid) → the
         attribute names wanted) for the rest of the transaction, then read those values.
         Users that are not in that project are left out of the result; a user without any
-        of the names maps to ``{}``. Locks are taken in one order (by EUID) so that two
-        transactions locking overlapping sets wait for each other instead of deadlocking,
-        and the values are read after every lock is granted, so they are the committed
-        ones (on PostgreSQL, not in the statement that waited for the locks: under READ
-        COMMITTED that statement keeps its older snapshot of other tables)."""
+        of the names maps to ``{}``. Locks are taken in one order (by project id, then
+        EUID) so that two transactions locking overlapping sets wait for each other
+        instead of deadlocking, and the values are read after every lock is granted, so
+        they are the committed ones (on PostgreSQL, not in the statement that waited for
+        the locks: under READ COMMITTED that statement keeps its older snapshot of other
+        tables)."""
 
     @abc.abstractmethod
     def write_values(

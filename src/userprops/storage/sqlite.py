@@ -562,6 +562,14 @@ class SqliteStorage(Storage):
         self._readers: list[sqlite3.Connection] = []
         with _translated():
             self._writer = _connect(path)
+        try:  # the group-commit read passes its keys as JSON (json_each)
+            self._writer.execute("SELECT value FROM json_each('[1]')").fetchall()
+        except sqlite3.DatabaseError:
+            self._writer.close()
+            raise StorageUnavailable(
+                f"SQLite {sqlite3.sqlite_version} lacks the JSON functions userprops needs"
+                " (built in since SQLite 3.38)"
+            ) from None
 
     def migrate(self, *, dry_run: bool = False) -> list[str]:
         from userprops.storage import migrations
