@@ -34,10 +34,6 @@ from userprops.storage.base import (
 _TYPES = {kind.value: kind for kind in AttrType}
 
 
-def _euid(key: UserKey) -> int:
-    return key[1]
-
-
 # The statements of the group-commit write (lock_values, write_values), one each per batch.
 #
 # Keys and values go as JSON arrays of rows (jsonb parameters, unpacked by the server):
@@ -50,7 +46,8 @@ def _euid(key: UserKey) -> int:
 # new or small when the plan is made, and a prepared statement keeps that plan
 # (docs/backends.md, "Statement plans"; tests/test_postgres_plans.py checks it).
 #
-# users [[project_id, euid], ...] sorted by EUID, pairs [[project_id, euid, name], ...]:
+# users [[project_id, euid], ...] sorted (project id, then EUID), and
+# pairs [[project_id, euid, name], ...]:
 # a function of migration 0004 (it locks, then reads with a snapshot taken once every lock
 # is granted).
 LOCK_VALUES: LiteralString = "SELECT * FROM userprops_lock_values(%s::jsonb, %s::jsonb)"
@@ -349,11 +346,11 @@ class PostgresTransaction(Transaction):
         self, wanted: Mapping[UserKey, Collection[str]]
     ) -> dict[UserKey, dict[str, StoredValue]]:
         # One statement for every project at once (a function of migration 0004: it locks
-        # the users in EUID order, then reads the wanted (user, name) pairs with a snapshot
+        # the users in the order given, then reads the wanted (user, name) pairs with a snapshot
         # taken once every lock is granted).
         if not wanted:
             return {}
-        users = sorted(wanted, key=_euid)
+        users = sorted(wanted)  # the contract's one order: project id, then EUID
         pairs = [(pid, euid, name) for pid, euid in users for name in wanted[pid, euid]]
         params = (_json(users), _json(pairs))
         if self._begin or self._deferred is not None:  # one round trip for all of them

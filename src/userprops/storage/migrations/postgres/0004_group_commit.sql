@@ -1,7 +1,8 @@
 -- The group-commit read (PostgresTransaction.lock_values) as one statement: lock the
 -- users of a batch, then read the values it wants.
 --
--- users: [[project_id, euid], ...], locked in that order (the caller sorts by EUID);
+-- users: [[project_id, euid], ...], locked in that order (the caller sorts them by
+-- project id, then EUID);
 -- pairs: [[project_id, euid, name], ...]. One row per locked user (name NULL), then one
 -- per value found. The two queries are two statements of a VOLATILE function, so under
 -- READ COMMITTED the read takes its snapshot after every lock is granted and sees what the
