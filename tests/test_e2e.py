@@ -103,3 +103,23 @@ def test_restarts_cleanly_after_sigkill(tmp_path: Path) -> None:
         assert httpx.get(again.url + "/healthz").json()["code"] == 0
     finally:
         again.stop_cleanly()
+
+
+def test_a_forwarded_for_header_does_not_escape_the_auth_failure_limit(tmp_path: Path) -> None:
+    """The address limited is the TCP peer: uvicorn's proxy headers are off, so a client
+    on 127.0.0.1 cannot claim another address with X-Forwarded-For."""
+    server = Server(
+        tmp_path, env={"USERPROPS_AUTH_FAIL_BURST": "3", "USERPROPS_AUTH_FAIL_RATE": "0.01"}
+    )
+    try:
+        codes = [
+            httpx.get(
+                server.url + "/v1/user/property?euid=1",
+                auth=("nobody", "wrong"),
+                headers={"X-Forwarded-For": f"10.0.0.{i}"},
+            ).status_code
+            for i in range(5)
+        ]
+    finally:
+        server.stop()
+    assert codes == [401, 401, 401, 429, 429]

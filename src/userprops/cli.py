@@ -142,6 +142,9 @@ def serve(host: str, port: int, database: str, log_level: str) -> None:
         access_log=False,
         log_level=log_level,
         server_header=False,
+        # The client address (for auth-failure limits) is the TCP peer, never a header a
+        # client on 127.0.0.1 could set; behind a proxy it is the proxy (docs/security.md).
+        proxy_headers=False,
     )
     where = f"http://{settings.host}:{settings.port}"
     click.echo(f"userprops serving {redact_url(settings.database)} on {where}")

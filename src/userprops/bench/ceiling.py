@@ -62,6 +62,7 @@ def main(host: str, port: int) -> None:
         access_log=False,
         log_level="warning",
         server_header=False,
+        proxy_headers=False,
     )
 
 
