@@ -133,11 +133,9 @@ class Engine:
         return await asyncio.to_thread(self._read_properties, who, euid)
 
     def _read_properties(self, who: Principal, euid: int) -> dict[str, Any]:
-        storage = self._writer.storage
-        with storage.read() as tx:
-            if not tx.has_user(who.project_id, euid):
-                raise UserNotFound()
-            stored = tx.get_values(who.project_id, euid)
+        stored = self._writer.storage.read_user(who.project_id, euid)
+        if stored is None:
+            raise UserNotFound()
         return {"euid": euid, "properties": render(stored, who.tz)}
 
 

@@ -213,3 +213,16 @@ def test_committed_batches_are_seen_by_a_new_connection(
 
 def test_ping(storage: Storage) -> None:
     storage.ping()
+
+
+def test_read_user_is_every_value_of_a_user_of_that_project(
+    storage: Storage, pid: int, euid: int
+) -> None:
+    n, s = StoredValue(AttrType.NUMBER, "4"), StoredValue(AttrType.STRING, "z")
+    assert storage.read_user(pid, euid) == {}
+    with storage.transaction() as tx:
+        tx.put_values(pid, euid, {"b": s, "a": n})
+    assert list(storage.read_user(pid, euid) or {}) == ["a", "b"]
+    assert storage.read_user(pid, euid) == {"a": n, "b": s}
+    assert storage.read_user(pid + 1, euid) is None
+    assert storage.read_user(pid, euid + 1000) is None

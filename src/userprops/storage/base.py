@@ -416,6 +416,15 @@ class Storage(abc.ABC):
     def read(self) -> AbstractContextManager[Transaction]:
         """A read-only snapshot; safe to use from several threads at once."""
 
+    def read_user(self, project_id: int, euid: int) -> dict[str, StoredValue] | None:
+        """Every stored value of a user (what ``GET /v1/user/property`` shows), from one
+        snapshot; None when the EUID is not a user of that project. A backend may answer
+        it in one statement (PostgreSQL: one round trip instead of four)."""
+        with self.read() as tx:
+            if not tx.has_user(project_id, euid):
+                return None
+            return tx.get_values(project_id, euid)
+
     @abc.abstractmethod
     def run_batch(self, jobs: Sequence[Callable[[Transaction], Any]]) -> list[JobResult]:
         """Run every job in one transaction and commit once (group commit).

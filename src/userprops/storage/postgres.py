@@ -28,7 +28,8 @@ from psycopg.pq import TransactionStatus
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from userprops.errors import StorageUnavailable
-from userprops.storage.base import JobResult, Storage, Transaction
+from userprops.schema import AttrType
+from userprops.storage.base import JobResult, Storage, StoredValue, Transaction
 from userprops.storage.postgres_transaction import PostgresTransaction, now
 
 log = logging.getLogger("userprops.storage.postgres")
@@ -170,6 +171,19 @@ class PostgresStorage(Storage):
                 yield PostgresTransaction(conn)
             finally:
                 conn.execute("ROLLBACK")
+
+    def read_user(self, project_id: int, euid: int) -> dict[str, StoredValue] | None:
+        # One statement on an autocommit connection: one snapshot, one round trip.
+        with self._connection() as conn:
+            rows = conn.execute(
+                "SELECT v.name, v.type, v.value FROM users u LEFT JOIN user_values v"
+                " ON v.project_id = u.project_id AND v.euid = u.euid"
+                ' WHERE u.euid = %s AND u.project_id = %s ORDER BY v.name COLLATE "C"',
+                (euid, project_id),
+            ).fetchall()
+        if not rows:
+            return None
+        return {name: StoredValue(AttrType(kind), text) for name, kind, text in rows if name}
 
     def run_batch(self, jobs: Sequence[Callable[[Transaction], Any]]) -> list[JobResult]:
         """Jobs run without savepoints until one fails: a savepoint costs a round trip and,

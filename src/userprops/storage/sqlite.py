@@ -634,6 +634,23 @@ class SqliteStorage(Storage):
             finally:
                 conn.execute("COMMIT")
 
+    def read_user(self, project_id: int, euid: int) -> dict[str, StoredValue] | None:
+        # One statement outside an explicit transaction: its own snapshot.
+        with _translated():
+            rows = (
+                self._reader()
+                .execute(
+                    "SELECT v.name, v.type, v.value FROM users u LEFT JOIN user_values v"
+                    " ON v.project_id = u.project_id AND v.euid = u.euid"
+                    " WHERE u.euid = ? AND u.project_id = ? ORDER BY v.name",
+                    (euid, project_id),
+                )
+                .fetchall()
+            )
+        if not rows:
+            return None
+        return {name: StoredValue(_TYPES[kind], text) for name, kind, text in rows if name}
+
     def run_batch(self, jobs: Sequence[Callable[[Transaction], Any]]) -> list[JobResult]:
         with self._write_lock, _translated():
             conn = self._writer
