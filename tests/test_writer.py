@@ -26,7 +26,7 @@ class GatedStorage:
     """The real storage, except that once ``hold`` is set the next batch waits for
     ``release`` (so the next requests queue up into one batch), and a batch can be made to
     fail after its jobs have written. ``batch_sizes`` counts from ``hold``, in units (a
-    group of property jobs is one); ``jobs_per_batch`` counts the requests' jobs."""
+    group of property jobs is one); ``batch_jobs`` counts the requests' jobs."""
 
     def __init__(self, real: Storage) -> None:
         self.real = real
@@ -55,9 +55,6 @@ class GatedStorage:
         if self.fail_batch == len(self.batch_sizes):
             return self.real.run_batch([*jobs, self._disk_fails])[: len(jobs)]
         return self.real.run_batch(jobs)
-
-    def jobs_per_batch(self) -> list[int]:
-        return self.batch_jobs
 
     def _disk_fails(self, tx: Transaction) -> None:
         """What the backend's driver raises when the disk or the server fails."""
@@ -113,7 +110,7 @@ async def test_a_rejected_request_does_not_fail_its_batch_neighbours(
         api.set(c, "increase", {"plan": 1}),  # plan is a STRING: every property rejected
         api.set(c, "set", {"city": "Lima"}),
     )
-    assert gate.jobs_per_batch() == [1, 4]
+    assert gate.batch_jobs == [1, 4]
     assert [r.json()["code"] for r in answers] == [0, 0, 40404, 55102, 0]
     assert await api.props(b) == {"visits": 1}
     assert await api.props(c) == {"plan": "gold", "city": "Lima"}
@@ -133,7 +130,7 @@ async def test_a_failed_commit_fails_exactly_the_requests_of_its_batch(
         api.set(b, "set", {"plan": "silver"}),
         api.set(c, "increase", {"visits": 3}),
     )
-    assert gate.jobs_per_batch() == [1, 2]
+    assert gate.batch_jobs == [1, 2]
     assert [r.status_code for r in answers] == [200, 503, 503]
     assert [r.json()["code"] for r in answers] == [0, 50300, 50300]
     assert await api.props(a) == {"plan": "gold"}
@@ -270,7 +267,7 @@ async def test_requests_on_one_user_in_one_batch_apply_in_order(
         api.set(a, "set", {"visits": 100}),
         api.set(a, "increase", {"visits": 1}),
     )
-    assert gate.jobs_per_batch() == [1, 9]
+    assert gate.batch_jobs == [1, 9]
     assert gate.batch_sizes == [1, 3]  # property jobs | register | property jobs
     assert all(r.json()["code"] == 0 for r in answers)
     assert await api.props(a) == {"visits": 101, "tags": ["y"], "plan": "gold"}
@@ -345,7 +342,7 @@ async def test_consecutive_jobs_of_a_kind_run_as_one_group_in_submission_order(
         gate.release.set()
         writer.stop()
     assert gate.batch_sizes == [1, 5]
-    assert gate.jobs_per_batch() == [1, 7]
+    assert gate.batch_jobs == [1, 7]
     # (A backend may run a unit again after a failure in its batch: PostgreSQL does.)
     assert list(dict.fromkeys(map(tuple, _Doubled.calls))) == [(1, 2), (3, -1), (4,)]
     assert results[:4] == ["first", 2, 4, "a"]

@@ -69,15 +69,14 @@ class TokenBuckets:
                 self._buckets.popitem(last=False)
         else:
             self._buckets.move_to_end(key)
-            tokens = bucket.tokens + (now - bucket.stamp) * self.rate
-            bucket.tokens = tokens if tokens < self.burst else self.burst  # min(), cheaper
+            bucket.tokens = min(self.burst, bucket.tokens + (now - bucket.stamp) * self.rate)
             bucket.stamp = now
         return bucket
 
     def take(self, key: Hashable, *, consume: bool = True) -> int | None:
         """Take a token (or, without ``consume``, only look); None when there was one,
         else the whole seconds until there is one (nothing taken)."""
-        if self.rate <= 0:  # self.enabled, without a property call: once per request
+        if not self.enabled:
             return None
         with self._lock:
             bucket = self._refilled(key)
@@ -121,8 +120,6 @@ class RateLimits:
 
     def request(self, datasource_id: int) -> None:
         """429 when the data source has used up its requests."""
-        if self.requests.rate <= 0:  # the usual case, checked without a lock
-            return
         wait = self.requests.take(datasource_id)
         if wait is not None:
             raise RateLimited(wait)

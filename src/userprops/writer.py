@@ -117,7 +117,7 @@ class Writer:
 
     def _results(self, batch: list[_Item]) -> list[Any]:
         """One result (or exception) per job of the batch."""
-        units, sizes = _grouped([job for job, _, _ in batch])
+        units = _grouped([job for job, _, _ in batch])
         try:
             unit_results = self.storage.run_batch(units)
         except UserpropsError as exc:
@@ -126,13 +126,13 @@ class Writer:
         if len(unit_results) != len(units):
             raise RuntimeError(f"storage gave {len(unit_results)} results for {len(units)} jobs")
         results: list[Any] = []
-        for size, result in zip(sizes, unit_results, strict=True):
-            if size is None:
+        for unit, result in zip(units, unit_results, strict=True):
+            if not isinstance(unit, Group):
                 results.append(result)
-            elif isinstance(result, list) and len(result) == size:
+            elif isinstance(result, list) and len(result) == len(unit.jobs):
                 results.extend(result)
             else:  # the group failed as a whole: each of its jobs has that answer
-                results.extend([result] * size)
+                results.extend([result] * len(unit.jobs))
         return results
 
 
@@ -148,25 +148,21 @@ class Group:
         return self.run_many(tx, self.jobs)
 
 
-def _grouped(jobs: list[Job]) -> tuple[list[Job], list[int | None]]:
+def _grouped(jobs: list[Job]) -> list[Job]:
     """The units a batch runs as: each job alone, except consecutive jobs whose class has
-    the same ``run_many``, which become one :class:`Group`. Also each unit's size (None
-    for a job alone). Consecutive only, so the batch keeps the order of submission."""
+    the same ``run_many``, which become one :class:`Group`. Consecutive only, so the batch
+    keeps the order of submission."""
     units: list[Job] = []
-    sizes: list[int | None] = []
     for job in jobs:
         run_many = getattr(type(job), "run_many", None)
         last = units[-1] if units else None
         if run_many is None:
             units.append(job)
-            sizes.append(None)
         elif isinstance(last, Group) and last.run_many is run_many:
             last.jobs.append(job)
-            sizes[-1] = len(last.jobs)
         else:
             units.append(Group([job], run_many))
-            sizes.append(1)
-    return units, sizes
+    return units
 
 
 def _resolve(answers: list[tuple[asyncio.Future[Any], Any]]) -> None:

@@ -32,7 +32,6 @@ from userprops.storage.base import (
     Transaction,
     UserKey,
     ValueKey,
-    by_project,
 )
 
 BUSY_TIMEOUT_MS = 5000
@@ -273,8 +272,12 @@ class SqliteTransaction(Transaction):
         # constant, so the statement is prepared once; the rows come back as one JSON
         # array, so the writer thread lets go of the GIL once (sqlite3 releases it around
         # every step, and each release hands the GIL to the event loop and back).
+        by_project: dict[int, list[int]] = {}
+        for pid, euid in wanted:
+            by_project.setdefault(pid, []).append(euid)
         found: dict[UserKey, dict[str, StoredValue]] = {}
-        for pid, euids, names in by_project(wanted):
+        for pid, euids in by_project.items():
+            names = sorted({n for euid in euids for n in wanted[pid, euid]})
             (rows,) = self._c.execute(
                 "SELECT json_group_array(json_array(u.euid, v.name, v.type, v.value))"
                 " FROM users u LEFT JOIN user_values v"
