@@ -88,8 +88,9 @@ async def test_preloaded_users_are_read_and_updated_through_the_api(tmp_path: Pa
         app.stop()
 
 
-def test_the_benchmark_cluster_is_durable_and_removed_afterwards() -> None:
-    cluster = Cluster(durable=True)
+def test_the_benchmark_cluster_is_durable_pinned_and_removed_afterwards() -> None:
+    last_cpu = str((os.cpu_count() or 1) - 1)
+    cluster = Cluster(durable=True, cpus=last_cpu)
     try:
         cluster.start()
         with psycopg.connect(cluster.dsn(), autocommit=True) as conn:
@@ -97,6 +98,10 @@ def test_the_benchmark_cluster_is_durable_and_removed_afterwards() -> None:
                 "SELECT current_setting('fsync'), current_setting('full_page_writes'),"
                 " current_setting('listen_addresses')"
             ).fetchone()
+            backend = conn.execute("SELECT pg_backend_pid()").fetchone()
+            assert backend is not None
+            # The backend serving this connection, started after the pinning, inherits it.
+            assert os.sched_getaffinity(backend[0]) == {int(last_cpu)}
     finally:
         cluster.destroy()
     assert settings == ("on", "on", "127.0.0.1")

@@ -45,7 +45,8 @@ def cpu_sets(
 @click.option(
     "--postgres",
     is_flag=True,
-    help="Also run on a throwaway PostgreSQL 15 cluster started (fsync on) and removed here.",
+    help="Also run on a throwaway PostgreSQL 15 cluster (fsync on, on wrk's CPUs when pinning)"
+    " started and removed here.",
 )
 @click.option(
     "--pin/--no-pin",
@@ -111,7 +112,9 @@ def main(
     cluster = None
     try:
         if postgres:
-            cluster = Cluster(durable=True)
+            # On wrk's CPUs, never the service's: left to the scheduler, its backends
+            # sometimes ran on the service's core and the rounds split in two groups.
+            cluster = Cluster(durable=True, cpus=wrk_cpus)
             cluster.start()
             options.database = cluster.dsn()
         report = run(options)

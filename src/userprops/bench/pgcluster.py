@@ -51,10 +51,12 @@ def _ensure_user() -> pwd.struct_passwd:
 class Cluster:
     """One PostgreSQL server in its own temporary folder; :meth:`stop` and :meth:`start`
     may be called repeatedly (the port stays the same). ``durable=False`` turns ``fsync``
-    and ``full_page_writes`` off (tests only)."""
+    and ``full_page_writes`` off (tests only). ``cpus`` (a ``taskset`` CPU list) pins the
+    server and every backend it starts to those CPUs."""
 
-    def __init__(self, *, durable: bool = False) -> None:
+    def __init__(self, *, durable: bool = False, cpus: str | None = None) -> None:
         self.durable = durable
+        self.cpus = cpus
         as_root = os.geteuid() == 0
         # As root, under /tmp: the cluster's user must reach the folder whatever TMPDIR is.
         folder = "/tmp" if as_root else None  # noqa: S108 (mkdtemp: private and unique)
@@ -84,7 +86,10 @@ class Cluster:
         if not self.durable:
             options += " -c fsync=off -c full_page_writes=off"
         log = str(self.root / "server.log")
-        self._run(pg_bin("pg_ctl"), "-D", str(self.data), "-l", log, "-o", options, "-w", "start")
+        pinned = ["taskset", "-c", self.cpus] if self.cpus else []
+        self._run(
+            *pinned, pg_bin("pg_ctl"), "-D", str(self.data), "-l", log, "-o", options, "-w", "start"
+        )
 
     def stop(self) -> None:
         self._run(pg_bin("pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop")
