@@ -5,11 +5,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
-from collections.abc import AsyncIterator, Iterator
+import threading
+from collections.abc import AsyncIterator, Awaitable, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -17,6 +21,7 @@ import pytest
 from pgcluster import Cluster, Databases
 from userprops import admin
 from userprops.app import App
+from userprops.batcher import Batcher
 from userprops.config import Settings
 from userprops.schema import SchemaMode
 from userprops.storage import Storage, open_storage
@@ -142,3 +147,37 @@ async def strict_api(app: App) -> AsyncIterator[Api]:
     client = await new_api(app, "strict", SchemaMode.STRICT)
     yield client
     await client.http.aclose()
+
+
+@asynccontextmanager
+async def api_over(storage_url: str, storage: Any) -> AsyncIterator[Api]:
+    """An :class:`Api` of a new project, on an app started over ``storage`` (for example
+    the real storage wrapped to hold or fail a batch)."""
+    application = App(make_settings(storage_url), storage)
+    application.start()
+    client = await new_api(application, "shop")
+    try:
+        yield client
+    finally:
+        await client.http.aclose()
+        application.stop()
+
+
+async def queued_behind(
+    entered: threading.Event,
+    release: threading.Event,
+    batcher: Batcher[Any] | None,
+    first: Awaitable[Any],
+    *rest: Awaitable[Any],
+) -> list[Any]:
+    """Await ``first`` alone in a batch held until ``release`` (its storage sets
+    ``entered`` when it holds), queue ``rest`` behind it, then let both batches go; the
+    answers, in order."""
+    assert batcher is not None
+    leader = asyncio.ensure_future(first)
+    await asyncio.to_thread(entered.wait)
+    followers = [asyncio.ensure_future(c) for c in rest]
+    while batcher.waiting() < len(rest):
+        await asyncio.sleep(0.001)
+    release.set()
+    return await asyncio.gather(leader, *followers)

@@ -2,8 +2,8 @@
 planner knows of the tables: new and empty, grown but never analyzed, or analyzed; with
 plans made for the values given (custom) or once for any values (generic: what a prepared
 statement, or a PL/pgSQL function, keeps). The plans are those PostgreSQL actually makes
-for ``lock_values`` and ``write_values``, nested statements included, reported by
-auto_explain."""
+for ``lock_values`` and ``write_values``, nested statements included, and for the batched
+read of ``GET /v1/user/property`` (``READ_USERS``), reported by auto_explain."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 
 from userprops.schema import AttrType
 from userprops.storage import StoredValue, open_storage
-from userprops.storage.postgres_transaction import PostgresTransaction
+from userprops.storage.postgres_transaction import READ_USERS, PostgresTransaction, json_text
 
 Conn = psycopg.Connection[tuple[object, ...]]
 
@@ -55,6 +55,7 @@ def _plans(conn: Conn, mode: str) -> list[str]:
             tx.write_values(
                 {(1, 1, "a3"): StoredValue(AttrType.NUMBER, "1")}, [(1, 2, "a7"), (1, 2, "b")]
             )
+        conn.execute(READ_USERS, (json_text([[1, 1], [1, 2], [2, 1]]),))
     conn.execute("RESET ALL")
     return plans
 
@@ -63,7 +64,8 @@ def _assert_keyed(conn: Conn) -> None:
     for mode in ("force_custom_plan", "force_generic_plan"):
         plans = _plans(conn, mode)
         nested = [p for p in plans if "FROM users" in p or "user_values" in p]
-        assert len(nested) >= 3 * 6, plans  # lock, read, write: each run
+        assert len(nested) >= 4 * 6, plans  # lock, read, write, GET's read: each run
+        assert sum("SELECT k.i" in p for p in nested) == 6, plans  # READ_USERS, each run
         for plan in nested:
             assert "_pkey" in plan, plan
             for scan in ("Seq Scan", "Bitmap", "Hash Join", "Merge Join"):

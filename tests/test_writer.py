@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from conftest import Api, make_settings, new_api
+from conftest import Api, api_over, make_settings, new_api, queued_behind
 from userprops.app import App
 from userprops.errors import InternalError
 from userprops.schema import SchemaMode
@@ -73,25 +73,14 @@ def _members(unit: Callable[[Transaction], Any]) -> int:
 @pytest.fixture
 async def gated(storage_url: str, storage: Storage) -> AsyncIterator[tuple[Api, GatedStorage]]:
     gate = GatedStorage(storage)
-    app = App(make_settings(storage_url), gate)  # type: ignore[arg-type]
-    app.start()
-    client = await new_api(app, "shop")
-    yield client, gate
-    gate.release.set()
-    await client.http.aclose()
-    app.stop()
+    async with api_over(storage_url, gate) as client:
+        yield client, gate
+        gate.release.set()
 
 
 async def _batched(api: Api, gate: GatedStorage, first: Any, *rest: Any) -> list[Any]:
     """Run ``first`` alone in a held batch, queue ``rest`` behind it, then let both go."""
-    leader = asyncio.ensure_future(first)
-    await asyncio.to_thread(gate.entered.wait)
-    followers = [asyncio.ensure_future(c) for c in rest]
-    assert api.app.writer is not None
-    while api.app.writer.waiting() < len(rest):
-        await asyncio.sleep(0.001)
-    gate.release.set()
-    return await asyncio.gather(leader, *followers)
+    return await queued_behind(gate.entered, gate.release, api.app.writer, first, *rest)
 
 
 async def test_a_rejected_request_does_not_fail_its_batch_neighbours(

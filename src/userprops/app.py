@@ -30,6 +30,7 @@ from userprops.errors import (
 from userprops.events import EventLog
 from userprops.metrics import Metrics
 from userprops.ratelimit import RateLimits
+from userprops.reader import Reader
 from userprops.responses import (
     SUCCESS,
     SUCCESS_BODY,
@@ -62,6 +63,7 @@ class App:
         self._given_storage = storage
         self.services: Services | None = None
         self.writer: Writer | None = None
+        self.reader: Reader | None = None
         self.sweeper: Sweeper | None = None
         self.metrics = Metrics()
         self.idempotency = idempotency.Policy(settings.idempotency_ttl)
@@ -84,9 +86,11 @@ class App:
         storage.migrate()
         self.writer = Writer(storage, batch_max=self.settings.batch_max)
         self.writer.start()
+        self.reader = Reader(storage, batch_max=self.settings.batch_max)
+        self.reader.start()
         limits = self.settings.limits
         self.services = Services(
-            engine=Engine(self.writer, limits),
+            engine=Engine(self.writer, self.reader, limits),
             auth=Authenticator(storage, self.settings.auth_cache_ttl, self.rate_limits),
             storage=storage,
             limits=limits,
@@ -105,6 +109,9 @@ class App:
         if self.writer is not None:
             self.writer.stop()
             self.writer = None
+        if self.reader is not None:
+            self.reader.stop()
+            self.reader = None
         if self.services is not None:
             if self._given_storage is None:
                 self.services.storage.close()

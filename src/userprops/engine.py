@@ -8,7 +8,6 @@ property never half-applies; a failed commit fails the whole request.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import tzinfo
@@ -24,6 +23,7 @@ from userprops.errors import (
     UserNotFound,
 )
 from userprops.operations import REQUIRED_TYPE, Op, apply, increase_integer_text, needs_current
+from userprops.reader import Reader
 from userprops.schema import (
     AttrType,
     Rejected,
@@ -65,8 +65,9 @@ def _rejection(name: str, reason: Rejected) -> ErrorItem:
 
 
 class Engine:
-    def __init__(self, writer: Writer, limits: Limits) -> None:
+    def __init__(self, writer: Writer, reader: Reader, limits: Limits) -> None:
         self._writer = writer
+        self._reader = reader
         self._limits = limits
         # Positive entries only: a defined type never changes, so they never go stale.
         self._types: dict[int, dict[str, AttrType]] = {}
@@ -130,10 +131,7 @@ class Engine:
     # GET /v1/user/property
 
     async def get_properties(self, who: Principal, euid: int) -> dict[str, Any]:
-        return await asyncio.to_thread(self._read_properties, who, euid)
-
-    def _read_properties(self, who: Principal, euid: int) -> dict[str, Any]:
-        stored = self._writer.storage.read_user(who.project_id, euid)
+        stored = await self._reader.read_user(who.project_id, euid)
         if stored is None:
             raise UserNotFound()
         return {"euid": euid, "properties": render(stored, who.tz)}

@@ -1,4 +1,4 @@
-"""Group commit: one writer thread per database.
+"""Group commit: one writer thread per database (a :class:`~userprops.batcher.Batcher`).
 
 Request handlers :meth:`Writer.submit` a job (a function of a
 :class:`~userprops.storage.base.Transaction`). The writer takes every job waiting, up to
@@ -15,114 +15,43 @@ exception per job, and if it raises, each of its jobs gets that exception.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import queue
-import threading
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from userprops import idempotency
-from userprops.errors import InternalError, StorageUnavailable, UserpropsError
+from userprops.batcher import Batcher
+from userprops.errors import UserpropsError
 from userprops.storage.base import Storage, Transaction
 
 T = TypeVar("T")
 log = logging.getLogger("userprops.writer")
 
 Job = Callable[[Transaction], Any]
-_Item = tuple[Job, asyncio.Future[Any], asyncio.AbstractEventLoop]
 
 
-class Writer:
-    """Jobs wait in a deque; the writer thread sleeps on a bell (a queue of wake-ups)
-    that only the first job after it took the waiting ones rings, so a batch costs one
-    wake-up however many requests it holds."""
+class Writer(Batcher[Job]):
+    """The group-commit writer of one database (see the module's docstring)."""
+
+    name = "userprops-writer"
 
     def __init__(self, storage: Storage, *, batch_max: int = 512) -> None:
+        super().__init__(batch_max=batch_max)
         self.storage = storage
-        self._batch_max = batch_max
-        self._waiting: deque[_Item] = deque()
-        self._bell: queue.SimpleQueue[None] = queue.SimpleQueue()
-        self._rung = False  # the bell rang and the writer has not taken the jobs yet
-        self._stopping = False
-        self._thread: threading.Thread | None = None
-        self.batches = 0
-        self.jobs = 0
-
-    def start(self) -> None:
-        self._stopping = False
-        self._thread = threading.Thread(target=self._run, name="userprops-writer", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Finish every job already submitted, then stop the thread."""
-        if self._thread is not None:
-            self._stopping = True
-            self._bell.put(None)
-            self._thread.join()
-            self._thread = None
-
-    def waiting(self) -> int:
-        """How many submitted jobs no batch has taken yet."""
-        return len(self._waiting)
 
     async def submit(self, job: Callable[[Transaction], T]) -> T:
         """Run ``job`` in the next batch; return its result once the batch is committed."""
-        if self._thread is None:
-            raise StorageUnavailable("the writer is not running")
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[T] = loop.create_future()
-        self._waiting.append((idempotency.wrap(job), future, loop))
-        if not self._rung:
-            self._rung = True
-            self._bell.put(None)
-        return await future
+        result: T = await self._submit(idempotency.wrap(job))
+        return result
 
-    def _run(self) -> None:
-        waiting = self._waiting
-        while True:
-            self._bell.get()
-            # Taken before the jobs: a job submitted from here on rings again.
-            self._rung = False
-            while waiting:
-                take = min(len(waiting), self._batch_max)
-                self._commit([waiting.popleft() for _ in range(take)])
-            if self._stopping:
-                return
-
-    def _commit(self, batch: list[_Item]) -> None:
-        try:
-            results = self._results(batch)
-        except Exception:  # never let the writer thread die: every later request would hang
-            log.exception("batch of %d failed", len(batch))
-            results = [InternalError()] * len(batch)
-        self.batches += 1
-        self.jobs += len(batch)
-        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any]]] = {}
-        for (_, future, loop), result in zip(batch, results, strict=True):
-            if isinstance(result, Exception) and not isinstance(result, UserpropsError):
-                log.error("job failed", exc_info=result)
-                result = InternalError()
-            answers = by_loop.get(loop)
-            if answers is None:
-                answers = by_loop[loop] = []
-            answers.append((future, result))
-        for loop, answers in by_loop.items():
-            try:
-                loop.call_soon_threadsafe(_resolve, answers)
-            except RuntimeError:  # that loop is closed: nobody waits for these answers
-                pass
-
-    def _results(self, batch: list[_Item]) -> list[Any]:
-        """One result (or exception) per job of the batch."""
-        units = _grouped([job for job, _, _ in batch])
+    def _results(self, jobs: list[Job]) -> list[Any]:
+        units = _grouped(jobs)
         try:
             unit_results = self.storage.run_batch(units)
         except UserpropsError as exc:
-            log.warning("batch of %d failed: %s", len(batch), exc.detail)
-            return [exc] * len(batch)
+            log.warning("batch of %d failed: %s", len(jobs), exc.detail)
+            return [exc] * len(jobs)
         if len(unit_results) != len(units):
             raise RuntimeError(f"storage gave {len(unit_results)} results for {len(units)} jobs")
         results: list[Any] = []
@@ -163,13 +92,3 @@ def _grouped(jobs: list[Job]) -> list[Job]:
         else:
             units.append(Group([job], run_many))
     return units
-
-
-def _resolve(answers: list[tuple[asyncio.Future[Any], Any]]) -> None:
-    for future, result in answers:
-        if future.done():  # the request was cancelled (client went away)
-            continue
-        if isinstance(result, BaseException):
-            future.set_exception(result)
-        else:
-            future.set_result(result)

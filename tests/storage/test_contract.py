@@ -226,3 +226,22 @@ def test_read_user_is_every_value_of_a_user_of_that_project(
     assert storage.read_user(pid, euid) == {"a": n, "b": s}
     assert storage.read_user(pid + 1, euid) is None
     assert storage.read_user(pid, euid + 1000) is None
+
+
+def test_read_users_answers_each_key_in_order_from_one_snapshot(
+    storage: Storage, pid: int, euid: int
+) -> None:
+    with storage.transaction() as tx:
+        other = tx.create_project("q", SchemaMode.AUTO, "UTC").id
+        theirs = tx.create_user(other)
+        bare = tx.create_user(pid)
+        tx.put_values(pid, euid, {"z": StoredValue(AttrType.STRING, "last"),
+                                  "a": StoredValue(AttrType.NUMBER, "1")})  # fmt: skip
+        tx.put_values(other, theirs, {"m": StoredValue(AttrType.BOOL, "true")})
+    mine = {"a": StoredValue(AttrType.NUMBER, "1"), "z": StoredValue(AttrType.STRING, "last")}
+    assert storage.read_users([]) == []
+    answers = storage.read_users(
+        [(other, theirs), (pid, euid), (pid, theirs), (pid, bare), (pid, euid), (other, euid)]
+    )
+    assert answers == [{"m": StoredValue(AttrType.BOOL, "true")}, mine, None, {}, mine, None]
+    assert list(answers[1] or {}) == ["a", "z"]  # in name order

@@ -403,10 +403,15 @@ class Storage(abc.ABC):
         """A read-only snapshot; safe to use from several threads at once."""
 
     @abc.abstractmethod
+    def read_users(self, keys: Sequence[UserKey]) -> list[dict[str, StoredValue] | None]:
+        """For each (project id, EUID) of ``keys``, in order, every stored value of that
+        user by name, in name order (what ``GET /v1/user/property`` shows); None when the
+        EUID is not a user of that project. All from one snapshot, in one statement on both
+        backends (on PostgreSQL one round trip for the whole batch of reads)."""
+
     def read_user(self, project_id: int, euid: int) -> dict[str, StoredValue] | None:
-        """Every stored value of a user (what ``GET /v1/user/property`` shows), from one
-        snapshot; None when the EUID is not a user of that project. One statement on both
-        backends (on PostgreSQL one round trip, not four for a :meth:`read`)."""
+        """:meth:`read_users` of one user."""
+        return self.read_users([(project_id, euid)])[0]
 
     @abc.abstractmethod
     def run_batch(self, jobs: Sequence[Callable[[Transaction], Any]]) -> list[JobResult]:

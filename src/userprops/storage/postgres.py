@@ -29,8 +29,13 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from userprops.errors import StorageUnavailable
 from userprops.schema import AttrType
-from userprops.storage.base import JobResult, Storage, StoredValue, Transaction
-from userprops.storage.postgres_transaction import PostgresTransaction, now
+from userprops.storage.base import JobResult, Storage, StoredValue, Transaction, UserKey
+from userprops.storage.postgres_transaction import (
+    READ_USERS,
+    PostgresTransaction,
+    json_text,
+    now,
+)
 
 log = logging.getLogger("userprops.storage.postgres")
 
@@ -172,18 +177,20 @@ class PostgresStorage(Storage):
             finally:
                 conn.execute("ROLLBACK")
 
-    def read_user(self, project_id: int, euid: int) -> dict[str, StoredValue] | None:
+    def read_users(self, keys: Sequence[UserKey]) -> list[dict[str, StoredValue] | None]:
+        if not keys:
+            return []
         # One statement on an autocommit connection: one snapshot, one round trip.
         with self._connection() as conn:
-            rows = conn.execute(
-                "SELECT v.name, v.type, v.value FROM users u LEFT JOIN user_values v"
-                " ON v.project_id = u.project_id AND v.euid = u.euid"
-                ' WHERE u.euid = %s AND u.project_id = %s ORDER BY v.name COLLATE "C"',
-                (euid, project_id),
-            ).fetchall()
-        if not rows:
-            return None
-        return {name: StoredValue(AttrType(kind), text) for name, kind, text in rows if name}
+            rows = conn.execute(READ_USERS, (json_text(keys),)).fetchall()
+        found: list[dict[str, StoredValue] | None] = [None] * len(keys)
+        for i, name, kind, text in rows:
+            values = found[i - 1]
+            if values is None:
+                values = found[i - 1] = {}
+            if name is not None:
+                values[name] = StoredValue(AttrType(kind), text)
+        return [None if v is None else dict(sorted(v.items())) for v in found]
 
     def run_batch(self, jobs: Sequence[Callable[[Transaction], Any]]) -> list[JobResult]:
         """Jobs run without savepoints until one fails: a savepoint costs a round trip and,

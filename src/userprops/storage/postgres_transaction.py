@@ -67,10 +67,21 @@ WRITE_VALUES: LiteralString = (
     " DO UPDATE SET type = excluded.type, value = excluded.value,"
     " updated_at = excluded.updated_at"
 )
+# GET /v1/user/property for a batch of reads: keys [[project_id, euid], ...]; a row per
+# value of each key's user (a NULL name when it has none), none when the user is not there.
+READ_USERS: LiteralString = (
+    "SELECT k.i, v.name, v.type, v.value"
+    " FROM (SELECT t.i, (t.r->>0)::bigint AS p, (t.r->>1)::bigint AS e"
+    " FROM jsonb_array_elements(%s::jsonb) WITH ORDINALITY AS t(r, i)) AS k"
+    " CROSS JOIN LATERAL (SELECT 1 FROM users"
+    " WHERE users.euid = k.e AND users.project_id = k.p OFFSET 0) AS u"
+    " LEFT JOIN LATERAL (SELECT name, type, value FROM user_values"
+    " WHERE user_values.project_id = k.p AND user_values.euid = k.e OFFSET 0) AS v ON true"
+)
 _JSON = msgspec.json.Encoder()
 
 
-def _json(rows: Any) -> str:
+def json_text(rows: Any) -> str:
     return _JSON.encode(rows).decode()
 
 
@@ -352,7 +363,7 @@ class PostgresTransaction(Transaction):
             return {}
         users = sorted(wanted)  # the contract's one order: project id, then EUID
         pairs = [(pid, euid, name) for pid, euid in users for name in wanted[pid, euid]]
-        params = (_json(users), _json(pairs))
+        params = (json_text(users), json_text(pairs))
         if self._begin or self._deferred is not None:  # one round trip for all of them
             with self._conn.pipeline():
                 self._send_deferred()
@@ -376,7 +387,7 @@ class PostgresTransaction(Transaction):
         if puts or deletes:
             rows = [(p, e, n, v.type.value, v.text) for (p, e, n), v in puts.items()]
             stamp = time.time_ns() // 1_000_000
-            params = (_json(list(deletes)), stamp, _json(rows))
+            params = (json_text(list(deletes)), stamp, json_text(rows))
             if self._batch:
                 self.end_job()  # one deferred write at a time
                 self._deferred = (WRITE_VALUES, params)

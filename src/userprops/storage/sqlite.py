@@ -637,22 +637,32 @@ class SqliteStorage(Storage):
             finally:
                 conn.execute("COMMIT")
 
-    def read_user(self, project_id: int, euid: int) -> dict[str, StoredValue] | None:
-        # One statement outside an explicit transaction: its own snapshot.
+    def read_users(self, keys: Sequence[UserKey]) -> list[dict[str, StoredValue] | None]:
+        if not keys:
+            return []
+        # One statement outside an explicit transaction (its own snapshot); the rows come
+        # back as one JSON array: one step, so the GIL is let go once (see lock_values).
         with _translated():
-            rows = (
+            (rows,) = (
                 self._reader()
                 .execute(
-                    "SELECT v.name, v.type, v.value FROM users u LEFT JOIN user_values v"
-                    " ON v.project_id = u.project_id AND v.euid = u.euid"
-                    " WHERE u.euid = ? AND u.project_id = ? ORDER BY v.name",
-                    (euid, project_id),
+                    "SELECT json_group_array(json_array(k.key, v.name, v.type, v.value))"
+                    " FROM json_each(?) AS k"
+                    " JOIN users u ON u.euid = k.value ->> 1 AND u.project_id = k.value ->> 0"
+                    " LEFT JOIN user_values v"
+                    " ON v.project_id = u.project_id AND v.euid = u.euid",
+                    (_JSON.encode(keys),),
                 )
-                .fetchall()
+                .fetchone()
             )
-        if not rows:
-            return None
-        return {name: StoredValue(_TYPES[kind], text) for name, kind, text in rows if name}
+        found: list[dict[str, StoredValue] | None] = [None] * len(keys)
+        for i, name, kind, text in _ROWS.decode(rows):
+            values = found[i]
+            if values is None:
+                values = found[i] = {}
+            if name is not None:
+                values[name] = StoredValue(_TYPES[kind], text)
+        return [None if v is None else dict(sorted(v.items())) for v in found]
 
     def run_batch(self, jobs: Sequence[Callable[[Transaction], Any]]) -> list[JobResult]:
         with self._write_lock, _translated():

@@ -1,0 +1,121 @@
+"""A thread that serves requests in batches: the machinery the writer and the reader share.
+
+Handlers submit an item and await its answer. Items wait in a deque; the thread sleeps on a
+bell (a queue of wake-ups) that only the first item after it took the waiting ones rings,
+so a batch costs one wake-up however many requests it holds. The thread takes every item
+waiting (up to ``batch_max``), gets one result or exception per item from
+:meth:`Batcher._results`, and answers each on the event loop it came from, with one
+``call_soon_threadsafe`` per loop and batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+from collections import deque
+from typing import Any, Generic, TypeVar
+
+from userprops.errors import InternalError, StorageUnavailable, UserpropsError
+
+I = TypeVar("I")  # noqa: E741 (the item a batch is made of)
+log = logging.getLogger("userprops.batcher")
+
+_Waiting = tuple[I, asyncio.Future[Any], asyncio.AbstractEventLoop]
+
+
+class Batcher(Generic[I]):
+    """Subclasses say how a batch of items is served (:meth:`_results`)."""
+
+    name = "userprops-batcher"
+
+    def __init__(self, *, batch_max: int = 512) -> None:
+        self._batch_max = batch_max
+        self._waiting: deque[_Waiting[I]] = deque()
+        self._bell: queue.SimpleQueue[None] = queue.SimpleQueue()
+        self._rung = False  # the bell rang and the thread has not taken the items yet
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self.batches = 0
+        self.jobs = 0
+
+    def start(self) -> None:
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Serve every item already submitted, then stop the thread."""
+        if self._thread is not None:
+            self._stopping = True
+            self._bell.put(None)
+            self._thread.join()
+            self._thread = None
+
+    def waiting(self) -> int:
+        """How many submitted items no batch has taken yet."""
+        return len(self._waiting)
+
+    async def _submit(self, item: I) -> Any:
+        """Serve ``item`` in the next batch; its result, once the batch is done."""
+        if self._thread is None:
+            raise StorageUnavailable(f"the {self.name} thread is not running")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._waiting.append((item, future, loop))
+        if not self._rung:
+            self._rung = True
+            self._bell.put(None)
+        return await future
+
+    def _run(self) -> None:
+        waiting = self._waiting
+        while True:
+            self._bell.get()
+            # Taken before the items: an item submitted from here on rings again.
+            self._rung = False
+            while waiting:
+                take = min(len(waiting), self._batch_max)
+                self._serve([waiting.popleft() for _ in range(take)])
+            if self._stopping:
+                return
+
+    def _serve(self, batch: list[_Waiting[I]]) -> None:
+        try:
+            results = self._results([item for item, _, _ in batch])
+            if len(results) != len(batch):
+                raise RuntimeError(f"{len(results)} results for a batch of {len(batch)}")
+        except Exception:  # never let the thread die: every later request would hang
+            log.exception("batch of %d failed", len(batch))
+            results = [InternalError()] * len(batch)
+        self.batches += 1
+        self.jobs += len(batch)
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any]]] = {}
+        for (_, future, loop), result in zip(batch, results, strict=True):
+            if isinstance(result, Exception) and not isinstance(result, UserpropsError):
+                log.error("request failed", exc_info=result)
+                result = InternalError()
+            answers = by_loop.get(loop)
+            if answers is None:
+                answers = by_loop[loop] = []
+            answers.append((future, result))
+        for loop, answers in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_resolve, answers)
+            except RuntimeError:  # that loop is closed: nobody waits for these answers
+                pass
+
+    def _results(self, items: list[I]) -> list[Any]:
+        """One result (or exception) per item, in order."""
+        raise NotImplementedError
+
+
+def _resolve(answers: list[tuple[asyncio.Future[Any], Any]]) -> None:
+    for future, result in answers:
+        if future.done():  # the request was cancelled (client went away)
+            continue
+        if isinstance(result, BaseException):
+            future.set_exception(result)
+        else:
+            future.set_result(result)
