@@ -196,3 +196,7 @@ async def test_metrics_count_answers_by_route_and_status(api: Api) -> None:
     assert 'userprops_http_responses_total{route="unmatched",method="GET",status="404"} 1' in text
     assert 'route="/v1/user/register",method="OTHER",status="405"' in text
     assert "userprops_writer_jobs_total 1" in text
+    await api.get("/v1/user/property", euid=1)
+    text = (await api.http.get("/metrics")).text
+    assert "userprops_reader_batches_total 1" in text
+    assert "userprops_reader_jobs_total 1" in text

@@ -97,6 +97,7 @@ class App:
             contacts=ContactBook(self.writer),
             events=EventLog(self.writer, limits),
             writer=self.writer,
+            reader=self.reader,
             metrics=self.metrics,
         )
         self.sweeper = Sweeper(self.writer, self.settings.event_sweep_interval)

@@ -7,8 +7,16 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
+
+from userprops.batcher import Batcher
 
 _METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
+# The batching threads: what one of their batches is, and what one of their jobs is.
+_BATCHERS = {
+    "writer": ("Transactions committed by the writer.", "Requests run by the writer"),
+    "reader": ("Statements the reader ran for GET /v1/user/property.", "Reads it answered"),
+}
 
 
 @dataclass
@@ -22,7 +30,8 @@ class Metrics:
             method = "OTHER"
         self.responses[(route, method, status)] += 1
 
-    def render(self, batches: int, jobs: int) -> str:
+    def render(self, batchers: dict[str, Batcher[Any]]) -> str:
+        """The counters, with those of the ``writer`` and ``reader`` batching threads."""
         lines = [
             "# HELP userprops_http_responses_total HTTP answers by route, method and status.",
             "# TYPE userprops_http_responses_total counter",
@@ -32,12 +41,14 @@ class Metrics:
                 f'userprops_http_responses_total{{route="{route}",method="{method}",'
                 f'status="{status}"}} {count}'
             )
-        lines += [
-            "# HELP userprops_writer_batches_total Transactions committed by the writer.",
-            "# TYPE userprops_writer_batches_total counter",
-            f"userprops_writer_batches_total {batches}",
-            "# HELP userprops_writer_jobs_total Requests run by the writer, in any batch.",
-            "# TYPE userprops_writer_jobs_total counter",
-            f"userprops_writer_jobs_total {jobs}",
-        ]
+        for name, (batch_help, job_help) in _BATCHERS.items():
+            batcher = batchers[name]
+            lines += [
+                f"# HELP userprops_{name}_batches_total {batch_help}",
+                f"# TYPE userprops_{name}_batches_total counter",
+                f"userprops_{name}_batches_total {batcher.batches}",
+                f"# HELP userprops_{name}_jobs_total {job_help}, in any batch.",
+                f"# TYPE userprops_{name}_jobs_total counter",
+                f"userprops_{name}_jobs_total {batcher.jobs}",
+            ]
         return "\n".join(lines) + "\n"

@@ -16,6 +16,7 @@ from userprops.errors import StorageUnavailable
 from userprops.eventlist import parse_list_query
 from userprops.events import EventLog, parse_report_request
 from userprops.metrics import Metrics
+from userprops.reader import Reader
 from userprops.responses import SUCCESS, Response, json_response, success
 from userprops.storage.base import Storage
 from userprops.wire import parse_euid_query, parse_property_request, parse_register_request
@@ -41,6 +42,7 @@ class Services:
     contacts: ContactBook
     events: EventLog
     writer: Writer
+    reader: Reader
     metrics: Metrics
 
 
@@ -120,7 +122,7 @@ async def readyz(services: Services, request: Request) -> Response:
 
 
 async def metrics(services: Services, request: Request) -> Response:
-    text = services.metrics.render(services.writer.batches, services.writer.jobs)
+    text = services.metrics.render({"writer": services.writer, "reader": services.reader})
     return Response(200, text.encode(), {"content-type": "text/plain; version=0.0.4"})
 
 
