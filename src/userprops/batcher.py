@@ -86,6 +86,9 @@ class Batcher(Generic[I]):
             results = self._results([item for item, _, _ in batch])
             if len(results) != len(batch):
                 raise RuntimeError(f"{len(results)} results for a batch of {len(batch)}")
+        except UserpropsError as exc:  # the storage failed: so does every item of the batch
+            log.warning("%s: batch of %d failed: %s", self.name, len(batch), exc.detail)
+            results = [exc] * len(batch)
         except Exception:  # never let the thread die: every later request would hang
             log.exception("batch of %d failed", len(batch))
             results = [InternalError()] * len(batch)
@@ -107,7 +110,8 @@ class Batcher(Generic[I]):
                 pass
 
     def _results(self, items: list[I]) -> list[Any]:
-        """One result (or exception) per item, in order."""
+        """One result (or exception) per item, in order; a :class:`UserpropsError` raised
+        here (the storage failed) is the answer of every item of the batch."""
         raise NotImplementedError
 
 

@@ -9,14 +9,10 @@ database, and a read costs it a place in a deque instead of a thread-pool hand-o
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from userprops.batcher import Batcher
-from userprops.errors import UserpropsError
 from userprops.storage.base import Storage, StoredValue, UserKey
-
-log = logging.getLogger("userprops.reader")
 
 
 class Reader(Batcher[UserKey]):
@@ -32,8 +28,4 @@ class Reader(Batcher[UserKey]):
         return values
 
     def _results(self, keys: list[UserKey]) -> list[Any]:
-        try:
-            return list(self.storage.read_users(keys))
-        except UserpropsError as exc:
-            log.warning("batch of %d reads failed: %s", len(keys), exc.detail)
-            return [exc] * len(keys)
+        return list(self.storage.read_users(keys))

@@ -15,18 +15,15 @@ exception per job, and if it raises, each of its jobs gets that exception.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from userprops import idempotency
 from userprops.batcher import Batcher
-from userprops.errors import UserpropsError
 from userprops.storage.base import Storage, Transaction
 
 T = TypeVar("T")
-log = logging.getLogger("userprops.writer")
 
 Job = Callable[[Transaction], Any]
 
@@ -47,11 +44,7 @@ class Writer(Batcher[Job]):
 
     def _results(self, jobs: list[Job]) -> list[Any]:
         units = _grouped(jobs)
-        try:
-            unit_results = self.storage.run_batch(units)
-        except UserpropsError as exc:
-            log.warning("batch of %d failed: %s", len(jobs), exc.detail)
-            return [exc] * len(jobs)
+        unit_results = self.storage.run_batch(units)
         if len(unit_results) != len(units):
             raise RuntimeError(f"storage gave {len(unit_results)} results for {len(units)} jobs")
         results: list[Any] = []

@@ -18,7 +18,7 @@ Rules every backend keeps:
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, NamedTuple, TypeVar
@@ -436,3 +436,22 @@ class Storage(abc.ABC):
 
     @abc.abstractmethod
     def close(self) -> None: ...
+
+
+_KINDS = {kind.value: kind for kind in AttrType}
+
+
+def users_read(
+    count: int, rows: Iterable[tuple[int, str | None, Any, Any]]
+) -> list[dict[str, StoredValue] | None]:
+    """The answer of :meth:`Storage.read_users` for ``count`` keys, from rows of (key's
+    index, value name, type, text): a row with no name for a user without values, no row
+    for a key that is not a user of its project."""
+    found: list[dict[str, StoredValue] | None] = [None] * count
+    for i, name, kind, text in rows:
+        values = found[i]
+        if values is None:
+            values = found[i] = {}
+        if name is not None:
+            values[name] = StoredValue(_KINDS[kind], text)
+    return [None if v is None else dict(sorted(v.items())) for v in found]

@@ -28,8 +28,14 @@ from psycopg.pq import TransactionStatus
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from userprops.errors import StorageUnavailable
-from userprops.schema import AttrType
-from userprops.storage.base import JobResult, Storage, StoredValue, Transaction, UserKey
+from userprops.storage.base import (
+    JobResult,
+    Storage,
+    StoredValue,
+    Transaction,
+    UserKey,
+    users_read,
+)
 from userprops.storage.postgres_transaction import (
     READ_USERS,
     PostgresTransaction,
@@ -183,14 +189,7 @@ class PostgresStorage(Storage):
         # One statement on an autocommit connection: one snapshot, one round trip.
         with self._connection() as conn:
             rows = conn.execute(READ_USERS, (json_text(keys),)).fetchall()
-        found: list[dict[str, StoredValue] | None] = [None] * len(keys)
-        for i, name, kind, text in rows:
-            values = found[i - 1]
-            if values is None:
-                values = found[i - 1] = {}
-            if name is not None:
-                values[name] = StoredValue(AttrType(kind), text)
-        return [None if v is None else dict(sorted(v.items())) for v in found]
+        return users_read(len(keys), rows)
 
     def run_batch(self, jobs: Sequence[Callable[[Transaction], Any]]) -> list[JobResult]:
         """Jobs run without savepoints until one fails: a savepoint costs a round trip and,

@@ -70,7 +70,7 @@ WRITE_VALUES: LiteralString = (
 # GET /v1/user/property for a batch of reads: keys [[project_id, euid], ...]; a row per
 # value of each key's user (a NULL name when it has none), none when the user is not there.
 READ_USERS: LiteralString = (
-    "SELECT k.i, v.name, v.type, v.value"
+    "SELECT k.i - 1, v.name, v.type, v.value"
     " FROM (SELECT t.i, (t.r->>0)::bigint AS p, (t.r->>1)::bigint AS e"
     " FROM jsonb_array_elements(%s::jsonb) WITH ORDINALITY AS t(r, i)) AS k"
     " CROSS JOIN LATERAL (SELECT 1 FROM users"

@@ -32,6 +32,7 @@ from userprops.storage.base import (
     Transaction,
     UserKey,
     ValueKey,
+    users_read,
 )
 
 BUSY_TIMEOUT_MS = 5000
@@ -655,14 +656,7 @@ class SqliteStorage(Storage):
                 )
                 .fetchone()
             )
-        found: list[dict[str, StoredValue] | None] = [None] * len(keys)
-        for i, name, kind, text in _ROWS.decode(rows):
-            values = found[i]
-            if values is None:
-                values = found[i] = {}
-            if name is not None:
-                values[name] = StoredValue(_TYPES[kind], text)
-        return [None if v is None else dict(sorted(v.items())) for v in found]
+        return users_read(len(keys), _ROWS.decode(rows))
 
     def run_batch(self, jobs: Sequence[Callable[[Transaction], Any]]) -> list[JobResult]:
         with self._write_lock, _translated():
