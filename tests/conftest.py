@@ -20,9 +20,9 @@ import pytest
 
 from pgcluster import Cluster, Databases
 from userprops import admin
-from userprops.app import App
 from userprops.batcher import Batcher
 from userprops.config import Settings
+from userprops.http.app import App
 from userprops.schema import SchemaMode
 from userprops.storage import Storage, open_storage
 

@@ -7,8 +7,7 @@ import os
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
-
-from userprops.bench.pgcluster import Cluster
+from bench.pgcluster import Cluster
 
 __all__ = ["Cluster", "Databases"]
 

@@ -9,17 +9,17 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
+from bench import wrk
+from bench.__main__ import cpu_sets, main as bench_main
+from bench.ceiling import app as ceiling
+from bench.pgcluster import Cluster
+from bench.preload import ATTRIBUTES, preload
+from bench.runner import combine
+from bench.server import cpu_seconds
 from click.testing import CliRunner
 
 from conftest import make_settings, new_api
-from userprops.app import App
-from userprops.bench import wrk
-from userprops.bench.__main__ import cpu_sets, main as bench_main
-from userprops.bench.ceiling import app as ceiling
-from userprops.bench.pgcluster import Cluster
-from userprops.bench.preload import ATTRIBUTES, preload
-from userprops.bench.runner import combine
-from userprops.bench.server import cpu_seconds
+from userprops.http.app import App
 
 
 async def test_the_ceiling_answers_every_request_with_the_success_envelope() -> None:

@@ -8,8 +8,8 @@ import httpx
 import pytest
 
 from conftest import Api, new_api
-from userprops.app import App
 from userprops.contacts import check_contact
+from userprops.http.app import App
 from userprops.schema import Rejected
 
 

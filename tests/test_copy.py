@@ -12,8 +12,8 @@ from click.testing import CliRunner
 
 from conftest import Api, make_settings, new_api
 from userprops import admin
-from userprops.app import App
 from userprops.cli import main
+from userprops.http.app import App
 from userprops.schema import AttrType, SchemaMode
 from userprops.storage import open_storage
 from userprops.storage.base import TABLE_COLUMNS

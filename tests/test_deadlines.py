@@ -8,7 +8,7 @@ import json
 from typing import Any
 
 from conftest import make_settings
-from userprops.app import App
+from userprops.http.app import App
 from userprops.storage import Storage
 
 

@@ -9,8 +9,8 @@ import httpx
 import pytest
 
 from conftest import Api, make_settings
-from userprops.app import App
 from userprops.errors import CODE_TABLE
+from userprops.http.app import App
 
 
 def basic(raw: bytes) -> dict[str, str]:

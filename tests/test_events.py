@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from conftest import Api, new_api
-from userprops.app import App
+from userprops.http.app import App
 
 ITIME = 1_654_076_420_772
 

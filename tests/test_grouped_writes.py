@@ -29,10 +29,10 @@ from userprops.auth import Principal
 from userprops.config import Limits
 from userprops.engine import PropertyJob, PropertyOutcome, run_property_jobs
 from userprops.errors import StorageUnavailable
+from userprops.http.wire import PropertyRequest
 from userprops.operations import Op
 from userprops.schema import INT64_MAX, INT64_MIN, AttrType, SchemaMode
 from userprops.storage import Storage, StoredValue, Transaction, open_storage
-from userprops.wire import PropertyRequest
 from userprops.writer import Group
 
 # Small limits, so that too long strings and lists cost a few characters.

@@ -10,7 +10,7 @@ import pytest
 
 from conftest import Api, make_settings, new_api
 from userprops import admin
-from userprops.app import App
+from userprops.http.app import App
 from userprops.storage import Storage
 
 PROPERTY = "/v1/user/property"

@@ -18,11 +18,12 @@ from schemathesis.generation import GenerationMode
 from schemathesis.specs.openapi import checks
 
 from conftest import Api
-from userprops import admin, openapi
-from userprops.app import App
+from userprops import admin
 from userprops.config import Settings
 from userprops.errors import CODE_TABLE
-from userprops.routes import ROUTES
+from userprops.http import openapi
+from userprops.http.app import App
+from userprops.http.routes import ROUTES
 from userprops.storage import open_storage
 
 METHODS = {"get", "post", "put", "patch", "delete", "head", "options"}

@@ -11,7 +11,7 @@ import pytest
 
 from conftest import Api, make_settings, new_api
 from pgcluster import Cluster, Databases
-from userprops.app import App
+from userprops.http.app import App
 
 # Only a guard against hanging: the server answers within db_timeout (1 s here).
 HANG_GUARD = 30.0

@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 import pytest
 
 from conftest import Api, make_settings, new_api
-from userprops.app import App
 from userprops.errors import RateLimited
+from userprops.http.app import App
 from userprops.ratelimit import RateLimits, TokenBuckets
 from userprops.storage import Storage
 

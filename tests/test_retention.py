@@ -9,8 +9,8 @@ import pytest
 
 from conftest import Api, new_api
 from userprops import admin
-from userprops.app import App
 from userprops.errors import InvalidParameters, ProjectNotFound
+from userprops.http.app import App
 from userprops.retention import DAY_MS, Sweeper, sweep_events
 from userprops.writer import Writer
 

@@ -12,7 +12,7 @@ import pytest
 
 from conftest import Api, new_api
 from userprops import admin, auth
-from userprops.app import App
+from userprops.http.app import App
 from userprops.storage import Storage, redact_url
 
 

@@ -1,4 +1,4 @@
-"""Property-based tests of the decoders in userprops.wire: whatever the bytes, the answer
+"""Property-based tests of the decoders in userprops.http.wire: whatever the bytes, the answer
 is a parsed request that keeps its invariants or a documented error, never anything else."""
 
 from __future__ import annotations
@@ -13,9 +13,7 @@ from hypothesis import given, strategies as st
 
 from userprops.config import Limits
 from userprops.errors import EuidMissing, InvalidParameters
-from userprops.operations import Op
-from userprops.schema import INT64_MAX
-from userprops.wire import (
+from userprops.http.wire import (
     IDENTITY_NAMES,
     check_euid,
     decode_object,
@@ -23,6 +21,8 @@ from userprops.wire import (
     parse_property_request,
     parse_register_request,
 )
+from userprops.operations import Op
+from userprops.schema import INT64_MAX
 
 LIMITS = Limits()
 DOCUMENTED = (EuidMissing, InvalidParameters)

@@ -14,8 +14,8 @@ from typing import Any, ClassVar
 import pytest
 
 from conftest import Api, api_over, make_settings, new_api, queued_behind
-from userprops.app import App
 from userprops.errors import InternalError
+from userprops.http.app import App
 from userprops.schema import SchemaMode
 from userprops.storage import Storage, open_storage
 from userprops.storage.base import Transaction

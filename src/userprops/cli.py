@@ -118,8 +118,8 @@ def serve(host: str, port: int, database: str, log_level: str) -> None:
     and print their key and secret once."""
     import uvicorn
 
-    from userprops.app import App
-    from userprops.httpguard import header_deadline_protocol
+    from userprops.http.app import App
+    from userprops.http.httpguard import header_deadline_protocol
 
     settings = Settings.from_env(host=host, port=port, database=database, log_level=log_level)
     with opened(settings.database) as storage:

@@ -24,9 +24,9 @@ from userprops.errors import (
     InvalidProperties,
     UserNotFound,
 )
+from userprops.http.wire import check_euid, decode_object
 from userprops.schema import Rejected
 from userprops.storage.base import Storage, Transaction
-from userprops.wire import check_euid, decode_object
 from userprops.writer import Writer
 
 EMAIL = "email"

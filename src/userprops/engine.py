@@ -22,6 +22,7 @@ from userprops.errors import (
     InvalidProperties,
     UserNotFound,
 )
+from userprops.http.wire import PropertyRequest, RegisterRequest
 from userprops.operations import REQUIRED_TYPE, Op, apply, increase_integer_text, needs_current
 from userprops.reader import Reader
 from userprops.schema import (
@@ -40,7 +41,6 @@ from userprops.schema import (
     to_json,
 )
 from userprops.storage.base import StoredValue, Transaction, UserKey, ValueKey
-from userprops.wire import PropertyRequest, RegisterRequest
 from userprops.writer import Writer
 
 

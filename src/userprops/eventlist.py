@@ -20,9 +20,9 @@ from urllib.parse import parse_qs
 import msgspec
 
 from userprops.errors import InvalidParameters, UserNotFound
+from userprops.http.wire import parse_euid_query
 from userprops.schema import AttrType, decode, to_json
 from userprops.storage.base import Storage, StoredEvent
-from userprops.wire import parse_euid_query
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500

@@ -34,6 +34,7 @@ from userprops.errors import (
     UserpropsError,
 )
 from userprops.eventlist import ListQuery, read_events
+from userprops.http.wire import check_euid, decode_object
 from userprops.schema import (
     AttrType,
     Rejected,
@@ -45,7 +46,6 @@ from userprops.schema import (
     storable_text,
 )
 from userprops.storage.base import NewEvent, Transaction
-from userprops.wire import check_euid, decode_object
 from userprops.writer import Writer
 
 # Epoch milliseconds up to 9999-12-31T23:59:59.999Z.

@@ -1,4 +1,4 @@
-"""``python -m userprops.bench``: run the benchmark, print the figures, write the JSON."""
+"""``python -m bench``: run the benchmark, print the figures, write the JSON."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from typing import Any
 
 import click
 
-from userprops.bench import wrk
-from userprops.bench.pgcluster import Cluster
-from userprops.bench.runner import Options, run
+from bench import wrk
+from bench.pgcluster import Cluster
+from bench.runner import Options, run
 
 TARGET_RATIO = 0.5
 TARGET_P99_MS = 25.0

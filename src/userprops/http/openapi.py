@@ -1,7 +1,7 @@
 """The published contract: an OpenAPI 3.1 document of every endpoint (spec §2-§4, §7).
 
 Built from the error table, so every code appears with its HTTP status. Tests keep it
-true: every route in :data:`userprops.routes.ROUTES` is documented and nothing else, every
+true: every route in :data:`userprops.http.routes.ROUTES` is documented and nothing else, every
 code of :data:`userprops.errors.CODE_TABLE` appears, and schemathesis fuzzes the running
 app against it (tests/test_openapi.py).
 
@@ -40,8 +40,8 @@ from userprops.errors import (
     UserNotFound,
     UserpropsError,
 )
+from userprops.http.wire import IDENTITY_NAMES
 from userprops.schema import INT64_MAX
-from userprops.wire import IDENTITY_NAMES
 
 Schema = dict[str, Any]
 Errors = tuple[type[UserpropsError], ...]

@@ -16,7 +16,6 @@ from userprops import idempotency
 from userprops.auth import Authenticator
 from userprops.config import Settings
 from userprops.contacts import ContactBook
-from userprops.deadlines import BodyDeadlines
 from userprops.engine import Engine
 from userprops.errors import (
     HeadersTooLarge,
@@ -28,10 +27,9 @@ from userprops.errors import (
     UserpropsError,
 )
 from userprops.events import EventLog
-from userprops.metrics import Metrics
-from userprops.ratelimit import RateLimits
-from userprops.reader import Reader
-from userprops.responses import (
+from userprops.http.deadlines import BodyDeadlines
+from userprops.http.metrics import Metrics
+from userprops.http.responses import (
     SUCCESS,
     SUCCESS_BODY,
     SUCCESS_START,
@@ -39,8 +37,10 @@ from userprops.responses import (
     error_response,
     send,
 )
+from userprops.http.routes import ROUTES, Request, Route, Services
+from userprops.ratelimit import RateLimits
+from userprops.reader import Reader
 from userprops.retention import Sweeper
-from userprops.routes import ROUTES, Request, Route, Services
 from userprops.storage import Storage, open_storage
 from userprops.writer import Writer
 

@@ -2,7 +2,7 @@
 
 It reads the whole request body and answers the constant success envelope, so the
 benchmark can say how much of the HTTP stack's own throughput the real service keeps.
-Run it with ``python -m userprops.bench.ceiling --port N``.
+Run it with ``python -m bench.ceiling --port N``.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""HTTP handlers: thin. Each parses its input with :mod:`userprops.wire`, calls the
+"""HTTP handlers: thin. Each parses its input with :mod:`userprops.http.wire`, calls the
 engine, and builds the envelope. No SQL and no business rules here."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from userprops import idempotency, openapi
+from userprops import idempotency
 from userprops.auth import Authenticator, Principal
 from userprops.config import Limits
 from userprops.contacts import ContactBook, parse_contact_request
@@ -15,11 +15,12 @@ from userprops.engine import Engine
 from userprops.errors import StorageUnavailable
 from userprops.eventlist import parse_list_query
 from userprops.events import EventLog, parse_report_request
-from userprops.metrics import Metrics
+from userprops.http import openapi
+from userprops.http.metrics import Metrics
+from userprops.http.responses import SUCCESS, Response, json_response, success
+from userprops.http.wire import parse_euid_query, parse_property_request, parse_register_request
 from userprops.reader import Reader
-from userprops.responses import SUCCESS, Response, json_response, success
 from userprops.storage.base import Storage
-from userprops.wire import parse_euid_query, parse_property_request, parse_register_request
 from userprops.writer import Writer
 
 

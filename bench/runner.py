@@ -19,10 +19,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from userprops.bench import wrk
-from userprops.bench.preload import preload
-from userprops.bench.server import MemorySampler, Server, cpu_seconds, python_command, rss_kib
-from userprops.bench.setup import create_tenant, register_users, stored_sums
+from bench import wrk
+from bench.preload import preload
+from bench.server import MemorySampler, Server, cpu_seconds, python_command, rss_kib
+from bench.setup import create_tenant, register_users, stored_sums
 from userprops.storage import open_storage, sqlite_path
 
 # Increases send +1 until this many seconds before the end of a run, then 0, so nothing
@@ -238,7 +238,7 @@ def run(options: Options) -> dict[str, Any]:
     }
     server = Server(
         "ceiling",
-        python_command("-m", "userprops.bench.ceiling"),
+        python_command("-m", "bench.ceiling"),
         options.workdir / "ceiling.log",
         cpus=options.server_cpus,
     )

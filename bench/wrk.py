@@ -37,7 +37,7 @@ def ensure_wrk() -> str:
 
 def write_script(scenario: str, folder: Path) -> Path:
     """The scenario's Lua file, prefixed by the shared counters and summary."""
-    lua = resources.files("userprops.bench") / "lua"
+    lua = resources.files("bench") / "lua"
     text = (lua / "common.lua").read_text() + (lua / f"{scenario}.lua").read_text()
     path = folder / f"{scenario}.lua"
     path.write_text(text)

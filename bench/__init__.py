@@ -1,4 +1,4 @@
-"""The shipped benchmark: ``scripts/bench`` (``python -m userprops.bench``).
+"""The shipped benchmark: ``scripts/bench`` (``python -m bench``).
 
 It starts ``userprops serve`` on a fresh database, drives it with wrk over keep-alive
 connections, measures a bare ASGI ceiling on the same server stack in the same run, checks

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+REPO = Path(__file__).resolve().parents[1]
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -64,7 +66,11 @@ class Server:
             command = ["taskset", "-c", self.cpus, *command]
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(
-                command, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+                command,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **(env or {})},
+                cwd=REPO,  # where ``python -m bench.ceiling`` finds the bench package
             )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
