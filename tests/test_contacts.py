@@ -1,4 +1,4 @@
-"""POST /v1/user/contact and GET /v1/user/contact (spec §5), through HTTP."""
+"""POST /v1/user/contact and GET /v1/user/contact, through HTTP."""
 
 from __future__ import annotations
 

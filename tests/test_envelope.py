@@ -1,4 +1,4 @@
-"""The envelope on every path, the order of checks and authentication (spec §1, §2)."""
+"""The envelope on every path, the order of checks and authentication (docs/errors.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""POST /v1/event/report (spec §6), through HTTP, read back with GET /v1/event/list."""
+"""POST /v1/event/report, through HTTP, read back with GET /v1/event/list."""
 
 from __future__ import annotations
 

@@ -27,10 +27,9 @@ from test_postgres import two  # noqa: F401 (a fixture)
 from test_writer import GatedStorage
 from userprops.auth import Principal
 from userprops.config import Limits
-from userprops.engine import PropertyJob, PropertyOutcome, run_property_jobs
-from userprops.errors import StorageUnavailable
-from userprops.http.wire import PropertyRequest
+from userprops.errors import ErrorItem, StorageUnavailable
 from userprops.operations import Op
+from userprops.properties import PropertyJob, PropertyOutcome, PropertyRequest, run_property_jobs
 from userprops.schema import INT64_MAX, INT64_MIN, AttrType, SchemaMode
 from userprops.storage import Storage, StoredValue, Transaction, open_storage
 from userprops.writer import Group
@@ -481,13 +480,7 @@ def test_an_attribute_defined_meanwhile_binds_the_requests_after_the_one_that_fo
     (answers,) = storage.run_batch([run_on(Stale, job, later)])
 
     assert [a.errors for a in answers] == [
-        [
-            {
-                "property": "level",
-                "code": 55102,
-                "message": "attribute level was defined as STRING meanwhile",
-            }
-        ],
+        [ErrorItem(property="level", code=55102, message="level was defined as STRING meanwhile")],
         [],  # a STRING, as it would be in a transaction of its own: not a DATETIME
     ]
     with storage.read() as tx:

@@ -1,4 +1,4 @@
-"""POST /v1/user/property and GET /v1/user/property over HTTP (spec §3, §3.2)."""
+"""POST /v1/user/property and GET /v1/user/property over HTTP."""
 
 from __future__ import annotations
 

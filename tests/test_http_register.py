@@ -1,4 +1,4 @@
-"""POST /v1/user/register over HTTP (spec §4)."""
+"""POST /v1/user/register over HTTP."""
 
 from __future__ import annotations
 

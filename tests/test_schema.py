@@ -1,4 +1,4 @@
-"""Every accepted and rejected form of the five attribute types (spec §3.1), table-driven."""
+"""Every accepted and rejected form of the five attribute types (docs/schema.md), table-driven."""
 
 from __future__ import annotations
 
@@ -21,12 +21,12 @@ from userprops.schema import (
     check_timezone,
     decode,
     encode,
+    encode_raw,
     format_number,
     infer_type,
     is_empty,
     parse_number,
     parse_value,
-    stored_text,
     to_json,
 )
 
@@ -284,7 +284,7 @@ def test_stored_text_is_the_encoded_parsed_value(kind: AttrType, raw: Any) -> No
     except Rejected as reason:
         expected = (reason.reason, reason.empty)
     try:
-        actual: Any = stored_text(kind, raw, LIMITS, tz)
+        actual: Any = encode_raw(kind, raw, LIMITS, tz)
     except Rejected as reason:
         actual = (reason.reason, reason.empty)
     assert actual == expected

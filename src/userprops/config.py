@@ -17,7 +17,7 @@ DEFAULT_DATABASE = "sqlite:///userprops.db"
 
 @dataclass(frozen=True)
 class Limits:
-    """Input limits of the wire contract (spec §3.1, §3, §4)."""
+    """Input limits of the wire contract (docs/schema.md, docs/http-api.md)."""
 
     max_string_length: int = 256
     max_list_length: int = 500

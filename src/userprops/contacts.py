@@ -1,4 +1,4 @@
-"""Contacts (spec §5): ``POST /v1/user/contact`` and ``GET /v1/user/contact``.
+"""Contacts (docs/contacts-events.md): ``POST /v1/user/contact`` and ``GET /v1/user/contact``.
 
 A contact is how a channel reaches a user: ``email``, ``mobile_phone``, ``landline_phone``,
 ``whatsapp_phone``. A value of one contact name belongs to at most one user of a project
@@ -20,11 +20,9 @@ from userprops.auth import Principal
 from userprops.errors import (
     ContactExists,
     ErrorItem,
-    InvalidParameters,
     InvalidProperties,
     UserNotFound,
 )
-from userprops.http.wire import check_euid, decode_object
 from userprops.schema import Rejected
 from userprops.storage.base import Storage, Transaction
 from userprops.writer import Writer
@@ -50,23 +48,6 @@ class ContactRequest:
     contacts: dict[str, Any]
 
 
-def parse_contact_request(body: bytes) -> ContactRequest:
-    """The request of ``POST /v1/user/contact``; 55004 with ``errors`` listing unknown
-    contact names (the whole request is rejected: a misspelt name is a client bug)."""
-    obj = decode_object(body)
-    euid = check_euid(obj.get("euid"))
-    contacts = obj.get("contacts")
-    if not isinstance(contacts, dict) or not contacts:
-        raise InvalidParameters("contacts must be a non-empty JSON object")
-    unknown = [name for name in contacts if name not in CONTACT_NAMES]
-    if unknown:
-        raise InvalidParameters(
-            f"unknown contact name(s); known: {', '.join(CONTACT_NAMES)}",
-            errors=[_item(n, InvalidParameters.code, "unknown contact name") for n in unknown],
-        )
-    return ContactRequest(euid, contacts)
-
-
 def check_contact(name: str, raw: Any) -> str:
     """The value to store (``""`` clears), or :class:`Rejected` when implausible."""
     if not isinstance(raw, str):
@@ -81,8 +62,9 @@ def check_contact(name: str, raw: Any) -> str:
     return raw
 
 
-def _item(name: str, code: int, message: str) -> ErrorItem:
-    return {"contact": name, "code": code, "message": message}
+def item(name: str, code: int, message: str) -> ErrorItem:
+    """The error item of a rejected contact."""
+    return ErrorItem(contact=name, code=code, message=message)
 
 
 class ContactBook:
@@ -101,7 +83,7 @@ class ContactBook:
             try:
                 wanted[name] = check_contact(name, raw)
             except Rejected as reason:
-                errors.append(_item(name, InvalidProperties.code, reason.reason))
+                errors.append(item(name, InvalidProperties.code, reason.reason))
         pid, euid = who.project_id, request.euid
 
         def job(tx: Transaction) -> list[ErrorItem]:
@@ -110,9 +92,9 @@ class ContactBook:
         # Submitted even when nothing is left to write: an unknown user is 404 first.
         errors += await self._writer.submit(job)
         order = list(request.contacts)
-        errors.sort(key=lambda e: order.index(e["contact"]))
+        errors.sort(key=lambda e: order.index(e.contact or ""))
         if len(errors) == len(request.contacts):
-            if all(e["code"] == ContactExists.code for e in errors):
+            if all(e.code == ContactExists.code for e in errors):
                 raise ContactExists(errors=errors)
             raise InvalidProperties("every contact was rejected", errors=errors)
         return errors
@@ -141,5 +123,5 @@ def _apply_contacts(
             continue
         holder = tx.bind_contact(project_id, euid, name, value)
         if holder != euid:
-            errors.append(_item(name, ContactExists.code, f"{name} belongs to another user"))
+            errors.append(item(name, ContactExists.code, f"{name} belongs to another user"))
     return errors

@@ -9,7 +9,21 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-ErrorItem = dict[str, Any]
+import msgspec
+
+
+class ErrorItem(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """One rejected item of a request, as the ``errors`` list carries it: where it was
+    (``index`` of an event or an identity value, ``identity_value`` as sent, the
+    ``property`` or the ``contact`` by name), its own ``code`` and a ``message``. Fields
+    left unset are not sent."""
+
+    index: int | None = None
+    identity_value: Any = msgspec.UNSET
+    property: str | None = None
+    contact: str | None = None
+    code: int
+    message: str
 
 
 class UserpropsError(Exception):

@@ -15,18 +15,15 @@ import re
 from dataclasses import dataclass
 from datetime import tzinfo
 from typing import Any
-from urllib.parse import parse_qs
 
 import msgspec
 
 from userprops.errors import InvalidParameters, UserNotFound
-from userprops.http.wire import parse_euid_query
 from userprops.schema import AttrType, decode, to_json
 from userprops.storage.base import Storage, StoredEvent
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
-_MILLIS = re.compile(r"-?[0-9]{1,16}")
 _CURSOR = re.compile(r"([0-9]{1,16}):([0-9]{1,19})")
 
 
@@ -53,31 +50,6 @@ def decode_cursor(token: str) -> tuple[int, int]:
     if m is None:
         raise InvalidParameters("cursor is not one this server handed out")
     return int(m[1]), int(m[2])
-
-
-def parse_list_query(query_string: bytes) -> ListQuery:
-    """``euid`` (40007/55004 as everywhere), then ``from``, ``to``, ``limit``, ``cursor``
-    (55004 when malformed)."""
-    euid = parse_euid_query(query_string)
-    params = parse_qs(query_string.decode("latin-1"), keep_blank_values=True)
-
-    def millis(name: str) -> int | None:
-        raw = params.get(name, [""])[0]
-        if raw == "":
-            return None
-        if not _MILLIS.fullmatch(raw):
-            raise InvalidParameters(f"{name} must be an integer of epoch milliseconds")
-        return int(raw)
-
-    limit_text = params.get("limit", [""])[0]
-    limit = DEFAULT_LIMIT
-    if limit_text != "":
-        if not limit_text.isdigit() or not 1 <= int(limit_text) <= MAX_LIMIT:
-            raise InvalidParameters(f"limit must be an integer from 1 to {MAX_LIMIT}")
-        limit = int(limit_text)
-    cursor = params.get("cursor", [""])[0]
-    before = decode_cursor(cursor) if cursor else None
-    return ListQuery(euid, millis("from"), millis("to"), limit, before)
 
 
 def render_event(event: StoredEvent, tz: tzinfo) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Events (spec §6): ``POST /v1/event/report`` and ``GET /v1/event/list``.
+"""Events (docs/contacts-events.md): ``POST /v1/event/report`` and ``GET /v1/event/list``.
 
 A request carries 1 to 100 events; each is checked on its own and either stored or
 reported in ``errors`` by its index. The checks that need no database (shape, names,
@@ -24,26 +24,19 @@ import msgspec
 
 from userprops.auth import Principal
 from userprops.config import Limits
+from userprops.definitions import TypeCache, define_from_values
 from userprops.errors import (
     CODE_TABLE,
-    EmptyProperties,
     ErrorItem,
     InvalidParameters,
-    InvalidProperties,
     UserNotFound,
-    UserpropsError,
 )
 from userprops.eventlist import ListQuery, read_events
-from userprops.http.wire import check_euid, decode_object
 from userprops.schema import (
     AttrType,
     Rejected,
-    check_name,
     encode,
-    infer_type,
-    is_empty,
     parse_value,
-    storable_text,
 )
 from userprops.storage.base import NewEvent, Transaction
 from userprops.writer import Writer
@@ -55,8 +48,13 @@ _ERRORS_BY_CODE = {cls.code: cls for cls in CODE_TABLE}
 
 @dataclass(frozen=True)
 class ReportRequest:
+    """A parsed ``POST /v1/event/report``: the events whose shape passed, and the
+    rejections of the others (:func:`userprops.http.wire.parse_report_request`)."""
+
     app_key: str | None
-    data: list[Any]
+    count: int
+    candidates: list[Candidate]
+    rejected: list[ErrorItem]
 
 
 @dataclass(frozen=True)
@@ -94,71 +92,7 @@ class EventRejected(Exception):
         self.property = prop
 
     def item(self, index: int) -> ErrorItem:
-        item: ErrorItem = {"index": index}
-        if self.property is not None:
-            item["property"] = self.property
-        return item | {"code": self.code, "message": self.message}
-
-
-def parse_report_request(body: bytes, limits: Limits) -> ReportRequest:
-    """55004 unless ``data`` is an array of 1 to ``max_events`` items and ``app_key``,
-    when given, a string. Each item is checked later, on its own."""
-    obj = decode_object(body)
-    app_key = obj.get("app_key")
-    if app_key is not None and app_key != "":
-        try:
-            app_key = storable_text(app_key, limits, "app_key")
-        except Rejected as reason:
-            raise InvalidParameters(reason.reason) from None
-    data = obj.get("data")
-    if not isinstance(data, list) or not data:
-        raise InvalidParameters("data must be a non-empty array of events")
-    if len(data) > limits.max_events:
-        raise InvalidParameters(f"more than {limits.max_events} events")
-    return ReportRequest(app_key or None, data)
-
-
-def check_event(index: int, raw: Any, limits: Limits) -> Candidate:
-    """The shape of one event, or :class:`EventRejected`."""
-    if not isinstance(raw, dict):
-        raise EventRejected(InvalidParameters.code, "event must be a JSON object")
-    try:
-        euid = check_euid(raw.get("euid"))
-    except UserpropsError as error:
-        raise EventRejected(error.code, error.detail) from None
-    name = raw.get("event_name")
-    if not isinstance(name, str):
-        raise EventRejected(InvalidParameters.code, "event_name must be a string")
-    try:
-        check_name(name)
-    except Rejected as reason:
-        raise EventRejected(InvalidParameters.code, f"event_name: {reason.reason}") from None
-    itime = raw.get("itime")
-    if type(itime) is not int or not 0 <= itime <= MAX_ITIME:
-        raise EventRejected(
-            InvalidParameters.code, "itime must be an integer of epoch milliseconds"
-        )
-    random_id = raw.get("random_id")
-    if random_id is not None:
-        try:
-            random_id = storable_text(random_id, limits, "random_id")
-        except Rejected as reason:
-            raise EventRejected(InvalidParameters.code, reason.reason) from None
-    properties = raw.get("properties", {})
-    if properties is None:
-        properties = {}
-    if not isinstance(properties, dict):
-        raise EventRejected(InvalidParameters.code, "properties must be a JSON object")
-    if len(properties) > limits.max_properties:
-        raise EventRejected(InvalidParameters.code, f"more than {limits.max_properties} properties")
-    for prop, value in properties.items():
-        try:
-            check_name(prop)
-        except Rejected as reason:
-            raise EventRejected(InvalidProperties.code, reason.reason, prop) from None
-        if is_empty(value):
-            raise EventRejected(EmptyProperties.code, "value is empty", prop)
-    return Candidate(index, euid, name, itime, random_id, properties)
+        return ErrorItem(index=index, property=self.property, code=self.code, message=self.message)
 
 
 def encode_properties(values: dict[str, tuple[AttrType, str]]) -> str:
@@ -170,8 +104,7 @@ class EventLog:
     def __init__(self, writer: Writer, limits: Limits) -> None:
         self._writer = writer
         self._limits = limits
-        # Positive entries only: a defined type never changes, so they never go stale.
-        self._types: dict[int, dict[str, AttrType]] = {}
+        self._types = TypeCache()  # keyed by prop_key(event, property)
         self._events: dict[int, set[str]] = {}
 
     async def report(self, who: Principal, request: ReportRequest) -> list[ErrorItem]:
@@ -180,26 +113,21 @@ class EventLog:
         When every event is rejected, raises the code they all share (for example 55102
         or 40404), or 55004 when their codes differ, with the ``errors``.
         """
-        errors: list[ErrorItem] = []
-        candidates: list[Candidate] = []
-        for i, raw in enumerate(request.data):
-            try:
-                candidates.append(check_event(i, raw, self._limits))
-            except EventRejected as rejected:
-                errors.append(rejected.item(i))
+        errors = list(request.rejected)
+        candidates = request.candidates
         if candidates:
-            known = self._types.get(who.project_id, {})
+            known = self._types.known(who.project_id)
             defined = frozenset(self._events.get(who.project_id, ()))
 
             def job(tx: Transaction) -> ReportOutcome:
                 return _store(tx, who, request, candidates, known, defined, self._limits)
 
             outcome = await self._writer.submit(job)
-            self._types.setdefault(who.project_id, {}).update(outcome.learned)
+            self._types.learn(who.project_id, outcome.learned)
             self._events.setdefault(who.project_id, set()).update(outcome.events)
-            errors = sorted(errors + outcome.errors, key=lambda e: int(e["index"]))
-        if len(errors) == len(request.data):
-            codes = {e["code"] for e in errors}
+            errors = sorted(errors + outcome.errors, key=lambda e: e.index or 0)
+        if len(errors) == request.count:
+            codes = {e.code for e in errors}
             shared = _ERRORS_BY_CODE.get(codes.pop()) if len(codes) == 1 else None
             raise (shared or InvalidParameters)("every event was rejected", errors=errors)
         return errors
@@ -266,27 +194,27 @@ def _typed_properties(
         found = tx.event_property_types(who.project_id, c.event_name, missing)
         types.update(found)
         learned.update({prop_key(c.event_name, n): k for n, k in found.items()})
-    new: dict[str, AttrType] = {}
+
+    def parse(kind: AttrType, raw: Any) -> str:
+        return encode(kind, parse_value(kind, raw, limits, who.tz))
+
+    def define(name: str, kind: AttrType) -> AttrType:
+        return tx.define_event_property(who.project_id, c.event_name, name, kind)
+
     values: dict[str, tuple[AttrType, str]] = {}
-    for name, raw in c.properties.items():
-        kind = types.get(name)
-        if kind is None:
-            kind = infer_type(raw)
-            if kind is None:
-                raise EventRejected(
-                    InvalidProperties.code, "cannot infer a type from a JSON object", name
-                )
-            new[name] = kind
-        try:
-            values[name] = (kind, encode(kind, parse_value(kind, raw, limits, who.tz)))
-        except Rejected as reason:
-            code = EmptyProperties.code if reason.empty else InvalidProperties.code
-            raise EventRejected(code, reason.reason, name) from None
-    for name, kind in new.items():
-        actual = tx.define_event_property(who.project_id, c.event_name, name, kind)
-        if actual is not kind:
-            raise EventRejected(
-                InvalidProperties.code, f"{name} was defined as {actual} meanwhile", name
-            )
-        learned[prop_key(c.event_name, name)] = kind
-    return encode_properties(values)
+    try:
+        for name, raw in c.properties.items():
+            kind = types.get(name)
+            if kind is not None:
+                try:
+                    values[name] = (kind, parse(kind, raw))
+                except Rejected as reason:
+                    reason.name = name
+                    raise
+        new = {n: raw for n, raw in c.properties.items() if n not in types}
+        for name, (kind, text) in define_from_values(new, parse, define).items():
+            values[name] = (kind, text)
+            learned[prop_key(c.event_name, name)] = kind
+    except Rejected as reason:
+        raise EventRejected(reason.code, reason.reason, reason.name) from None
+    return encode_properties({n: values[n] for n in c.properties})

@@ -1,4 +1,4 @@
-"""The five operations of ``POST /v1/user/property`` over typed values (spec §3).
+"""The five operations of ``POST /v1/user/property`` over typed values (docs/schema.md).
 
 Pure functions: the reference semantics every backend is checked against. ``None`` is an
 absent value; an operation returning ``None`` removes the value.

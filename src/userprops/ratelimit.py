@@ -95,7 +95,7 @@ class TokenBuckets:
 
 
 class RateLimits:
-    """The two limits of spec §2, built from settings."""
+    """The two limits of docs/security.md, built from settings."""
 
     def __init__(
         self,

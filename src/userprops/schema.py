@@ -1,4 +1,4 @@
-"""Attribute types, name rules, value parsing and type inference (spec §3.1).
+"""Attribute types, name rules, value parsing and type inference (docs/schema.md).
 
 Pure: no I/O. :func:`parse_value` turns a raw JSON value (as decoded with decimals for
 non-integral numbers) into a typed value or raises :class:`Rejected` with a reason.
@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import msgspec
 
 from userprops.config import Limits
+from userprops.errors import EmptyProperties, InvalidProperties
 
 NAME_RE = re.compile(r"[a-z][a-z0-9_]*")
 MAX_NAME_LENGTH = 128
@@ -63,12 +64,19 @@ class SchemaMode(enum.StrEnum):
 
 
 class Rejected(Exception):
-    """A value or name that cannot be accepted; ``empty`` marks the 55103 case."""
+    """A value or name that cannot be accepted; ``empty`` marks the 55103 case, ``name``
+    the property at fault where the raiser knows it."""
 
-    def __init__(self, reason: str, *, empty: bool = False) -> None:
+    def __init__(self, reason: str, *, empty: bool = False, name: str | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
         self.empty = empty
+        self.name = name
+
+    @property
+    def code(self) -> int:
+        """The item code: 55103 for an empty value, else 55102."""
+        return EmptyProperties.code if self.empty else InvalidProperties.code
 
 
 def check_name(name: str) -> None:
@@ -106,7 +114,7 @@ def _kind(raw: Any) -> str:
     return "null"
 
 
-def storable_text(raw: Any, limits: Limits, what: str) -> str:
+def checked_text(raw: Any, limits: Limits, what: str) -> str:
     """A string of 1 to ``max_string_length`` characters that every backend stores as is
     (no U+0000, no lone surrogate), or :class:`Rejected` naming ``what``."""
     if not isinstance(raw, str):
@@ -240,7 +248,7 @@ def parse_value(
     return parse_list(raw, limits, allow_scalar=list_scalar)
 
 
-def stored_text(kind: AttrType, raw: Any, limits: Limits, tz: tzinfo) -> str:
+def encode_raw(kind: AttrType, raw: Any, limits: Limits, tz: tzinfo) -> str:
     """``encode(kind, parse_value(kind, raw, limits, tz))``, the stored text of a raw
     value, without the typed value in between for the common STRING and int cases."""
     if type(raw) is str and raw and kind is AttrType.STRING:
@@ -309,7 +317,7 @@ def format_number(value: Decimal) -> str:
 
 
 def to_json(kind: AttrType, value: Typed, tz: tzinfo) -> Any:
-    """The JSON form a value is read back in (spec §3.2)."""
+    """The JSON form a value is read back in (docs/http-api.md, reading back)."""
     if kind is AttrType.NUMBER:
         assert isinstance(value, Decimal)
         text = format_number(value)

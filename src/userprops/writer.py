@@ -8,7 +8,7 @@ of the transaction fails exactly the jobs of that batch with
 :class:`~userprops.errors.StorageUnavailable`.
 
 Consecutive jobs whose class has the same ``run_many(tx, jobs)`` (property writes:
-:class:`userprops.engine.PropertyJob`) run as one unit through it, so their reads and
+:class:`userprops.properties.PropertyJob`) run as one unit through it, so their reads and
 writes take a few statements per batch instead of a few per job; it returns one result or
 exception per job, and if it raises, each of its jobs gets that exception.
 """

@@ -1,7 +1,7 @@
 """The ASGI application: routing, body reading with limits, and the envelope on every
 path. Plain ASGI, so the hot path pays for nothing it does not use.
 
-Order of checks (spec §2): unknown path (404) and wrong method (405) regardless of
+Order of checks (docs/errors.md): unknown path (404) and wrong method (405) regardless of
 credentials; headers too large (431); body too large (413) or too slow (408); then the
 handler, which authenticates first.
 """
@@ -15,7 +15,6 @@ from typing import Any
 from userprops import idempotency
 from userprops.auth import Authenticator
 from userprops.config import Settings
-from userprops.contacts import ContactBook
 from userprops.engine import Engine
 from userprops.errors import (
     HeadersTooLarge,
@@ -26,7 +25,6 @@ from userprops.errors import (
     RequestTimeout,
     UserpropsError,
 )
-from userprops.events import EventLog
 from userprops.http.deadlines import BodyDeadlines
 from userprops.http.metrics import Metrics
 from userprops.http.responses import (
@@ -94,8 +92,6 @@ class App:
             auth=Authenticator(storage, self.settings.auth_cache_ttl, self.rate_limits),
             storage=storage,
             limits=limits,
-            contacts=ContactBook(self.writer),
-            events=EventLog(self.writer, limits),
             writer=self.writer,
             reader=self.reader,
             metrics=self.metrics,

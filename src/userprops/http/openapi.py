@@ -1,4 +1,4 @@
-"""The published contract: an OpenAPI 3.1 document of every endpoint (spec §2-§4, §7).
+"""The published contract: an OpenAPI 3.1 document of every endpoint (docs/http-api.md).
 
 Built from the error table, so every code appears with its HTTP status. Tests keep it
 true: every route in :data:`userprops.http.routes.ROUTES` is documented and nothing else, every
@@ -17,6 +17,8 @@ from typing import Any
 import msgspec
 
 from userprops import __version__
+from userprops.config import Limits
+from userprops.contacts import CONTACT_NAMES
 from userprops.errors import (
     CODE_TABLE,
     AuthenticationFailed,
@@ -40,10 +42,14 @@ from userprops.errors import (
     UserNotFound,
     UserpropsError,
 )
+from userprops.eventlist import MAX_LIMIT
 from userprops.http.wire import IDENTITY_NAMES
-from userprops.schema import INT64_MAX
+from userprops.operations import Op
+from userprops.schema import INT64_MAX, MAX_NAME_LENGTH
 
 Schema = dict[str, Any]
+LIMITS = Limits()  # the defaults; a server configured otherwise documents these
+NAME_PATTERN = f"^[a-z][a-z0-9_]{{0,{MAX_NAME_LENGTH - 1}}}$"
 Errors = tuple[type[UserpropsError], ...]
 
 # Codes no HTTP endpoint answers: the command line's.
@@ -55,9 +61,8 @@ VALUE: Schema = {
     "type": ["string", "number", "boolean", "array", "null"],
     "items": {"type": "string"},
 }
-OPS = ["set", "increase", "add", "remove", "delete"]
 
-# Answers every endpoint can give, before its handler runs (spec §2, order of checks).
+# Answers every endpoint can give, before its handler runs (docs/errors.md, "Order of checks").
 ANY: Errors = (PathNotFound, MethodNotAllowed, HeadersTooLarge, InternalError)
 # ... and every authenticated endpoint.
 AUTHENTICATED: Errors = (*ANY, AuthenticationFailed, RateLimited, StorageUnavailable)
@@ -108,7 +113,6 @@ IDENTITY_ERROR: Schema = {
         "message": {"type": "string"},
     },
 }
-CONTACT_NAMES = ["email", "mobile_phone", "landline_phone", "whatsapp_phone"]
 CONTACT_ERROR: Schema = {
     "type": "object",
     "required": ["contact", "code", "message"],
@@ -145,12 +149,15 @@ SCHEMAS: dict[str, Schema] = {
         "required": ["euid", "type", "properties"],
         "properties": {
             "euid": EUID,
-            "type": {"enum": OPS, "description": "one operation for every property"},
+            "type": {
+                "enum": [op.value for op in Op],
+                "description": "one operation for every property",
+            },
             "properties": {
                 "type": "object",
                 "minProperties": 1,
-                "maxProperties": 500,
-                "propertyNames": {"pattern": "^[a-z][a-z0-9_]{0,127}$"},
+                "maxProperties": LIMITS.max_properties,
+                "propertyNames": {"pattern": NAME_PATTERN},
                 "additionalProperties": VALUE,
             },
         },
@@ -163,8 +170,8 @@ SCHEMAS: dict[str, Schema] = {
             "identity_values": {
                 "type": "array",
                 "minItems": 1,
-                "maxItems": 100,
-                "items": {"type": "string", "minLength": 1, "maxLength": 256},
+                "maxItems": LIMITS.max_identity_values,
+                "items": {"type": "string", "minLength": 1, "maxLength": LIMITS.max_string_length},
             },
         },
     },
@@ -226,18 +233,22 @@ SCHEMAS: dict[str, Schema] = {
             "data": {
                 "type": "array",
                 "minItems": 1,
-                "maxItems": 100,
+                "maxItems": LIMITS.max_events,
                 "items": {
                     "type": "object",
                     "required": ["euid", "event_name", "itime"],
                     "properties": {
                         "euid": EUID,
-                        "event_name": {"type": "string", "pattern": "^[a-z][a-z0-9_]{0,127}$"},
+                        "event_name": {"type": "string", "pattern": NAME_PATTERN},
                         "itime": MILLIS,
-                        "random_id": {"type": "string", "minLength": 1, "maxLength": 256},
+                        "random_id": {
+                            "type": "string",
+                            "minLength": 1,
+                            "maxLength": LIMITS.max_string_length,
+                        },
                         "properties": {
                             "type": "object",
-                            "maxProperties": 500,
+                            "maxProperties": LIMITS.max_properties,
                             "additionalProperties": VALUE,
                         },
                     },
@@ -366,7 +377,7 @@ def _paths() -> dict[str, Schema]:
         },
         "/v1/event/report": {
             "post": _post(
-                "Report up to 100 events, each checked on its own",
+                f"Report up to {LIMITS.max_events} events, each checked on its own",
                 "EventReport",
                 "EventReportSuccess",
                 (*POST, EuidMissing, UserNotFound, InvalidProperties, EmptyProperties),
@@ -383,7 +394,7 @@ def _paths() -> dict[str, Schema]:
                         "name": "limit",
                         "in": "query",
                         "required": False,
-                        "schema": {"type": "integer", "minimum": 1, "maximum": 500},
+                        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
                     },
                     {
                         "name": "cursor",

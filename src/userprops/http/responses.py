@@ -1,14 +1,16 @@
-"""Building and sending answers: every one is the JSON envelope of spec §2."""
+"""Building and sending answers: every one is the JSON envelope of docs/errors.md."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 import msgspec
 
-from userprops.errors import UserpropsError, envelope
+from userprops.errors import ErrorItem, UserpropsError, envelope
 
 _ENCODER = msgspec.json.Encoder(decimal_format="number")
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -26,7 +28,9 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
     try:
         encoded = _ENCODER.encode(body)
     except UnicodeEncodeError:  # an item echoed back holds a lone surrogate
-        encoded = _ENCODER.encode(_replace_surrogates(body))
+        encoded = _ENCODER.encode(
+            _replace_surrogates(msgspec.to_builtins(body, builtin_types=(Decimal,)))
+        )
     return Response(status, encoded, headers or {})
 
 
@@ -41,7 +45,7 @@ def _replace_surrogates(value: Any) -> Any:
     return value
 
 
-def success(data: Any = None, errors: list[dict[str, Any]] | None = None) -> Response:
+def success(data: Any = None, errors: Sequence[ErrorItem] | None = None) -> Response:
     """``code`` 0: full success, or partial success when ``errors`` is not empty."""
     if errors:
         body: dict[str, Any] = {

@@ -10,15 +10,19 @@ from dataclasses import dataclass
 from userprops import idempotency
 from userprops.auth import Authenticator, Principal
 from userprops.config import Limits
-from userprops.contacts import ContactBook, parse_contact_request
 from userprops.engine import Engine
 from userprops.errors import StorageUnavailable
-from userprops.eventlist import parse_list_query
-from userprops.events import EventLog, parse_report_request
 from userprops.http import openapi
 from userprops.http.metrics import Metrics
 from userprops.http.responses import SUCCESS, Response, json_response, success
-from userprops.http.wire import parse_euid_query, parse_property_request, parse_register_request
+from userprops.http.wire import (
+    parse_contact_request,
+    parse_euid_query,
+    parse_list_query,
+    parse_property_request,
+    parse_register_request,
+    parse_report_request,
+)
 from userprops.reader import Reader
 from userprops.storage.base import Storage
 from userprops.writer import Writer
@@ -40,8 +44,6 @@ class Services:
     auth: Authenticator
     storage: Storage
     limits: Limits
-    contacts: ContactBook
-    events: EventLog
     writer: Writer
     reader: Reader
     metrics: Metrics
@@ -56,7 +58,7 @@ class Route:
     reads_body: bool = False
 
 
-async def _who(services: Services, request: Request) -> Principal:
+async def authenticated(services: Services, request: Request) -> Principal:
     who = services.auth.cached(request.authorization) or await services.auth.authenticate(
         request.authorization, request.client
     )
@@ -65,49 +67,49 @@ async def _who(services: Services, request: Request) -> Principal:
 
 
 async def post_property(services: Services, request: Request) -> Response:
-    who = await _who(services, request)
+    who = await authenticated(services, request)
     parsed = parse_property_request(request.body, services.limits)
     errors = await services.engine.set_properties(who, parsed)
     return success(errors=errors) if errors else SUCCESS
 
 
 async def get_property(services: Services, request: Request) -> Response:
-    who = await _who(services, request)
+    who = await authenticated(services, request)
     euid = parse_euid_query(request.query)
     return success(await services.engine.get_properties(who, euid))
 
 
 async def post_register(services: Services, request: Request) -> Response:
-    who = await _who(services, request)
+    who = await authenticated(services, request)
     parsed = parse_register_request(request.body, services.limits)
     outcome = await services.engine.register(who, parsed)
     return success(outcome.data, outcome.errors)
 
 
 async def post_contact(services: Services, request: Request) -> Response:
-    who = await _who(services, request)
+    who = await authenticated(services, request)
     parsed = parse_contact_request(request.body)
-    errors = await services.contacts.set_contacts(who, parsed)
+    errors = await services.engine.set_contacts(who, parsed)
     return success(errors=errors) if errors else SUCCESS
 
 
 async def get_contact(services: Services, request: Request) -> Response:
-    who = await _who(services, request)
+    who = await authenticated(services, request)
     euid = parse_euid_query(request.query)
-    return success(await services.contacts.get_contacts(who, euid))
+    return success(await services.engine.get_contacts(who, euid))
 
 
 async def post_event_report(services: Services, request: Request) -> Response:
-    who = await _who(services, request)
+    who = await authenticated(services, request)
     parsed = parse_report_request(request.body, services.limits)
-    errors = await services.events.report(who, parsed)
+    errors = await services.engine.report_events(who, parsed)
     return success(errors=errors) if errors else SUCCESS
 
 
 async def get_event_list(services: Services, request: Request) -> Response:
-    who = await _who(services, request)
+    who = await authenticated(services, request)
     query = parse_list_query(request.query)
-    return success(await services.events.list(who, query))
+    return success(await services.engine.list_events(who, query))
 
 
 async def healthz(services: Services, request: Request) -> Response:

@@ -1,15 +1,17 @@
-"""Request bodies off the wire: JSON decoding and the shape checks of spec §2 to §4.
+"""Requests off the wire: JSON decoding and the shape checks of every endpoint, each
+turning a body or a query string into the parsed request the engine takes.
 
-Checks run in the order spec §2 fixes (first failure wins): body is a JSON object
-(55004), ``euid`` present (40007), ``euid`` an integer in range (55004), then the other
-fields (55004). Per-item checks belong to the engine.
+Checks run in the documented order (docs/errors.md, "Order of checks"; first failure
+wins): body is a JSON object (55004), ``euid`` present (40007), ``euid`` an integer in
+range (55004), then the other fields (55004). Checks of one item that need the database
+(types, users) belong to the engine; an event's own shape is checked here
+(:func:`check_event`), so that one bad event is rejected alone.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qs
@@ -17,27 +19,27 @@ from urllib.parse import parse_qs
 import msgspec
 
 from userprops.config import Limits
-from userprops.errors import EuidMissing, InvalidParameters
+from userprops.contacts import CONTACT_NAMES, ContactRequest, item
+from userprops.engine import RegisterRequest
+from userprops.errors import (
+    EmptyProperties,
+    ErrorItem,
+    EuidMissing,
+    InvalidParameters,
+    InvalidProperties,
+    UserpropsError,
+)
+from userprops.eventlist import DEFAULT_LIMIT, MAX_LIMIT, ListQuery, decode_cursor
+from userprops.events import MAX_ITIME, Candidate, EventRejected, ReportRequest
 from userprops.operations import Op
-from userprops.schema import INT64_MAX
+from userprops.properties import PropertyRequest
+from userprops.schema import INT64_MAX, Rejected, check_name, checked_text, is_empty
 
 # Non-integral numbers become Decimal, so arithmetic stays exact.
 _DECODER = msgspec.json.Decoder(float_hook=Decimal)
 IDENTITY_NAMES = ("user_id", "anonymous_id", "registration_id")
 _DIGITS = re.compile(r"[0-9]{1,19}")
-
-
-@dataclass(frozen=True)
-class PropertyRequest:
-    euid: int
-    op: Op
-    properties: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class RegisterRequest:
-    identity_name: str
-    identity_values: list[Any]
+_MILLIS = re.compile(r"-?[0-9]{1,16}")
 
 
 _OPS = {op.value: op for op in Op}
@@ -120,3 +122,113 @@ def parse_euid_query(query_string: bytes) -> int:
     if not _DIGITS.fullmatch(raw):
         raise InvalidParameters("euid must be an integer from 1 to 9223372036854775807")
     return check_euid(int(raw))
+
+
+def parse_contact_request(body: bytes) -> ContactRequest:
+    """The request of ``POST /v1/user/contact``; 55004 with ``errors`` listing unknown
+    contact names (the whole request is rejected: a misspelt name is a client bug)."""
+    obj = decode_object(body)
+    euid = check_euid(obj.get("euid"))
+    contacts = obj.get("contacts")
+    if not isinstance(contacts, dict) or not contacts:
+        raise InvalidParameters("contacts must be a non-empty JSON object")
+    unknown = [name for name in contacts if name not in CONTACT_NAMES]
+    if unknown:
+        raise InvalidParameters(
+            f"unknown contact name(s); known: {', '.join(CONTACT_NAMES)}",
+            errors=[item(n, InvalidParameters.code, "unknown contact name") for n in unknown],
+        )
+    return ContactRequest(euid, contacts)
+
+
+def parse_report_request(body: bytes, limits: Limits) -> ReportRequest:
+    """55004 unless ``data`` is an array of 1 to ``max_events`` items and ``app_key``,
+    when given, a string; then each event's shape, on its own (:func:`check_event`)."""
+    obj = decode_object(body)
+    app_key = obj.get("app_key")
+    if app_key is not None and app_key != "":
+        try:
+            app_key = checked_text(app_key, limits, "app_key")
+        except Rejected as reason:
+            raise InvalidParameters(reason.reason) from None
+    data = obj.get("data")
+    if not isinstance(data, list) or not data:
+        raise InvalidParameters("data must be a non-empty array of events")
+    if len(data) > limits.max_events:
+        raise InvalidParameters(f"more than {limits.max_events} events")
+    candidates: list[Candidate] = []
+    rejected: list[ErrorItem] = []
+    for i, raw in enumerate(data):
+        try:
+            candidates.append(check_event(i, raw, limits))
+        except EventRejected as reason:
+            rejected.append(reason.item(i))
+    return ReportRequest(app_key or None, len(data), candidates, rejected)
+
+
+def check_event(index: int, raw: Any, limits: Limits) -> Candidate:
+    """The shape of one event, or :class:`EventRejected`."""
+    if not isinstance(raw, dict):
+        raise EventRejected(InvalidParameters.code, "event must be a JSON object")
+    try:
+        euid = check_euid(raw.get("euid"))
+    except UserpropsError as error:
+        raise EventRejected(error.code, error.detail) from None
+    name = raw.get("event_name")
+    if not isinstance(name, str):
+        raise EventRejected(InvalidParameters.code, "event_name must be a string")
+    try:
+        check_name(name)
+    except Rejected as reason:
+        raise EventRejected(InvalidParameters.code, f"event_name: {reason.reason}") from None
+    itime = raw.get("itime")
+    if type(itime) is not int or not 0 <= itime <= MAX_ITIME:
+        raise EventRejected(
+            InvalidParameters.code, "itime must be an integer of epoch milliseconds"
+        )
+    random_id = raw.get("random_id")
+    if random_id is not None:
+        try:
+            random_id = checked_text(random_id, limits, "random_id")
+        except Rejected as reason:
+            raise EventRejected(InvalidParameters.code, reason.reason) from None
+    properties = raw.get("properties", {})
+    if properties is None:
+        properties = {}
+    if not isinstance(properties, dict):
+        raise EventRejected(InvalidParameters.code, "properties must be a JSON object")
+    if len(properties) > limits.max_properties:
+        raise EventRejected(InvalidParameters.code, f"more than {limits.max_properties} properties")
+    for prop, value in properties.items():
+        try:
+            check_name(prop)
+        except Rejected as reason:
+            raise EventRejected(InvalidProperties.code, reason.reason, prop) from None
+        if is_empty(value):
+            raise EventRejected(EmptyProperties.code, "value is empty", prop)
+    return Candidate(index, euid, name, itime, random_id, properties)
+
+
+def parse_list_query(query_string: bytes) -> ListQuery:
+    """``euid`` (40007/55004 as everywhere), then ``from``, ``to``, ``limit``, ``cursor``
+    (55004 when malformed)."""
+    euid = parse_euid_query(query_string)
+    params = parse_qs(query_string.decode("latin-1"), keep_blank_values=True)
+
+    def millis(name: str) -> int | None:
+        raw = params.get(name, [""])[0]
+        if raw == "":
+            return None
+        if not _MILLIS.fullmatch(raw):
+            raise InvalidParameters(f"{name} must be an integer of epoch milliseconds")
+        return int(raw)
+
+    limit_text = params.get("limit", [""])[0]
+    limit = DEFAULT_LIMIT
+    if limit_text != "":
+        if not limit_text.isdigit() or not 1 <= int(limit_text) <= MAX_LIMIT:
+            raise InvalidParameters(f"limit must be an integer from 1 to {MAX_LIMIT}")
+        limit = int(limit_text)
+    cursor = params.get("cursor", [""])[0]
+    before = decode_cursor(cursor) if cursor else None
+    return ListQuery(euid, millis("from"), millis("to"), limit, before)

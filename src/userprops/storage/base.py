@@ -250,8 +250,8 @@ class Transaction(abc.ABC):
         """Remove one user's values; absent ones are ignored."""
         self.write_values({}, [(project_id, euid, n) for n in names])
 
-    # Contacts (spec §5). One value of a contact name belongs to at most one user of a
-    # project: the database enforces UNIQUE (project_id, name, value).
+    # Contacts (docs/contacts-events.md). One value of a contact name belongs to at most one
+    # user of a project: the database enforces UNIQUE (project_id, name, value).
 
     @abc.abstractmethod
     def get_contacts(self, project_id: int, euid: int) -> dict[str, str]:
@@ -270,7 +270,7 @@ class Transaction(abc.ABC):
     def clear_contact(self, project_id: int, euid: int, name: str) -> None:
         """Remove the user's ``name`` contact; absent is fine."""
 
-    # Events (spec §6)
+    # Events (docs/contacts-events.md)
 
     @abc.abstractmethod
     def existing_users(self, project_id: int, euids: Sequence[int]) -> set[int]:
@@ -441,7 +441,7 @@ class Storage(abc.ABC):
 _KINDS = {kind.value: kind for kind in AttrType}
 
 
-def users_read(
+def users_from_rows(
     count: int, rows: Iterable[tuple[int, str | None, Any, Any]]
 ) -> list[dict[str, StoredValue] | None]:
     """The answer of :meth:`Storage.read_users` for ``count`` keys, from rows of (key's

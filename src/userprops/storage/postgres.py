@@ -34,7 +34,7 @@ from userprops.storage.base import (
     StoredValue,
     Transaction,
     UserKey,
-    users_read,
+    users_from_rows,
 )
 from userprops.storage.postgres_transaction import (
     READ_USERS,
@@ -189,7 +189,7 @@ class PostgresStorage(Storage):
         # One statement on an autocommit connection: one snapshot, one round trip.
         with self._connection() as conn:
             rows = conn.execute(READ_USERS, (json_text(keys),)).fetchall()
-        return users_read(len(keys), rows)
+        return users_from_rows(len(keys), rows)
 
     def run_batch(self, jobs: Sequence[Callable[[Transaction], Any]]) -> list[JobResult]:
         """Jobs run without savepoints until one fails: a savepoint costs a round trip and,

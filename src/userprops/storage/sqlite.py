@@ -32,7 +32,7 @@ from userprops.storage.base import (
     Transaction,
     UserKey,
     ValueKey,
-    users_read,
+    users_from_rows,
 )
 
 BUSY_TIMEOUT_MS = 5000
@@ -656,7 +656,7 @@ class SqliteStorage(Storage):
                 )
                 .fetchone()
             )
-        return users_read(len(keys), _ROWS.decode(rows))
+        return users_from_rows(len(keys), _ROWS.decode(rows))
 
     def run_batch(self, jobs: Sequence[Callable[[Transaction], Any]]) -> list[JobResult]:
         with self._write_lock, _translated():
