@@ -32,6 +32,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
+from userprops import clock
 from userprops.errors import IdempotencyKeyReused, InternalError, InvalidParameters
 from userprops.storage.base import Transaction
 
@@ -109,7 +110,7 @@ def wrap(job: Callable[[Transaction], T]) -> Callable[[Transaction], T]:
     decoder = msgspec.json.Decoder(_result_type(job), float_hook=Decimal)
 
     def idempotent_job(tx: Transaction) -> T:
-        now_ms = time.time_ns() // 1_000_000
+        now_ms = clock.now_ms()
         found = tx.get_idempotent(datasource_id, key, now_ms)
         if found is not None:
             if found[0] != claim.fingerprint:

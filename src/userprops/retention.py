@@ -12,8 +12,8 @@ import asyncio
 import functools
 import logging
 import threading
-import time
 
+from userprops import clock
 from userprops.storage.base import Transaction
 from userprops.writer import Writer
 
@@ -84,7 +84,7 @@ class Sweeper:
     def run_once(self) -> int:
         """One sweep as of now, in the calling thread (not one running an event loop);
         a failure is logged and retried at the next interval, never raised."""
-        now_ms = time.time_ns() // 1_000_000
+        now_ms = clock.now_ms()
         try:
             return asyncio.run(sweep_events(self._writer, now_ms, stop=self._stop))
         except Exception:

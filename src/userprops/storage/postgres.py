@@ -27,6 +27,7 @@ import psycopg
 from psycopg.pq import TransactionStatus
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from userprops.clock import now_text
 from userprops.errors import StorageUnavailable
 from userprops.storage.base import (
     JobResult,
@@ -36,12 +37,7 @@ from userprops.storage.base import (
     UserKey,
     users_from_rows,
 )
-from userprops.storage.postgres_transaction import (
-    READ_USERS,
-    PostgresTransaction,
-    json_text,
-    now,
-)
+from userprops.storage.postgres_transaction import READ_USERS, PostgresTransaction, json_text
 
 log = logging.getLogger("userprops.storage.postgres")
 
@@ -165,7 +161,7 @@ class PostgresStorage(Storage):
                 conn.execute(m.sql)
                 conn.execute(
                     "INSERT INTO schema_migrations VALUES (%s, %s, %s)",
-                    (m.version, m.name, now()),
+                    (m.version, m.name, now_text()),
                 )
         return [f"{m.version:04d}_{m.name}" for m in pending]
 

@@ -1,35 +1,31 @@
-"""The statements of the PostgreSQL backend: :class:`PostgresTransaction`, one method per
-operation of the storage contract, each keyed by project (and user) as the contract says.
-
-Uniqueness under concurrent writers is the server's: ``INSERT ... ON CONFLICT DO NOTHING``
-then a read of the winner (a new statement, so under READ COMMITTED it sees that commit).
+"""PostgreSQL's own statements: :class:`PostgresTransaction` runs the shared SQL core
+(:class:`~userprops.storage.sql.SqlTransaction`) on a psycopg connection, and adds what
+PostgreSQL does its own way: row locks, the group-commit read and write in one statement
+each with BEGIN and COMMIT sent alongside (batch mode), events in bulk, and copying rows
+with COPY.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Collection, Iterator, Mapping, Sequence
-from datetime import UTC, datetime
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from typing import Any, LiteralString
 
 import msgspec
 import psycopg
+import psycopg.errors
 from psycopg import sql
 
-from userprops.errors import Conflict
-from userprops.schema import AttrType, SchemaMode
+from userprops.clock import now_ms
+from userprops.schema import AttrType
 from userprops.storage.base import (
     TABLE_COLUMNS,
     TABLE_KEYS,
-    DataSource,
     NewEvent,
-    Project,
-    StoredEvent,
     StoredValue,
-    Transaction,
     UserKey,
     ValueKey,
 )
+from userprops.storage.sql import SqlTransaction
 
 _TYPES = {kind.value: kind for kind in AttrType}
 
@@ -88,11 +84,7 @@ def json_text(rows: Any) -> str:
 IDENTITY_COLUMNS = {"projects": "id", "datasources": "id", "users": "euid", "events": "id"}
 
 
-def now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-class PostgresTransaction(Transaction):
+class PostgresTransaction(SqlTransaction):
     """The statements of one transaction on ``conn``.
 
     ``batch=True`` is the group-commit writer's transaction (:meth:`PostgresStorage.
@@ -104,13 +96,17 @@ class PostgresTransaction(Transaction):
     fails within its own job.
     """
 
+    placeholder = "%s"
+    collate = ' COLLATE "C"'
+    for_update = " FOR UPDATE"
+    unique_violation = psycopg.errors.UniqueViolation
+
     def __init__(self, conn: psycopg.Connection[Any], *, batch: bool = False) -> None:
+        super().__init__()
         self._conn = conn
         self._begin = batch  # BEGIN not sent yet
         self._batch = batch
         self._deferred: tuple[LiteralString, tuple[Any, ...]] | None = None
-        # Users this transaction created: a lost identity race removes its orphan.
-        self._created: set[int] = set()
 
     @property
     def _c(self) -> psycopg.Connection[Any]:
@@ -146,212 +142,23 @@ class PostgresTransaction(Transaction):
             self._send_deferred()
             self._conn.execute("COMMIT")
 
-    def _one(self, query: LiteralString, params: Sequence[Any] = ()) -> Any:
-        return self._c.execute(query, params).fetchone()
+    def _run(self, sql: str, params: Sequence[Any]) -> psycopg.Cursor[Any]:
+        # The shared statements are constants of userprops.storage.sql, never built from
+        # input: only parameters carry values.
+        return self._c.execute(sql, params)
 
-    def _all(
-        self, query: LiteralString, params: Sequence[Any] | Mapping[str, Any] = ()
-    ) -> list[Any]:
-        return self._c.execute(query, params).fetchall()
+    def _run_many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        self._c.cursor().executemany(sql, rows)
 
-    # Projects and data sources
+    def _in(self, values: Sequence[Any]) -> tuple[str, list[Any]]:
+        return " = ANY(?)", [list(values)]
 
-    _PROJECT: LiteralString = "SELECT id, slug, schema_mode, timezone, created_at FROM projects"
-
-    @staticmethod
-    def _project(row: Any) -> Project | None:
-        if row is None:
-            return None
-        return Project(row[0], row[1], SchemaMode(row[2]), row[3], row[4])
-
-    def create_project(self, slug: str, schema_mode: SchemaMode, timezone: str) -> Project:
-        created = now()
-        row = self._one(
-            "INSERT INTO projects (slug, schema_mode, timezone, created_at)"
-            " VALUES (%s, %s, %s, %s) ON CONFLICT (slug) DO NOTHING RETURNING id",
-            (slug, schema_mode.value, timezone, created),
-        )
-        if row is None:
-            raise Conflict(f"project {slug!r} already exists")
-        return Project(row[0], slug, schema_mode, timezone, created)
-
-    def get_project(self, slug: str) -> Project | None:
-        return self._project(self._one(self._PROJECT + " WHERE slug = %s", (slug,)))
-
-    def get_project_by_id(self, project_id: int) -> Project | None:
-        return self._project(self._one(self._PROJECT + " WHERE id = %s", (project_id,)))
-
-    def list_projects(self) -> list[Project]:
-        rows = self._all(self._PROJECT + " ORDER BY id")
-        return [p for p in map(self._project, rows) if p is not None]
-
-    def update_project(
-        self, project_id: int, *, schema_mode: SchemaMode | None, timezone: str | None
-    ) -> None:
-        self._c.execute(
-            "UPDATE projects SET schema_mode = coalesce(%s, schema_mode),"
-            " timezone = coalesce(%s, timezone) WHERE id = %s",
-            (None if schema_mode is None else schema_mode.value, timezone, project_id),
-        )
-
-    _DATASOURCE: LiteralString = (
-        "SELECT id, project_id, name, api_key, secret_hash, enabled, created_at FROM datasources"
-    )
-
-    @staticmethod
-    def _datasource(row: Any) -> DataSource:
-        return DataSource(row[0], row[1], row[2], row[3], row[4], bool(row[5]), row[6])
-
-    def create_datasource(
-        self, project_id: int, name: str, api_key: str, secret_hash: str
-    ) -> DataSource:
-        created = now()
-        row = self._one(
-            "INSERT INTO datasources (project_id, name, api_key, secret_hash, created_at)"
-            " VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING id",
-            (project_id, name, api_key, secret_hash, created),
-        )
-        if row is None:
-            raise Conflict(f"data source {name!r} already exists in this project")
-        return DataSource(row[0], project_id, name, api_key, secret_hash, True, created)
-
-    def get_datasource(self, api_key: str) -> DataSource | None:
-        row = self._one(self._DATASOURCE + " WHERE api_key = %s", (api_key,))
-        return None if row is None else self._datasource(row)
-
-    def list_datasources(self, project_id: int | None) -> list[DataSource]:
-        if project_id is None:
-            rows = self._all(self._DATASOURCE + " ORDER BY id")
-        else:
-            rows = self._all(self._DATASOURCE + " WHERE project_id = %s ORDER BY id", (project_id,))
-        return [self._datasource(r) for r in rows]
-
-    def update_datasource(
-        self, api_key: str, *, enabled: bool | None = None, secret_hash: str | None = None
-    ) -> bool:
-        cur = self._c.execute(
-            "UPDATE datasources SET enabled = coalesce(%s, enabled),"
-            " secret_hash = coalesce(%s, secret_hash) WHERE api_key = %s",
-            (enabled, secret_hash, api_key),
-        )
-        return cur.rowcount > 0
-
-    # Attribute definitions
-
-    def define_attribute(self, project_id: int, name: str, kind: AttrType) -> AttrType:
-        # A concurrent definer makes ON CONFLICT wait for its commit; the SELECT (a new
-        # statement, a new snapshot under READ COMMITTED) then sees the winner's type.
-        self._c.execute(
-            "INSERT INTO attributes (project_id, name, type, created_at)"
-            " VALUES (%s, %s, %s, %s) ON CONFLICT (project_id, name) DO NOTHING",
-            (project_id, name, kind.value, now()),
-        )
-        row = self._one(
-            "SELECT type FROM attributes WHERE project_id = %s AND name = %s", (project_id, name)
-        )
-        return AttrType(row[0])
-
-    def attribute_types(self, project_id: int, names: Sequence[str]) -> dict[str, AttrType]:
-        if not names:
-            return {}
-        rows = self._all(
-            "SELECT name, type FROM attributes WHERE project_id = %s AND name = ANY(%s)",
-            (project_id, list(names)),
-        )
-        return {name: AttrType(kind) for name, kind in rows}
-
-    def list_attributes(self, project_id: int) -> list[tuple[str, AttrType, str]]:
-        rows = self._all(
-            "SELECT name, type, created_at FROM attributes WHERE project_id = %s"
-            ' ORDER BY name COLLATE "C"',
-            (project_id,),
-        )
-        return [(name, AttrType(kind), created) for name, kind, created in rows]
-
-    # Users and identities
-
-    def create_user(self, project_id: int) -> int:
-        row = self._one(
-            "INSERT INTO users (project_id, created_at) VALUES (%s, %s) RETURNING euid",
-            (project_id, now()),
-        )
-        euid = int(row[0])
-        self._created.add(euid)
-        return euid
-
-    def user_project(self, euid: int) -> int | None:
-        row = self._one("SELECT project_id FROM users WHERE euid = %s", (euid,))
-        return None if row is None else int(row[0])
-
-    def has_user(self, project_id: int, euid: int) -> bool:
-        row = self._one(
-            "SELECT 1 FROM users WHERE euid = %s AND project_id = %s", (euid, project_id)
-        )
-        return row is not None
-
-    def lock_user(self, project_id: int, euid: int) -> bool:
-        row = self._one(
-            "SELECT 1 FROM users WHERE euid = %s AND project_id = %s FOR UPDATE",
-            (euid, project_id),
-        )
-        return row is not None
-
-    def find_identity(self, project_id: int, name: str, value: str) -> int | None:
-        row = self._one(
-            "SELECT euid FROM identities WHERE project_id = %s AND name = %s AND value = %s",
-            (project_id, name, value),
-        )
-        return None if row is None else int(row[0])
-
-    def bind_identity(self, project_id: int, name: str, value: str, euid: int) -> int:
-        row = self._one(
-            "INSERT INTO identities (project_id, name, value, euid) VALUES (%s, %s, %s, %s)"
-            " ON CONFLICT DO NOTHING RETURNING euid",
-            (project_id, name, value, euid),
-        )
-        if row is not None:
-            return int(row[0])
-        # Another process bound the value first (ON CONFLICT waited for its commit).
-        bound = self.find_identity(project_id, name, value)
-        assert bound is not None
-        if euid in self._created:
-            # The user we created for it would be an orphan: remove it unless it got
-            # another identity meanwhile.
-            self._c.execute(
-                "DELETE FROM users WHERE euid = %s AND project_id = %s AND NOT EXISTS"
-                " (SELECT 1 FROM identities WHERE project_id = %s AND euid = %s)",
-                (euid, project_id, project_id, euid),
-            )
-        return bound
-
-    def user_identities(self, project_id: int, euid: int) -> list[tuple[str, str]]:
-        rows = self._all(
-            "SELECT name, value FROM identities WHERE project_id = %s AND euid = %s"
-            ' ORDER BY name COLLATE "C", value COLLATE "C"',
-            (project_id, euid),
-        )
-        return [(name, value) for name, value in rows]
+    def _serialize_key(self, datasource_id: int, key: str) -> None:
+        # Its own statement: under READ COMMITTED the SELECT after it then sees the row a
+        # transaction that held the lock before us committed.
+        self._execute("SELECT pg_advisory_xact_lock(hashtextextended(?, ?))", (key, datasource_id))
 
     # Values
-
-    def get_values(
-        self, project_id: int, euid: int, names: Sequence[str] | None = None
-    ) -> dict[str, StoredValue]:
-        if names is None:
-            rows = self._all(
-                "SELECT name, type, value FROM user_values WHERE project_id = %s AND euid = %s"
-                ' ORDER BY name COLLATE "C"',
-                (project_id, euid),
-            )
-        elif not names:
-            return {}
-        else:
-            rows = self._all(
-                "SELECT name, type, value FROM user_values WHERE project_id = %s AND euid = %s"
-                ' AND name = ANY(%s) ORDER BY name COLLATE "C"',
-                (project_id, euid, list(names)),
-            )
-        return {name: StoredValue(AttrType(kind), text) for name, kind, text in rows}
 
     def lock_values(
         self, wanted: Mapping[UserKey, Collection[str]]
@@ -370,7 +177,7 @@ class PostgresTransaction(Transaction):
                 cursor = self._conn.execute(LOCK_VALUES, params)
             rows = cursor.fetchall()
         else:
-            rows = self._all(LOCK_VALUES, params)
+            rows = self._run(LOCK_VALUES, params).fetchall()
         found: dict[UserKey, dict[str, StoredValue]] = {}
         for pid, euid, name, kind, text in rows:
             if name is None:
@@ -386,7 +193,7 @@ class PostgresTransaction(Transaction):
     ) -> None:
         if puts or deletes:
             rows = [(p, e, n, v.type.value, v.text) for (p, e, n), v in puts.items()]
-            stamp = time.time_ns() // 1_000_000
+            stamp = now_ms()
             params = (json_text(list(deletes)), stamp, json_text(rows))
             if self._batch:
                 self.end_job()  # one deferred write at a time
@@ -394,121 +201,7 @@ class PostgresTransaction(Transaction):
             else:
                 self._c.execute(WRITE_VALUES, params)
 
-    # Contacts
-
-    def get_contacts(self, project_id: int, euid: int) -> dict[str, str]:
-        rows = self._all(
-            "SELECT name, value FROM contacts WHERE project_id = %s AND euid = %s"
-            ' ORDER BY name COLLATE "C"',
-            (project_id, euid),
-        )
-        return dict(rows)
-
-    def _contact_holder(self, project_id: int, name: str, value: str) -> int | None:
-        row = self._one(
-            "SELECT euid FROM contacts WHERE project_id = %s AND name = %s AND value = %s",
-            (project_id, name, value),
-        )
-        return None if row is None else int(row[0])
-
-    def bind_contact(self, project_id: int, euid: int, name: str, value: str) -> int:
-        holder = self._contact_holder(project_id, name, value)
-        if holder is not None:
-            return holder
-        # Another user may take the value concurrently: UNIQUE (project_id, name, value)
-        # then fails this upsert (after that user's commit), which leaves nothing changed.
-        self._c.execute("SAVEPOINT contact")
-        try:
-            self._c.execute(
-                "INSERT INTO contacts (project_id, euid, name, value, updated_at)"
-                " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (project_id, euid, name)"
-                " DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-                (project_id, euid, name, value, time.time_ns() // 1_000_000),
-            )
-        except psycopg.errors.UniqueViolation:
-            self._c.execute("ROLLBACK TO SAVEPOINT contact; RELEASE SAVEPOINT contact")
-            holder = self._contact_holder(project_id, name, value)
-            assert holder is not None
-            return holder
-        self._c.execute("RELEASE SAVEPOINT contact")
-        return euid
-
-    def clear_contact(self, project_id: int, euid: int, name: str) -> None:
-        self._c.execute(
-            "DELETE FROM contacts WHERE project_id = %s AND euid = %s AND name = %s",
-            (project_id, euid, name),
-        )
-
     # Events
-
-    def existing_users(self, project_id: int, euids: Sequence[int]) -> set[int]:
-        if not euids:
-            return set()
-        rows = self._all(
-            "SELECT euid FROM users WHERE project_id = %s AND euid = ANY(%s)",
-            (project_id, list(euids)),
-        )
-        return {int(r[0]) for r in rows}
-
-    def define_events(self, project_id: int, names: Sequence[str]) -> None:
-        if names:
-            self._c.execute(
-                "INSERT INTO event_definitions (project_id, name, created_at)"
-                " SELECT %s, n, %s FROM unnest(%s::text[]) AS n"
-                " ON CONFLICT (project_id, name) DO NOTHING",
-                (project_id, now(), list(names)),
-            )
-
-    def list_events_defined(self, project_id: int) -> list[tuple[str, str]]:
-        rows = self._all(
-            "SELECT name, created_at FROM event_definitions WHERE project_id = %s"
-            ' ORDER BY name COLLATE "C"',
-            (project_id,),
-        )
-        return [(name, created) for name, created in rows]
-
-    def define_event_property(
-        self, project_id: int, event_name: str, name: str, kind: AttrType
-    ) -> AttrType:
-        self.define_events(project_id, [event_name])
-        self._c.execute(
-            "INSERT INTO event_properties (project_id, event_name, name, type, created_at)"
-            " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (project_id, event_name, name) DO NOTHING",
-            (project_id, event_name, name, kind.value, now()),
-        )
-        return self.event_property_types(project_id, event_name, [name])[name]
-
-    def event_property_types(
-        self, project_id: int, event_name: str, names: Sequence[str]
-    ) -> dict[str, AttrType]:
-        if not names:
-            return {}
-        rows = self._all(
-            "SELECT name, type FROM event_properties WHERE project_id = %s AND event_name = %s"
-            " AND name = ANY(%s)",
-            (project_id, event_name, list(names)),
-        )
-        return {name: AttrType(kind) for name, kind in rows}
-
-    def list_event_properties(
-        self, project_id: int, event_name: str | None
-    ) -> list[tuple[str, str, AttrType, str]]:
-        rows = self._all(
-            "SELECT event_name, name, type, created_at FROM event_properties"
-            " WHERE project_id = %s AND (%s::text IS NULL OR event_name = %s)"
-            ' ORDER BY event_name COLLATE "C", name COLLATE "C"',
-            (project_id, event_name, event_name),
-        )
-        return [(e, n, AttrType(t), c) for e, n, t, c in rows]
-
-    def known_random_ids(self, project_id: int, random_ids: Sequence[str]) -> set[str]:
-        if not random_ids:
-            return set()
-        rows = self._all(
-            "SELECT random_id FROM events WHERE project_id = %s AND random_id = ANY(%s)",
-            (project_id, list(random_ids)),
-        )
-        return {r[0] for r in rows}
 
     def insert_events(self, project_id: int, events: Sequence[NewEvent]) -> int:
         if not events:
@@ -522,7 +215,7 @@ class PostgresTransaction(Transaction):
             " ON CONFLICT (project_id, random_id) DO NOTHING",
             (
                 project_id,
-                time.time_ns() // 1_000_000,
+                now_ms(),
                 [e.euid for e in events],
                 [e.event_name for e in events],
                 [e.itime for e in events],
@@ -533,95 +226,7 @@ class PostgresTransaction(Transaction):
         )
         return cur.rowcount
 
-    def list_events(
-        self,
-        project_id: int,
-        euid: int,
-        *,
-        since: int | None,
-        until: int | None,
-        before: tuple[int, int] | None,
-        limit: int,
-    ) -> list[StoredEvent]:
-        rows = self._all(
-            "SELECT euid, event_name, itime, random_id, app_key, properties, id, received_at"
-            " FROM events WHERE project_id = %(p)s AND euid = %(e)s"
-            " AND (%(since)s::bigint IS NULL OR itime >= %(since)s)"
-            " AND (%(until)s::bigint IS NULL OR itime < %(until)s)"
-            " AND (%(bt)s::bigint IS NULL OR (itime, id) < (%(bt)s, %(bi)s))"
-            " ORDER BY itime DESC, id DESC LIMIT %(limit)s",
-            {
-                "p": project_id,
-                "e": euid,
-                "since": since,
-                "until": until,
-                "bt": None if before is None else before[0],
-                "bi": None if before is None else before[1],
-                "limit": limit,
-            },
-        )
-        return [StoredEvent(*row) for row in rows]
-
-    def delete_events_before(self, project_id: int, cutoff: int, limit: int) -> int:
-        cur = self._c.execute(
-            "DELETE FROM events WHERE project_id = %s AND id IN (SELECT id FROM events"
-            " WHERE project_id = %s AND itime < %s ORDER BY itime LIMIT %s)",
-            (project_id, project_id, cutoff, limit),
-        )
-        return cur.rowcount
-
-    def set_event_retention(self, project_id: int, days: int | None) -> None:
-        self._c.execute(
-            "UPDATE projects SET event_retention_days = %s WHERE id = %s", (days, project_id)
-        )
-
-    def event_retention(self) -> dict[int, int]:
-        rows = self._all(
-            "SELECT id, event_retention_days FROM projects"
-            " WHERE event_retention_days IS NOT NULL ORDER BY id"
-        )
-        return {int(pid): int(days) for pid, days in rows}
-
-    # Idempotency keys
-
-    def get_idempotent(self, datasource_id: int, key: str, now_ms: int) -> tuple[str, bytes] | None:
-        # Its own statement: under READ COMMITTED the SELECT after it then sees the row a
-        # transaction that held the lock before us committed.
-        self._c.execute(
-            "SELECT pg_advisory_xact_lock(hashtextextended(%s, %s))", (key, datasource_id)
-        )
-        row = self._one(
-            "SELECT fingerprint, result FROM idempotency_keys"
-            " WHERE datasource_id = %s AND key = %s AND expires_at > %s",
-            (datasource_id, key, now_ms),
-        )
-        return None if row is None else (str(row[0]), bytes(row[1]))
-
-    def put_idempotent(
-        self, datasource_id: int, key: str, fingerprint: str, result: bytes, expires_ms: int
-    ) -> None:
-        self._c.execute(
-            "INSERT INTO idempotency_keys (datasource_id, key, fingerprint, result, expires_at)"
-            " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (datasource_id, key) DO UPDATE SET"
-            " fingerprint = excluded.fingerprint, result = excluded.result,"
-            " expires_at = excluded.expires_at",
-            (datasource_id, key, fingerprint, result, expires_ms),
-        )
-
-    def sweep_idempotent(self, now_ms: int, limit: int) -> int:
-        cur = self._c.execute(
-            "DELETE FROM idempotency_keys WHERE (datasource_id, key) IN"
-            " (SELECT datasource_id, key FROM idempotency_keys WHERE expires_at <= %s LIMIT %s)",
-            (now_ms, limit),
-        )
-        return cur.rowcount
-
-    def count_rows(self) -> dict[str, int]:
-        counts = {}
-        for table in TABLE_COLUMNS:
-            query = sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table))
-            counts[table] = int(self._c.execute(query).fetchone()[0])  # type: ignore[index]
-        return counts
+    # Bulk copy
 
     def dump_rows(self, table: str, chunk: int = 1000) -> Iterator[list[tuple[Any, ...]]]:
         query = sql.SQL("SELECT {} FROM {} ORDER BY {}").format(

@@ -1,0 +1,484 @@
+"""The SQL both backends share: :class:`SqlTransaction`, the statements of the storage
+contract written once, in the dialect SQLite 3.38+ and PostgreSQL 15 have in common.
+
+Statements are written with ``?`` placeholders; a backend says how its driver spells them
+(:attr:`SqlTransaction.placeholder`), how a list parameter is matched (:meth:`_in`), how
+names sort byte-wise (:attr:`SqlTransaction.collate`) and how a row is locked
+(:attr:`SqlTransaction.for_update`). Each backend module keeps only what truly differs:
+its locking and batching of the group-commit read and write, event inserts in bulk, and
+copying rows between databases. Uniqueness under concurrent writers is the database's:
+``INSERT ... ON CONFLICT DO NOTHING RETURNING`` then a read of the winner (a new
+statement, so under PostgreSQL's READ COMMITTED it sees that winner's commit).
+"""
+
+from __future__ import annotations
+
+import abc
+import functools
+from collections.abc import Iterable, Sequence
+from typing import Any, ClassVar
+
+from userprops.clock import now_ms, now_text
+from userprops.errors import Conflict, ProjectNotFound
+from userprops.schema import AttrType, SchemaMode
+from userprops.storage.base import (
+    TABLE_COLUMNS,
+    DataSource,
+    Project,
+    StoredEvent,
+    StoredValue,
+    Transaction,
+)
+
+_TYPES = {kind.value: kind for kind in AttrType}
+
+
+class SqlTransaction(Transaction, abc.ABC):
+    """The shared statements; subclasses give the dialect and the driver."""
+
+    placeholder: ClassVar[str] = "?"
+    """How the driver spells a positional parameter."""
+    collate: ClassVar[str] = ""
+    """Appended to a name in ORDER BY, so that names sort by code point on every backend."""
+    for_update: ClassVar[str] = ""
+    """Appended to a SELECT that takes the rows it reads for the rest of the transaction."""
+    unique_violation: ClassVar[type[Exception]]
+    """The driver's error for a UNIQUE constraint violated by an INSERT or UPDATE."""
+
+    def __init__(self) -> None:
+        # Users this transaction created: a lost identity race removes its orphan.
+        self._created: set[int] = set()
+
+    # The driver
+
+    @abc.abstractmethod
+    def _run(self, sql: str, params: Sequence[Any]) -> Any:
+        """Execute one statement (in the driver's placeholder style); its cursor."""
+
+    @abc.abstractmethod
+    def _run_many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        """Execute one statement once per row of parameters."""
+
+    def _execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        return self._run(_dialect(sql, self.placeholder), params)
+
+    def _one(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        return self._execute(sql, params).fetchone()
+
+    def _all(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        return list(self._execute(sql, params).fetchall())
+
+    def _many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        self._run_many(_dialect(sql, self.placeholder), rows)
+
+    def _in(self, values: Sequence[Any]) -> tuple[str, list[Any]]:
+        """``column`` + the first item matches any of ``values`` (never empty); the
+        parameters to add. The default spreads them as ``IN (?, ?, ...)``."""
+        return f" IN ({', '.join('?' * len(values))})", list(values)
+
+    # Projects and data sources
+
+    _PROJECT = "SELECT id, slug, schema_mode, timezone, created_at FROM projects"
+
+    @staticmethod
+    def _project(row: Any) -> Project | None:
+        if row is None:
+            return None
+        return Project(row[0], row[1], SchemaMode(row[2]), row[3], row[4])
+
+    def create_project(self, slug: str, schema_mode: SchemaMode, timezone: str) -> Project:
+        created = now_text()
+        row = self._one(
+            "INSERT INTO projects (slug, schema_mode, timezone, created_at)"
+            " VALUES (?, ?, ?, ?) ON CONFLICT (slug) DO NOTHING RETURNING id",
+            (slug, schema_mode.value, timezone, created),
+        )
+        if row is None:
+            raise Conflict(f"project {slug!r} already exists")
+        return Project(int(row[0]), slug, schema_mode, timezone, created)
+
+    def get_project(self, slug: str) -> Project | None:
+        return self._project(self._one(self._PROJECT + " WHERE slug = ?", (slug,)))
+
+    def get_project_by_id(self, project_id: int) -> Project | None:
+        return self._project(self._one(self._PROJECT + " WHERE id = ?", (project_id,)))
+
+    def list_projects(self) -> list[Project]:
+        rows = self._all(self._PROJECT + " ORDER BY id")
+        return [p for p in map(self._project, rows) if p is not None]
+
+    def update_project(
+        self, project_id: int, *, schema_mode: SchemaMode | None, timezone: str | None
+    ) -> None:
+        self._execute(
+            "UPDATE projects SET schema_mode = coalesce(?, schema_mode),"
+            " timezone = coalesce(?, timezone) WHERE id = ?",
+            (None if schema_mode is None else schema_mode.value, timezone, project_id),
+        )
+
+    _DATASOURCE = (
+        "SELECT id, project_id, name, api_key, secret_hash, enabled, created_at FROM datasources"
+    )
+
+    @staticmethod
+    def _datasource(row: Any) -> DataSource:
+        return DataSource(row[0], row[1], row[2], row[3], row[4], bool(row[5]), row[6])
+
+    def create_datasource(
+        self, project_id: int, name: str, api_key: str, secret_hash: str
+    ) -> DataSource:
+        if self.get_project_by_id(project_id) is None:  # projects are never deleted
+            raise ProjectNotFound(f"no project with id {project_id}")
+        created = now_text()
+        row = self._one(
+            "INSERT INTO datasources (project_id, name, api_key, secret_hash, created_at)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING id",
+            (project_id, name, api_key, secret_hash, created),
+        )
+        if row is None:
+            raise Conflict(f"data source {name!r} already exists in this project")
+        return DataSource(int(row[0]), project_id, name, api_key, secret_hash, True, created)
+
+    def get_datasource(self, api_key: str) -> DataSource | None:
+        row = self._one(self._DATASOURCE + " WHERE api_key = ?", (api_key,))
+        return None if row is None else self._datasource(row)
+
+    def list_datasources(self, project_id: int | None) -> list[DataSource]:
+        if project_id is None:
+            rows = self._all(self._DATASOURCE + " ORDER BY id")
+        else:
+            rows = self._all(self._DATASOURCE + " WHERE project_id = ? ORDER BY id", (project_id,))
+        return [self._datasource(r) for r in rows]
+
+    def update_datasource(
+        self, api_key: str, *, enabled: bool | None = None, secret_hash: str | None = None
+    ) -> bool:
+        cur = self._execute(
+            "UPDATE datasources SET enabled = coalesce(?, enabled),"
+            " secret_hash = coalesce(?, secret_hash) WHERE api_key = ?",
+            (enabled, secret_hash, api_key),
+        )
+        return int(cur.rowcount) > 0
+
+    # Attribute definitions
+
+    def define_attribute(self, project_id: int, name: str, kind: AttrType) -> AttrType:
+        self._execute(
+            "INSERT INTO attributes (project_id, name, type, created_at) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (project_id, name) DO NOTHING",
+            (project_id, name, kind.value, now_text()),
+        )
+        row = self._one(
+            "SELECT type FROM attributes WHERE project_id = ? AND name = ?", (project_id, name)
+        )
+        return AttrType(row[0])
+
+    def attribute_types(self, project_id: int, names: Sequence[str]) -> dict[str, AttrType]:
+        if not names:
+            return {}
+        match, params = self._in(names)
+        rows = self._all(
+            "SELECT name, type FROM attributes WHERE project_id = ? AND name" + match,
+            (project_id, *params),
+        )
+        return {name: AttrType(kind) for name, kind in rows}
+
+    def list_attributes(self, project_id: int) -> list[tuple[str, AttrType, str]]:
+        rows = self._all(
+            "SELECT name, type, created_at FROM attributes WHERE project_id = ?"
+            f" ORDER BY name{self.collate}",
+            (project_id,),
+        )
+        return [(name, AttrType(kind), created) for name, kind, created in rows]
+
+    # Users and identities
+
+    def create_user(self, project_id: int) -> int:
+        row = self._one(
+            "INSERT INTO users (project_id, created_at) VALUES (?, ?) RETURNING euid",
+            (project_id, now_text()),
+        )
+        euid = int(row[0])
+        self._created.add(euid)
+        return euid
+
+    def user_project(self, euid: int) -> int | None:
+        row = self._one("SELECT project_id FROM users WHERE euid = ?", (euid,))
+        return None if row is None else int(row[0])
+
+    def has_user(self, project_id: int, euid: int) -> bool:
+        row = self._one("SELECT 1 FROM users WHERE euid = ? AND project_id = ?", (euid, project_id))
+        return row is not None
+
+    def lock_user(self, project_id: int, euid: int) -> bool:
+        row = self._one(
+            "SELECT 1 FROM users WHERE euid = ? AND project_id = ?" + self.for_update,
+            (euid, project_id),
+        )
+        return row is not None
+
+    def find_identity(self, project_id: int, name: str, value: str) -> int | None:
+        row = self._one(
+            "SELECT euid FROM identities WHERE project_id = ? AND name = ? AND value = ?",
+            (project_id, name, value),
+        )
+        return None if row is None else int(row[0])
+
+    def bind_identity(self, project_id: int, name: str, value: str, euid: int) -> int:
+        row = self._one(
+            "INSERT INTO identities (project_id, name, value, euid) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT DO NOTHING RETURNING euid",
+            (project_id, name, value, euid),
+        )
+        if row is not None:
+            return int(row[0])
+        # Another writer bound the value first (ON CONFLICT waited for its commit).
+        bound = self.find_identity(project_id, name, value)
+        assert bound is not None
+        if euid in self._created:
+            # The user we created for it would be an orphan: remove it unless it got
+            # another identity meanwhile.
+            self._execute(
+                "DELETE FROM users WHERE euid = ? AND project_id = ? AND NOT EXISTS"
+                " (SELECT 1 FROM identities WHERE project_id = ? AND euid = ?)",
+                (euid, project_id, project_id, euid),
+            )
+        return bound
+
+    def user_identities(self, project_id: int, euid: int) -> list[tuple[str, str]]:
+        rows = self._all(
+            "SELECT name, value FROM identities WHERE project_id = ? AND euid = ?"
+            f" ORDER BY name{self.collate}, value{self.collate}",
+            (project_id, euid),
+        )
+        return [(name, value) for name, value in rows]
+
+    # Values
+
+    def get_values(
+        self, project_id: int, euid: int, names: Sequence[str] | None = None
+    ) -> dict[str, StoredValue]:
+        sql = "SELECT name, type, value FROM user_values WHERE project_id = ? AND euid = ?"
+        params: list[Any] = [project_id, euid]
+        if names is not None:
+            if not names:
+                return {}
+            match, more = self._in(names)
+            sql += " AND name" + match
+            params += more
+        rows = self._all(sql + f" ORDER BY name{self.collate}", params)
+        return {name: StoredValue(_TYPES[kind], text) for name, kind, text in rows}
+
+    # Contacts
+
+    def get_contacts(self, project_id: int, euid: int) -> dict[str, str]:
+        rows = self._all(
+            "SELECT name, value FROM contacts WHERE project_id = ? AND euid = ?"
+            f" ORDER BY name{self.collate}",
+            (project_id, euid),
+        )
+        return dict(rows)
+
+    def _contact_holder(self, project_id: int, name: str, value: str) -> int | None:
+        row = self._one(
+            "SELECT euid FROM contacts WHERE project_id = ? AND name = ? AND value = ?",
+            (project_id, name, value),
+        )
+        return None if row is None else int(row[0])
+
+    def bind_contact(self, project_id: int, euid: int, name: str, value: str) -> int:
+        holder = self._contact_holder(project_id, name, value)
+        if holder is not None:
+            return holder
+        # Another user may take the value concurrently: UNIQUE (project_id, name, value)
+        # then fails this upsert (after that user's commit), which leaves nothing changed.
+        self._execute("SAVEPOINT contact")
+        try:
+            self._execute(
+                "INSERT INTO contacts (project_id, euid, name, value, updated_at)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (project_id, euid, name)"
+                " DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                (project_id, euid, name, value, now_ms()),
+            )
+        except self.unique_violation:
+            self._execute("ROLLBACK TO SAVEPOINT contact")
+            self._execute("RELEASE SAVEPOINT contact")
+            holder = self._contact_holder(project_id, name, value)
+            assert holder is not None
+            return holder
+        self._execute("RELEASE SAVEPOINT contact")
+        return euid
+
+    def clear_contact(self, project_id: int, euid: int, name: str) -> None:
+        self._execute(
+            "DELETE FROM contacts WHERE project_id = ? AND euid = ? AND name = ?",
+            (project_id, euid, name),
+        )
+
+    # Events
+
+    def existing_users(self, project_id: int, euids: Sequence[int]) -> set[int]:
+        if not euids:
+            return set()
+        match, params = self._in(euids)
+        rows = self._all(
+            "SELECT euid FROM users WHERE project_id = ? AND euid" + match, (project_id, *params)
+        )
+        return {int(r[0]) for r in rows}
+
+    def define_events(self, project_id: int, names: Sequence[str]) -> None:
+        created = now_text()
+        self._many(
+            "INSERT INTO event_definitions (project_id, name, created_at) VALUES (?, ?, ?)"
+            " ON CONFLICT (project_id, name) DO NOTHING",
+            [(project_id, n, created) for n in names],
+        )
+
+    def list_events_defined(self, project_id: int) -> list[tuple[str, str]]:
+        rows = self._all(
+            "SELECT name, created_at FROM event_definitions WHERE project_id = ?"
+            f" ORDER BY name{self.collate}",
+            (project_id,),
+        )
+        return [(name, created) for name, created in rows]
+
+    def define_event_property(
+        self, project_id: int, event_name: str, name: str, kind: AttrType
+    ) -> AttrType:
+        self.define_events(project_id, [event_name])
+        self._execute(
+            "INSERT INTO event_properties (project_id, event_name, name, type, created_at)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (project_id, event_name, name) DO NOTHING",
+            (project_id, event_name, name, kind.value, now_text()),
+        )
+        return self.event_property_types(project_id, event_name, [name])[name]
+
+    def event_property_types(
+        self, project_id: int, event_name: str, names: Sequence[str]
+    ) -> dict[str, AttrType]:
+        if not names:
+            return {}
+        match, params = self._in(names)
+        rows = self._all(
+            "SELECT name, type FROM event_properties WHERE project_id = ? AND event_name = ?"
+            " AND name" + match,
+            (project_id, event_name, *params),
+        )
+        return {name: AttrType(kind) for name, kind in rows}
+
+    def list_event_properties(
+        self, project_id: int, event_name: str | None
+    ) -> list[tuple[str, str, AttrType, str]]:
+        sql = "SELECT event_name, name, type, created_at FROM event_properties WHERE project_id = ?"
+        params: list[Any] = [project_id]
+        if event_name is not None:
+            sql += " AND event_name = ?"
+            params.append(event_name)
+        rows = self._all(sql + f" ORDER BY event_name{self.collate}, name{self.collate}", params)
+        return [(e, n, AttrType(t), c) for e, n, t, c in rows]
+
+    def known_random_ids(self, project_id: int, random_ids: Sequence[str]) -> set[str]:
+        if not random_ids:
+            return set()
+        match, params = self._in(random_ids)
+        rows = self._all(
+            "SELECT random_id FROM events WHERE project_id = ? AND random_id" + match,
+            (project_id, *params),
+        )
+        return {r[0] for r in rows}
+
+    def list_events(
+        self,
+        project_id: int,
+        euid: int,
+        *,
+        since: int | None,
+        until: int | None,
+        before: tuple[int, int] | None,
+        limit: int,
+    ) -> list[StoredEvent]:
+        sql = (
+            "SELECT euid, event_name, itime, random_id, app_key, properties, id, received_at"
+            " FROM events WHERE project_id = ? AND euid = ?"
+        )
+        params: list[Any] = [project_id, euid]
+        if since is not None:
+            sql += " AND itime >= ?"
+            params.append(since)
+        if until is not None:
+            sql += " AND itime < ?"
+            params.append(until)
+        if before is not None:
+            sql += " AND (itime < ? OR (itime = ? AND id < ?))"
+            params += [before[0], before[0], before[1]]
+        sql += " ORDER BY itime DESC, id DESC LIMIT ?"
+        params.append(limit)
+        return [StoredEvent(*row) for row in self._all(sql, params)]
+
+    def delete_events_before(self, project_id: int, cutoff: int, limit: int) -> int:
+        cur = self._execute(
+            "DELETE FROM events WHERE project_id = ? AND id IN (SELECT id FROM events"
+            " WHERE project_id = ? AND itime < ? ORDER BY itime LIMIT ?)",
+            (project_id, project_id, cutoff, limit),
+        )
+        return int(cur.rowcount)
+
+    def set_event_retention(self, project_id: int, days: int | None) -> None:
+        self._execute(
+            "UPDATE projects SET event_retention_days = ? WHERE id = ?", (days, project_id)
+        )
+
+    def event_retention(self) -> dict[int, int]:
+        rows = self._all(
+            "SELECT id, event_retention_days FROM projects"
+            " WHERE event_retention_days IS NOT NULL ORDER BY id"
+        )
+        return {int(pid): int(days) for pid, days in rows}
+
+    # Idempotency keys
+
+    def _serialize_key(self, datasource_id: int, key: str) -> None:
+        """Serialise transactions asking for one key until they end (see
+        :meth:`get_idempotent`); SQLite's single writer already does."""
+
+    def get_idempotent(self, datasource_id: int, key: str, now_ms: int) -> tuple[str, bytes] | None:
+        self._serialize_key(datasource_id, key)
+        row = self._one(
+            "SELECT fingerprint, result FROM idempotency_keys"
+            " WHERE datasource_id = ? AND key = ? AND expires_at > ?",
+            (datasource_id, key, now_ms),
+        )
+        return None if row is None else (str(row[0]), bytes(row[1]))
+
+    def put_idempotent(
+        self, datasource_id: int, key: str, fingerprint: str, result: bytes, expires_ms: int
+    ) -> None:
+        self._execute(
+            "INSERT INTO idempotency_keys (datasource_id, key, fingerprint, result, expires_at)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (datasource_id, key) DO UPDATE SET"
+            " fingerprint = excluded.fingerprint, result = excluded.result,"
+            " expires_at = excluded.expires_at",
+            (datasource_id, key, fingerprint, result, expires_ms),
+        )
+
+    def sweep_idempotent(self, now_ms: int, limit: int) -> int:
+        cur = self._execute(
+            "DELETE FROM idempotency_keys WHERE (datasource_id, key) IN"
+            " (SELECT datasource_id, key FROM idempotency_keys WHERE expires_at <= ? LIMIT ?)",
+            (now_ms, limit),
+        )
+        return int(cur.rowcount)
+
+    def count_rows(self) -> dict[str, int]:
+        # Table names come from TABLE_COLUMNS, never from input.
+        return {t: int(self._one(f"SELECT count(*) FROM {t}")[0]) for t in TABLE_COLUMNS}
+
+
+@functools.lru_cache(maxsize=4096)
+def _dialect(sql: str, placeholder: str) -> str:
+    """``sql`` with its ``?`` placeholders spelt ``placeholder``. Shared statements hold
+    no other ``?`` and, for drivers whose placeholder starts with ``%``, no ``%``."""
+    if placeholder == "?":
+        return sql
+    assert "%" not in sql, sql
+    return sql.replace("?", placeholder)
