@@ -37,9 +37,16 @@ def test_configuration_page_lists_every_setting_with_its_default() -> None:
     }
     defaults = Settings()
     expected = {
-        f"USERPROPS_{f.name.upper()}": str(getattr(defaults, f.name)) for f in fields(Settings)
+        f"USERPROPS_{f.name.upper()}": _shown(getattr(defaults, f.name)) for f in fields(Settings)
     }
     assert documented == expected
+
+
+def _shown(default: object) -> str:
+    """A default as the page writes it: a switch as on/off."""
+    if isinstance(default, bool):
+        return "on" if default else "off"
+    return str(default)
 
 
 def test_cli_page_mentions_every_command() -> None:

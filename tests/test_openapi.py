@@ -136,6 +136,8 @@ def on_a_known_user(case: Any) -> Any:
         case.body["euid"] = KNOWN_EUID
     if case.query and "euid" in case.query:
         case.query["euid"] = KNOWN_EUID
+    if case.query and "wait" in case.query:  # a long poll held for seconds tells nothing more
+        case.query["wait"] = 0
     return case
 
 

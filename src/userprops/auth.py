@@ -37,6 +37,7 @@ class Principal:
     project_id: int
     schema_mode: SchemaMode
     tz: tzinfo
+    source: str = "api"  # the data source's name: who wrote, in the history
 
 
 def new_key() -> str:
@@ -129,5 +130,10 @@ class Authenticator:
         if not verify_secret(secret, ds.secret_hash) or not ds.enabled:
             raise AuthenticationFailed()
         return Principal(
-            ds.id, ds.api_key, project.id, project.schema_mode, check_timezone(project.timezone)
+            ds.id,
+            ds.api_key,
+            project.id,
+            project.schema_mode,
+            check_timezone(project.timezone),
+            ds.name,
         )

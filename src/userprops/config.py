@@ -53,6 +53,7 @@ class Settings:
     auth_fail_burst: float = 60.0
     rate_limit: float = 50000.0
     rate_burst: float = 100000.0
+    history: bool = True
 
     @property
     def limits(self) -> Limits:
@@ -79,7 +80,15 @@ class Settings:
         return dataclasses.replace(self, **changes)
 
 
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
 def _convert(kind: Any, raw: str, name: str) -> Any:
+    if kind in (bool, "bool"):
+        if raw.lower() in _TRUE | _FALSE:
+            return raw.lower() in _TRUE
+        raise ValueError(f"USERPROPS_{name.upper()}: not one of 1/0, true/false, on/off: {raw!r}")
     try:
         if kind in (int, "int"):
             return int(raw)

@@ -13,6 +13,7 @@ answered after the commit); reads of attributes go through the batched
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import tzinfo
 from typing import Any
@@ -30,6 +31,7 @@ from userprops.errors import (
 )
 from userprops.eventlist import ListQuery
 from userprops.events import EventLog, ReportRequest
+from userprops.history import Feed, FeedQuery, HistoryQuery, read_history
 from userprops.properties import PropertyJob, PropertyRequest
 from userprops.reader import Reader
 from userprops.schema import Rejected, checked_text, decode, to_json
@@ -50,10 +52,17 @@ class RegisterOutcome:
 
 
 class Engine:
-    def __init__(self, writer: Writer, reader: Reader, limits: Limits) -> None:
+    """``history`` off records no change (and then the feed stays empty): for measuring
+    what recording costs (docs/performance.md)."""
+
+    def __init__(
+        self, writer: Writer, reader: Reader, limits: Limits, *, history: bool = True
+    ) -> None:
         self.writer = writer
         self._reader = reader
         self._limits = limits
+        self._history = history
+        self.feed = Feed(writer.storage)
         self.attribute_types = TypeCache()
         self._contacts = ContactBook(writer)
         self._events = EventLog(writer, limits)
@@ -67,6 +76,8 @@ class Engine:
         """
         outcome = await self.writer.submit(self.property_job(who, request))
         self.attribute_types.learn(who.project_id, outcome.learned)
+        if outcome.changes:
+            self.feed.notify(who.project_id)
         errors = outcome.errors
         if len(errors) == len(request.properties):
             empty = all(e.code == EmptyProperties.code for e in errors)
@@ -75,7 +86,7 @@ class Engine:
 
     def property_job(self, who: Principal, request: PropertyRequest) -> PropertyJob:
         known = self.attribute_types.known(who.project_id)
-        return PropertyJob(who, request, self._limits, known)
+        return PropertyJob(who, request, self._limits, known, self._history)
 
     async def get_properties(self, who: Principal, euid: int) -> dict[str, Any]:
         """``{"euid", "properties"}``; 404 unless the user is in the caller's project."""
@@ -83,6 +94,15 @@ class Engine:
         if stored is None:
             raise UserNotFound()
         return {"euid": euid, "properties": render(stored, who.tz)}
+
+    async def history(self, who: Principal, query: HistoryQuery) -> dict[str, Any]:
+        """A page of a user's changes, newest first; 404 unless the user is the caller's."""
+        storage = self.writer.storage
+        return await asyncio.to_thread(read_history, storage, who.project_id, who.tz, query)
+
+    async def changes(self, who: Principal, query: FeedQuery) -> dict[str, Any]:
+        """A page of the project's change feed, held up to ``query.wait`` when empty."""
+        return await self.feed.changes(who.project_id, who.tz, query)
 
     # Identities
 

@@ -29,7 +29,7 @@ from userprops.schema import (
     is_empty,
     parse_value,
 )
-from userprops.storage.base import StoredValue, Transaction, UserKey, ValueKey
+from userprops.storage.base import NewChange, StoredValue, Transaction, UserKey, ValueKey
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,7 @@ class PropertyOutcome:
 
     errors: list[ErrorItem]
     learned: dict[str, AttrType] = field(default_factory=dict)
+    changes: int = 0  # how many changes it recorded in the history
 
 
 def rejection(name: str, reason: Rejected) -> ErrorItem:
@@ -73,11 +74,12 @@ def run_property_jobs(
     wanted: dict[UserKey, set[str]] = {}
     for job, (candidates, _) in zip(jobs, checked, strict=True):
         names = wanted.setdefault((job.who.project_id, job.request.euid), set())
-        if needs_current(job.request.op):
+        if job.history or needs_current(job.request.op):
             names.update(candidates)
     current = tx.lock_values(wanted)
     puts: dict[ValueKey, StoredValue] = {}
     deletes: set[ValueKey] = set()
+    changes: list[NewChange] = []
     results: list[PropertyOutcome | Exception] = []
     for job, (candidates, errors) in zip(jobs, checked, strict=True):
         pid, euid = job.who.project_id, job.request.euid
@@ -86,17 +88,33 @@ def run_property_jobs(
             results.append(UserNotFound())
             continue
         outcome, job_puts, job_deletes = _compute(tx, job, candidates, errors, view, types[pid])
+        op, source, recorded = job.request.op.value, job.who.source, len(changes)
         for name, value in job_puts.items():
+            old = view.get(name)
+            if job.history:
+                if old == value:
+                    continue  # nothing changes: nothing written, nothing recorded
+                old_text = None if old is None else old.text
+                changes.append(
+                    NewChange(pid, euid, name, op, value.type, old_text, value.text, source)
+                )
             view[name] = value
             deletes.discard((pid, euid, name))
             puts[pid, euid, name] = value
         for name in job_deletes:
-            view.pop(name, None)
+            old = view.pop(name, None)
+            if job.history:
+                if old is None:
+                    continue
+                changes.append(NewChange(pid, euid, name, op, old.type, old.text, None, source))
             puts.pop((pid, euid, name), None)
             deletes.add((pid, euid, name))
+        outcome.changes = len(changes) - recorded
         results.append(outcome)
     if puts or deletes:
         tx.write_values(puts, deletes)
+    if changes:
+        tx.record_changes(changes)
     return results
 
 
@@ -110,6 +128,7 @@ class PropertyJob:
     request: PropertyRequest
     limits: Limits
     known: dict[str, AttrType]
+    history: bool = True  # record changes (and skip writes that change nothing)
 
     def __call__(self, tx: Transaction) -> PropertyOutcome:
         (result,) = run_property_jobs(tx, [self])

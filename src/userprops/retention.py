@@ -1,9 +1,12 @@
-"""Event retention: a background sweep deleting events older than their project keeps.
+"""Retention: a background sweep deleting events, and changes of the history, older than
+their project keeps.
 
 A project keeps every event unless ``userprops project set SLUG --event-retention-days N``
 gives it a retention; then events whose ``itime`` is more than N days before now are
-deleted. The sweep deletes in small batches, each one writer job, so a write waits at
-most for one small delete, never for the whole sweep.
+deleted. Likewise ``--history-retention-days N`` for changes, by the time they were
+committed; a change an enabled webhook endpoint has not fanned out yet is kept. The
+sweep deletes in small batches, each one writer job, so a write waits at most for one
+small delete, never for the whole sweep.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import asyncio
 import functools
 import logging
 import threading
+from collections.abc import Callable
 
 from userprops import clock
 from userprops.storage.base import Transaction
@@ -22,8 +26,28 @@ SWEEP_BATCH = 500
 log = logging.getLogger("userprops.retention")
 
 
-def _delete(project_id: int, cutoff: int, limit: int, tx: Transaction) -> int:
+def _delete_events(project_id: int, cutoff: int, limit: int, tx: Transaction) -> int:
     return tx.delete_events_before(project_id, cutoff, limit)
+
+
+def _delete_changes(project_id: int, cutoff: int, limit: int, tx: Transaction) -> int:
+    return tx.delete_changes_before(project_id, cutoff, limit)
+
+
+def _event_retention(tx: Transaction) -> dict[int, int]:
+    return tx.event_retention()
+
+
+def _history_retention(tx: Transaction) -> dict[int, int]:
+    return tx.history_retention()
+
+
+Retention = Callable[[Transaction], dict[int, int]]
+# What a sweep deletes: (what, each project's retention in days, delete a batch).
+_KINDS: tuple[tuple[str, Retention, Callable[..., int]], ...] = (
+    ("event", _event_retention, _delete_events),
+    ("change", _history_retention, _delete_changes),
+)
 
 
 async def sweep_events(
@@ -33,23 +57,27 @@ async def sweep_events(
     batch: int = SWEEP_BATCH,
     stop: threading.Event | None = None,
 ) -> int:
-    """Delete every event past its project's retention as of ``now_ms``, ``batch`` per
-    writer job; return how many were deleted. Stops early once ``stop`` is set."""
-
-    def retention() -> dict[int, int]:
-        with writer.storage.read() as tx:
-            return tx.event_retention()
-
+    """Delete every event, and every change of the history, past its project's
+    retention as of ``now_ms``, ``batch`` per writer job; return how many were deleted.
+    Stops early once ``stop`` is set."""
     total = 0
-    for project_id, days in (await asyncio.to_thread(retention)).items():
-        job = functools.partial(_delete, project_id, now_ms - days * DAY_MS, batch)
-        while stop is None or not stop.is_set():
-            deleted = await writer.submit(job)
-            total += deleted
-            if deleted < batch:
-                break
-    if total:
-        log.info("retention sweep deleted %d event(s)", total)
+    for what, retention, delete in _KINDS:
+
+        def read(retention: Retention = retention) -> dict[int, int]:
+            with writer.storage.read() as tx:
+                return retention(tx)
+
+        deleted_here = 0
+        for project_id, days in (await asyncio.to_thread(read)).items():
+            job = functools.partial(delete, project_id, now_ms - days * DAY_MS, batch)
+            while stop is None or not stop.is_set():
+                deleted = await writer.submit(job)
+                deleted_here += deleted
+                if deleted < batch:
+                    break
+        if deleted_here:
+            log.info("retention sweep deleted %d %s(s)", deleted_here, what)
+        total += deleted_here
     return total
 
 

@@ -87,8 +87,10 @@ class App:
         self.reader = Reader(storage, batch_max=self.settings.batch_max)
         self.reader.start()
         limits = self.settings.limits
+        engine = Engine(self.writer, self.reader, limits, history=self.settings.history)
+        storage.watch_changes(engine.feed.notify_threadsafe)
         self.services = Services(
-            engine=Engine(self.writer, self.reader, limits),
+            engine=engine,
             auth=Authenticator(storage, self.settings.auth_cache_ttl, self.rate_limits),
             storage=storage,
             limits=limits,

@@ -43,6 +43,7 @@ from userprops.errors import (
     UserpropsError,
 )
 from userprops.eventlist import MAX_LIMIT
+from userprops.history import CHANGE_OPS, FEED_MAX_LIMIT, MAX_LIMIT as HISTORY_LIMIT, MAX_WAIT
 from userprops.http.wire import IDENTITY_NAMES
 from userprops.operations import Op
 from userprops.schema import INT64_MAX, MAX_NAME_LENGTH
@@ -142,6 +143,22 @@ EVENT_ERROR: Schema = {
 ERROR_ITEM: Schema = {"anyOf": [PROPERTY_ERROR, IDENTITY_ERROR, CONTACT_ERROR, EVENT_ERROR]}
 MILLIS: Schema = {"type": "integer", "format": "int64", "description": "epoch milliseconds"}
 ITEMIZED = {400, 409}  # statuses whose answers may list rejected items in ``errors``
+
+SEQ: Schema = {"type": "integer", "minimum": 0, "maximum": INT64_MAX, "format": "int64"}
+CHANGE: Schema = {
+    "type": "object",
+    "required": ["seq", "euid", "property", "op", "old", "new", "source", "at"],
+    "properties": {
+        "seq": SEQ,
+        "euid": EUID,
+        "property": {"type": "string"},
+        "op": {"enum": list(CHANGE_OPS)},
+        "old": VALUE,
+        "new": VALUE,
+        "source": {"type": "string", "description": "the data source's name, or cli"},
+        "at": MILLIS,
+    },
+}
 
 SCHEMAS: dict[str, Schema] = {
     "PropertyRequest": {
@@ -282,6 +299,29 @@ SCHEMAS: dict[str, Schema] = {
             },
         },
     ),
+    "History": _envelope(
+        {"const": 0},
+        data={
+            "type": "object",
+            "required": ["euid", "changes", "next_cursor"],
+            "properties": {
+                "euid": EUID,
+                "changes": {"type": "array", "items": CHANGE},
+                "next_cursor": {"type": ["string", "null"]},
+            },
+        },
+    ),
+    "Changes": _envelope(
+        {"const": 0},
+        data={
+            "type": "object",
+            "required": ["changes", "last_seq"],
+            "properties": {
+                "changes": {"type": "array", "items": CHANGE},
+                "last_seq": SEQ,
+            },
+        },
+    ),
 }
 
 
@@ -336,6 +376,11 @@ def _post(summary: str, request: str, success: str, errors: Errors) -> Schema:
     }
 
 
+def _query(name: str, schema: Schema) -> Schema:
+    """An optional query parameter."""
+    return {"name": name, "in": "query", "required": False, "schema": schema}
+
+
 def _read(summary: str, success: str, extra: list[Schema] | None = None) -> Schema:
     """A GET of one user's data by ``euid``."""
     return {
@@ -388,22 +433,37 @@ def _paths() -> dict[str, Schema]:
                 "A user's events, newest first, with cursor pagination",
                 "EventList",
                 [
-                    {"name": "from", "in": "query", "required": False, "schema": MILLIS},
-                    {"name": "to", "in": "query", "required": False, "schema": MILLIS},
-                    {
-                        "name": "limit",
-                        "in": "query",
-                        "required": False,
-                        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
-                    },
-                    {
-                        "name": "cursor",
-                        "in": "query",
-                        "required": False,
-                        "schema": {"type": "string"},
-                    },
+                    _query("from", MILLIS),
+                    _query("to", MILLIS),
+                    _query("limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}),
+                    _query("cursor", {"type": "string"}),
                 ],
             )
+        },
+        "/v1/user/history": {
+            "get": _read(
+                "A user's changes, newest first, with cursor pagination",
+                "History",
+                [
+                    _query("property", {"type": "string", "pattern": NAME_PATTERN}),
+                    _query("from", MILLIS),
+                    _query("to", MILLIS),
+                    _query("limit", {"type": "integer", "minimum": 1, "maximum": HISTORY_LIMIT}),
+                    _query("cursor", {"type": "string"}),
+                ],
+            )
+        },
+        "/v1/changes": {
+            "get": {
+                "summary": "The project's change feed, oldest first; a long poll with wait",
+                "security": BASIC,
+                "parameters": [
+                    _query("after", SEQ),
+                    _query("limit", {"type": "integer", "minimum": 1, "maximum": FEED_MAX_LIMIT}),
+                    _query("wait", {"type": "number", "minimum": 0, "maximum": MAX_WAIT}),
+                ],
+                "responses": _answers(_ref("Changes"), (*AUTHENTICATED, InvalidParameters)),
+            }
         },
         "/metrics": {
             "get": {

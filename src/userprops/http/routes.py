@@ -18,6 +18,8 @@ from userprops.http.responses import SUCCESS, Response, json_response, success
 from userprops.http.wire import (
     parse_contact_request,
     parse_euid_query,
+    parse_feed_query,
+    parse_history_query,
     parse_list_query,
     parse_property_request,
     parse_register_request,
@@ -112,6 +114,18 @@ async def get_event_list(services: Services, request: Request) -> Response:
     return success(await services.engine.list_events(who, query))
 
 
+async def get_history(services: Services, request: Request) -> Response:
+    who = await authenticated(services, request)
+    query = parse_history_query(request.query)
+    return success(await services.engine.history(who, query))
+
+
+async def get_changes(services: Services, request: Request) -> Response:
+    who = await authenticated(services, request)
+    query = parse_feed_query(request.query)
+    return success(await services.engine.changes(who, query))
+
+
 async def healthz(services: Services, request: Request) -> Response:
     return json_response({"code": 0, "message": "alive"})
 
@@ -145,6 +159,8 @@ ROUTES: dict[str, dict[str, Route]] = {
     },
     "/v1/event/report": {"POST": Route(post_event_report, reads_body=True)},
     "/v1/event/list": {"GET": Route(get_event_list)},
+    "/v1/user/history": {"GET": Route(get_history)},
+    "/v1/changes": {"GET": Route(get_changes)},
     "/healthz": {"GET": Route(healthz)},
     "/readyz": {"GET": Route(readyz)},
     "/metrics": {"GET": Route(metrics)},

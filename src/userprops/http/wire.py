@@ -18,6 +18,7 @@ from urllib.parse import parse_qs
 
 import msgspec
 
+from userprops import history
 from userprops.config import Limits
 from userprops.contacts import CONTACT_NAMES, ContactRequest, item
 from userprops.engine import RegisterRequest
@@ -31,6 +32,7 @@ from userprops.errors import (
 )
 from userprops.eventlist import DEFAULT_LIMIT, MAX_LIMIT, ListQuery, decode_cursor
 from userprops.events import MAX_ITIME, Candidate, EventRejected, ReportRequest
+from userprops.history import FeedQuery, HistoryQuery
 from userprops.operations import Op
 from userprops.properties import PropertyRequest
 from userprops.schema import INT64_MAX, Rejected, check_name, checked_text, is_empty
@@ -40,6 +42,7 @@ _DECODER = msgspec.json.Decoder(float_hook=Decimal)
 IDENTITY_NAMES = ("user_id", "anonymous_id", "registration_id")
 _DIGITS = re.compile(r"[0-9]{1,19}")
 _MILLIS = re.compile(r"-?[0-9]{1,16}")
+_SECONDS = re.compile(r"[0-9]{1,2}(?:\.[0-9]{1,3})?")
 
 
 _OPS = {op.value: op for op in Op}
@@ -108,20 +111,6 @@ def parse_register_request(body: bytes, limits: Limits) -> RegisterRequest:
     if len(values) > limits.max_identity_values:
         raise InvalidParameters(f"more than {limits.max_identity_values} identity_values")
     return RegisterRequest(name, values)
-
-
-def parse_euid_query(query_string: bytes) -> int:
-    """``euid`` of a query string: 40007 when absent or empty, 55004 when not in range."""
-    try:
-        params = parse_qs(query_string.decode("latin-1"), keep_blank_values=True)
-    except ValueError:
-        raise InvalidParameters("malformed query string") from None
-    raw = params.get("euid", [""])[0]
-    if raw == "":
-        raise EuidMissing()
-    if not _DIGITS.fullmatch(raw):
-        raise InvalidParameters("euid must be an integer from 1 to 9223372036854775807")
-    return check_euid(int(raw))
 
 
 def parse_contact_request(body: bytes) -> ContactRequest:
@@ -209,26 +198,91 @@ def check_event(index: int, raw: Any, limits: Limits) -> Candidate:
     return Candidate(index, euid, name, itime, random_id, properties)
 
 
-def parse_list_query(query_string: bytes) -> ListQuery:
-    """``euid`` (40007/55004 as everywhere), then ``from``, ``to``, ``limit``, ``cursor``
-    (55004 when malformed)."""
-    euid = parse_euid_query(query_string)
-    params = parse_qs(query_string.decode("latin-1"), keep_blank_values=True)
+class _Query:
+    """The parameters of a query string, each read and checked by name (55004 when
+    malformed). A name given twice counts once, as first given."""
 
-    def millis(name: str) -> int | None:
-        raw = params.get(name, [""])[0]
+    def __init__(self, query_string: bytes) -> None:
+        try:
+            self._params = parse_qs(query_string.decode("latin-1"), keep_blank_values=True)
+        except ValueError:
+            raise InvalidParameters("malformed query string") from None
+
+    def text(self, name: str) -> str:
+        """The parameter's value; ``""`` when absent."""
+        return self._params.get(name, [""])[0]
+
+    def euid(self) -> int:
+        """``euid``: 40007 when absent or empty, 55004 when not in range."""
+        raw = self.text("euid")
+        if raw == "":
+            raise EuidMissing()
+        if not _DIGITS.fullmatch(raw):
+            raise InvalidParameters("euid must be an integer from 1 to 9223372036854775807")
+        return check_euid(int(raw))
+
+    def millis(self, name: str) -> int | None:
+        raw = self.text(name)
         if raw == "":
             return None
         if not _MILLIS.fullmatch(raw):
             raise InvalidParameters(f"{name} must be an integer of epoch milliseconds")
         return int(raw)
 
-    limit_text = params.get("limit", [""])[0]
-    limit = DEFAULT_LIMIT
-    if limit_text != "":
-        if not limit_text.isdigit() or not 1 <= int(limit_text) <= MAX_LIMIT:
-            raise InvalidParameters(f"limit must be an integer from 1 to {MAX_LIMIT}")
-        limit = int(limit_text)
-    cursor = params.get("cursor", [""])[0]
+    def integer(self, name: str, low: int, high: int, default: int) -> int:
+        raw = self.text(name)
+        if raw == "":
+            return default
+        if not _DIGITS.fullmatch(raw) or not low <= int(raw) <= high:
+            raise InvalidParameters(f"{name} must be an integer from {low} to {high}")
+        return int(raw)
+
+    def seconds(self, name: str, high: float) -> float:
+        raw = self.text(name)
+        if raw == "":
+            return 0.0
+        if not _SECONDS.fullmatch(raw) or float(raw) > high:
+            raise InvalidParameters(f"{name} must be a number of seconds from 0 to {high:g}")
+        return float(raw)
+
+
+def parse_euid_query(query_string: bytes) -> int:
+    """``euid`` of a query string: 40007 when absent or empty, 55004 when not in range."""
+    return _Query(query_string).euid()
+
+
+def parse_list_query(query_string: bytes) -> ListQuery:
+    """``GET /v1/event/list``: ``euid`` (40007/55004 as everywhere), then ``from``,
+    ``to``, ``limit``, ``cursor`` (55004 when malformed)."""
+    query = _Query(query_string)
+    euid = query.euid()
+    limit = query.integer("limit", 1, MAX_LIMIT, DEFAULT_LIMIT)
+    cursor = query.text("cursor")
     before = decode_cursor(cursor) if cursor else None
-    return ListQuery(euid, millis("from"), millis("to"), limit, before)
+    return ListQuery(euid, query.millis("from"), query.millis("to"), limit, before)
+
+
+def parse_history_query(query_string: bytes) -> HistoryQuery:
+    """``GET /v1/user/history``: ``euid``, then ``property`` (an attribute name),
+    ``from``, ``to``, ``limit``, ``cursor`` (55004 when malformed)."""
+    query = _Query(query_string)
+    euid = query.euid()
+    prop = query.text("property") or None
+    if prop is not None:
+        try:
+            check_name(prop)
+        except Rejected as reason:
+            raise InvalidParameters(f"property: {reason.reason}") from None
+    limit = query.integer("limit", 1, history.MAX_LIMIT, history.DEFAULT_LIMIT)
+    cursor = query.text("cursor")
+    before = history.decode_cursor(cursor) if cursor else None
+    return HistoryQuery(euid, prop, query.millis("from"), query.millis("to"), limit, before)
+
+
+def parse_feed_query(query_string: bytes) -> FeedQuery:
+    """``GET /v1/changes``: ``after`` (a seq, default 0), ``limit`` (1 to 1000, default
+    100), ``wait`` (0 to 30 seconds, default 0); 55004 when malformed."""
+    query = _Query(query_string)
+    after = query.integer("after", 0, INT64_MAX, 0)
+    limit = query.integer("limit", 1, history.FEED_MAX_LIMIT, history.FEED_DEFAULT_LIMIT)
+    return FeedQuery(after, limit, query.seconds("wait", history.MAX_WAIT))

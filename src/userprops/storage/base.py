@@ -32,7 +32,15 @@ ValueKey = tuple[int, int, str]  # (project_id, euid, attribute name)
 
 
 TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
-    "projects": ("id", "slug", "schema_mode", "timezone", "created_at", "event_retention_days"),
+    "projects": (
+        "id",
+        "slug",
+        "schema_mode",
+        "timezone",
+        "created_at",
+        "event_retention_days",
+        "history_retention_days",
+    ),
     "datasources": ("id", "project_id", "name", "api_key", "secret_hash", "enabled", "created_at"),
     "attributes": ("project_id", "name", "type", "created_at"),
     "users": ("euid", "project_id", "created_at"),
@@ -53,6 +61,46 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
         "properties",
         "received_at",
     ),
+    "feed_heads": ("project_id", "last_seq"),
+    "changes": (
+        "project_id",
+        "seq",
+        "euid",
+        "property",
+        "op",
+        "type",
+        "old",
+        "new",
+        "source",
+        "at",
+    ),
+    "webhooks": (
+        "id",
+        "project_id",
+        "url",
+        "secret",
+        "properties",
+        "enabled",
+        "disabled_reason",
+        "fanned_seq",
+        "failing_since",
+        "created_at",
+    ),
+    "deliveries": (
+        "id",
+        "webhook_id",
+        "project_id",
+        "seq",
+        "euid",
+        "status",
+        "attempts",
+        "next_at",
+        "lease_until",
+        "last_status",
+        "last_error",
+        "created_at",
+        "finished_at",
+    ),
 }
 """The tables every backend has and their columns, parents before children: the order
 ``userprops copy`` moves them in."""
@@ -69,6 +117,10 @@ TABLE_KEYS: dict[str, str] = {
     "event_properties": "project_id, event_name, name",
     "idempotency_keys": "datasource_id, key",
     "events": "id",
+    "feed_heads": "project_id",
+    "changes": "project_id, seq",
+    "webhooks": "id",
+    "deliveries": "id",
 }
 """The primary key of each table, as an ORDER BY list."""
 
@@ -120,6 +172,36 @@ class StoredEvent(NewEvent):
 
     id: int
     received_at: int
+
+
+class NewChange(NamedTuple):
+    """A change to record in the history (docs/history-and-webhooks.md): ``type`` is the
+    attribute's type (None for a change without values, such as ``user.deleted``);
+    ``old`` and ``new`` are stored texts (:func:`userprops.schema.encode`), None for an
+    absent value."""
+
+    project_id: int
+    euid: int
+    property: str
+    op: str
+    type: AttrType | None
+    old: str | None
+    new: str | None
+    source: str
+
+
+class StoredChange(NamedTuple):
+    """A recorded change: ``seq`` numbers it in its project, ``at`` is epoch ms."""
+
+    seq: int
+    euid: int
+    property: str
+    op: str
+    type: AttrType | None
+    old: str | None
+    new: str | None
+    source: str
+    at: int
 
 
 class Transaction(abc.ABC):
@@ -342,6 +424,57 @@ class Transaction(abc.ABC):
     def event_retention(self) -> dict[int, int]:
         """Project id to retention days, for every project that has a retention."""
 
+    # History and the change feed (docs/history-and-webhooks.md)
+
+    @abc.abstractmethod
+    def record_changes(self, changes: Sequence[NewChange]) -> None:
+        """Record changes, in the order given, as part of this transaction.
+
+        Each is given its project's next ``seq`` so that seqs follow commit order: once a
+        change with seq N can be read, no change of that project with a lower seq
+        appears later, however many writers there are. A backend with concurrent writers
+        (PostgreSQL) takes the project's counter row and holds it until the commit; it
+        may send the statements with the commit itself, after every lock of the
+        transaction's other statements."""
+
+    @abc.abstractmethod
+    def list_history(
+        self,
+        project_id: int,
+        euid: int,
+        *,
+        prop: str | None,
+        since: int | None,
+        until: int | None,
+        before: int | None,
+        limit: int,
+    ) -> list[StoredChange]:
+        """A user's changes, newest first: of ``prop`` only where given, with
+        ``since <= at < until`` where given, with ``seq < before`` where given, at most
+        ``limit``."""
+
+    @abc.abstractmethod
+    def list_changes(self, project_id: int, after: int, limit: int) -> list[StoredChange]:
+        """The project's changes with ``seq > after``, oldest first, at most ``limit``."""
+
+    @abc.abstractmethod
+    def last_seq(self, project_id: int) -> int:
+        """The highest seq handed out in the project (0 before any change)."""
+
+    @abc.abstractmethod
+    def delete_changes_before(self, project_id: int, cutoff: int, limit: int) -> int:
+        """Delete at most ``limit`` changes of the project with ``at < cutoff``, keeping
+        every change an enabled webhook endpoint has not fanned out yet; return how many
+        were deleted (fewer than ``limit``: none are left)."""
+
+    @abc.abstractmethod
+    def set_history_retention(self, project_id: int, days: int | None) -> None:
+        """Keep changes ``days`` days (by ``at``); None keeps them all."""
+
+    @abc.abstractmethod
+    def history_retention(self) -> dict[int, int]:
+        """Project id to history retention days, for every project that has one."""
+
     # Idempotency keys (see userprops.idempotency)
 
     @abc.abstractmethod
@@ -429,6 +562,12 @@ class Storage(abc.ABC):
         deadlock, or when a job fails): only the last run of each job counts, so a job must
         act on nothing but its transaction.
         """
+
+    @abc.abstractmethod
+    def watch_changes(self, callback: Callable[[int], None]) -> None:
+        """Call ``callback(project_id)`` from another thread whenever any process commits
+        changes of a project (:meth:`Transaction.record_changes`), until :meth:`close`.
+        A backend whose writers are all in this process (SQLite) has nothing to watch."""
 
     @abc.abstractmethod
     def ping(self) -> None:

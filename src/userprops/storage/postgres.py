@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator, Sequence
@@ -37,7 +38,12 @@ from userprops.storage.base import (
     UserKey,
     users_from_rows,
 )
-from userprops.storage.postgres_transaction import READ_USERS, PostgresTransaction, json_text
+from userprops.storage.postgres_transaction import (
+    CHANGES_CHANNEL,
+    READ_USERS,
+    PostgresTransaction,
+    json_text,
+)
 
 log = logging.getLogger("userprops.storage.postgres")
 
@@ -47,6 +53,7 @@ GUARDED_RERUNS = 3
 RETRYABLE = frozenset({"40P01", "40001"})
 MIGRATION_LOCK = 0x75736572_70726F70  # "userprop": one migrator at a time per database
 IDLE_CHECK = 1.0  # seconds: a pooled connection idle longer is checked before use
+LISTEN_CHECK = 1.0  # seconds: how often the change listener looks whether to stop
 
 
 def _retryable(exc: BaseException) -> bool:
@@ -126,6 +133,8 @@ class PostgresStorage(Storage):
             open=False,
         )
         self._pool.open(wait=False)
+        self._closing = threading.Event()
+        self._listeners: list[threading.Thread] = []
 
     def _check_idle(self, conn: psycopg.Connection[Any]) -> None:
         """The pool's check of a connection it hands out. The check is a round trip, so
@@ -278,5 +287,32 @@ class PostgresStorage(Storage):
         with self._connection() as conn:
             conn.execute("SELECT 1").fetchone()
 
+    def watch_changes(self, callback: Callable[[int], None]) -> None:
+        """LISTEN on a connection of its own, outside the pool, in a thread; after a
+        lost connection, listen again (a commit meanwhile is caught by the feed's own
+        check, see :class:`userprops.history.Feed`)."""
+        thread = threading.Thread(
+            target=self._listen, args=(callback,), name="userprops-listen", daemon=True
+        )
+        thread.start()
+        self._listeners.append(thread)
+
+    def _listen(self, callback: Callable[[int], None]) -> None:
+        while not self._closing.is_set():
+            try:
+                with psycopg.connect(
+                    self.url, autocommit=True, connect_timeout=max(2, round(self.timeout))
+                ) as conn:
+                    conn.execute(f"LISTEN {CHANGES_CHANNEL}")
+                    while not self._closing.is_set():
+                        for notice in conn.notifies(timeout=LISTEN_CHECK):
+                            callback(int(notice.payload))
+            except (psycopg.Error, ValueError):
+                log.info("change listener lost its connection; listening again")
+                self._closing.wait(LISTEN_CHECK)
+
     def close(self) -> None:
+        self._closing.set()
+        for thread in self._listeners:
+            thread.join(timeout=2 * LISTEN_CHECK)
         self._pool.close()

@@ -20,12 +20,13 @@ from userprops.schema import AttrType
 from userprops.storage.base import (
     TABLE_COLUMNS,
     TABLE_KEYS,
+    NewChange,
     NewEvent,
     StoredValue,
     UserKey,
     ValueKey,
 )
-from userprops.storage.sql import SqlTransaction
+from userprops.storage.sql import SqlTransaction, by_project
 
 _TYPES = {kind.value: kind for kind in AttrType}
 
@@ -74,6 +75,20 @@ READ_USERS: LiteralString = (
     " LEFT JOIN LATERAL (SELECT name, type, value FROM user_values"
     " WHERE user_values.project_id = k.p AND user_values.euid = k.e OFFSET 0) AS v ON true"
 )
+# The changes of one project (docs/backends.md, "The change feed"): take the project's
+# counter row, held until the commit, and number the changes after it. rows:
+# [[euid, property, op, type, old, new, source], ...].
+RECORD_CHANGES: LiteralString = (
+    "WITH h AS (UPDATE feed_heads SET last_seq = last_seq + %(n)s WHERE project_id = %(p)s"
+    " RETURNING last_seq - %(n)s AS base)"
+    " INSERT INTO changes (project_id, seq, euid, property, op, type, old, new, source, at)"
+    " SELECT %(p)s::bigint, h.base + a.i, (a.x->>0)::bigint, a.x->>1, a.x->>2, a.x->>3,"
+    " a.x->>4, a.x->>5, a.x->>6, %(at)s::bigint"
+    " FROM h, jsonb_array_elements(%(rows)s::jsonb) WITH ORDINALITY AS a(x, i)"
+)
+# Delivered at the commit to every process LISTENing (userprops.feed): the project's id.
+CHANGES_CHANNEL = "userprops_changes"
+NOTIFY_CHANGES: LiteralString = "SELECT pg_notify('userprops_changes', %s)"
 _JSON = msgspec.json.Encoder()
 
 
@@ -93,7 +108,9 @@ class PostgresTransaction(SqlTransaction):
     :meth:`write_values` is deferred until the next statement, :meth:`end_job` or
     :meth:`commit`, which sends it with ``COMMIT``. The caller then calls :meth:`end_job`
     after each job but the last, and :meth:`commit` at the end, so that a deferred write
-    fails within its own job.
+    fails within its own job. :meth:`record_changes` keeps its changes until
+    :meth:`commit` too, which sends them last, with ``COMMIT``: their projects' counter
+    rows are taken after every other lock and held only for the commit itself.
     """
 
     placeholder = "%s"
@@ -107,6 +124,7 @@ class PostgresTransaction(SqlTransaction):
         self._begin = batch  # BEGIN not sent yet
         self._batch = batch
         self._deferred: tuple[LiteralString, tuple[Any, ...]] | None = None
+        self._changes: list[NewChange] = []
 
     @property
     def _c(self) -> psycopg.Connection[Any]:
@@ -131,8 +149,9 @@ class PostgresTransaction(SqlTransaction):
             self._send_deferred()
 
     def commit(self) -> None:
-        """Batch mode: send the deferred write and COMMIT, in one round trip."""
-        if self._deferred is None:
+        """Batch mode: send the deferred write, the changes and COMMIT, in one round trip."""
+        changes, self._changes = self._changes, []
+        if self._deferred is None and not changes:
             if self._begin:  # no statement at all: nothing to commit
                 self._begin = False
             else:
@@ -140,7 +159,27 @@ class PostgresTransaction(SqlTransaction):
             return
         with self._conn.pipeline():
             self._send_deferred()
+            self._send_changes(changes)
             self._conn.execute("COMMIT")
+
+    def _send_changes(self, changes: Sequence[NewChange]) -> None:
+        at = now_ms()
+        for pid, rows in by_project(changes):
+            rows_json = json_text(
+                [(c.euid, c.property, c.op, c.type, c.old, c.new, c.source) for c in rows]
+            )
+            self._conn.execute(
+                RECORD_CHANGES, {"n": len(rows), "p": pid, "at": at, "rows": rows_json}
+            )
+            self._conn.execute(NOTIFY_CHANGES, (str(pid),))
+
+    def record_changes(self, changes: Sequence[NewChange]) -> None:
+        if self._batch:
+            self._changes.extend(changes)
+        elif changes:
+            self._send_deferred()
+            with self._conn.pipeline():
+                self._send_changes(changes)
 
     def _run(self, sql: str, params: Sequence[Any]) -> psycopg.Cursor[Any]:
         # The shared statements are constants of userprops.storage.sql, never built from

@@ -24,7 +24,9 @@ from userprops.schema import AttrType, SchemaMode
 from userprops.storage.base import (
     TABLE_COLUMNS,
     DataSource,
+    NewChange,
     Project,
+    StoredChange,
     StoredEvent,
     StoredValue,
     Transaction,
@@ -95,6 +97,7 @@ class SqlTransaction(Transaction, abc.ABC):
         )
         if row is None:
             raise Conflict(f"project {slug!r} already exists")
+        self._execute("INSERT INTO feed_heads (project_id) VALUES (?)", (row[0],))
         return Project(int(row[0]), slug, schema_mode, timezone, created)
 
     def get_project(self, slug: str) -> Project | None:
@@ -435,6 +438,74 @@ class SqlTransaction(Transaction, abc.ABC):
         )
         return {int(pid): int(days) for pid, days in rows}
 
+    # History and the change feed
+
+    _CHANGE = "SELECT seq, euid, property, op, type, old, new, source, at FROM changes"
+
+    @staticmethod
+    def _change(row: Any) -> StoredChange:
+        seq, euid, prop, op, kind, old, new, source, at = row
+        return StoredChange(
+            seq, euid, prop, op, None if kind is None else _TYPES[kind], old, new, source, at
+        )
+
+    def list_history(
+        self,
+        project_id: int,
+        euid: int,
+        *,
+        prop: str | None,
+        since: int | None,
+        until: int | None,
+        before: int | None,
+        limit: int,
+    ) -> list[StoredChange]:
+        sql = self._CHANGE + " WHERE project_id = ? AND euid = ?"
+        params: list[Any] = [project_id, euid]
+        for condition, value in (
+            (" AND property = ?", prop),
+            (" AND at >= ?", since),
+            (" AND at < ?", until),
+            (" AND seq < ?", before),
+        ):
+            if value is not None:
+                sql += condition
+                params.append(value)
+        rows = self._all(sql + " ORDER BY seq DESC LIMIT ?", [*params, limit])
+        return [self._change(r) for r in rows]
+
+    def list_changes(self, project_id: int, after: int, limit: int) -> list[StoredChange]:
+        rows = self._all(
+            self._CHANGE + " WHERE project_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+            (project_id, after, limit),
+        )
+        return [self._change(r) for r in rows]
+
+    def last_seq(self, project_id: int) -> int:
+        row = self._one("SELECT last_seq FROM feed_heads WHERE project_id = ?", (project_id,))
+        return 0 if row is None else int(row[0])
+
+    def delete_changes_before(self, project_id: int, cutoff: int, limit: int) -> int:
+        cur = self._execute(
+            "DELETE FROM changes WHERE project_id = ? AND seq IN (SELECT seq FROM changes"
+            " WHERE project_id = ? AND at < ? AND seq <= coalesce((SELECT min(fanned_seq)"
+            " FROM webhooks WHERE project_id = ? AND enabled), seq) ORDER BY seq LIMIT ?)",
+            (project_id, project_id, cutoff, project_id, limit),
+        )
+        return int(cur.rowcount)
+
+    def set_history_retention(self, project_id: int, days: int | None) -> None:
+        self._execute(
+            "UPDATE projects SET history_retention_days = ? WHERE id = ?", (days, project_id)
+        )
+
+    def history_retention(self) -> dict[int, int]:
+        rows = self._all(
+            "SELECT id, history_retention_days FROM projects"
+            " WHERE history_retention_days IS NOT NULL ORDER BY id"
+        )
+        return {int(pid): int(days) for pid, days in rows}
+
     # Idempotency keys
 
     def _serialize_key(self, datasource_id: int, key: str) -> None:
@@ -482,3 +553,12 @@ def _dialect(sql: str, placeholder: str) -> str:
         return sql
     assert "%" not in sql, sql
     return sql.replace("?", placeholder)
+
+
+def by_project(changes: Sequence[NewChange]) -> list[tuple[int, list[NewChange]]]:
+    """Changes grouped by project, in project id order (the order counter rows are
+    taken in, so that two writers never wait for each other's), each in the order given."""
+    grouped: dict[int, list[NewChange]] = {}
+    for change in changes:
+        grouped.setdefault(change.project_id, []).append(change)
+    return sorted(grouped.items())

@@ -22,6 +22,7 @@ from userprops.storage.base import (
     TABLE_COLUMNS,
     TABLE_KEYS,
     JobResult,
+    NewChange,
     NewEvent,
     Storage,
     StoredValue,
@@ -30,7 +31,7 @@ from userprops.storage.base import (
     ValueKey,
     users_from_rows,
 )
-from userprops.storage.sql import SqlTransaction
+from userprops.storage.sql import SqlTransaction, by_project as _by_project
 
 BUSY_TIMEOUT_MS = 5000
 _JSON = msgspec.json.Encoder()
@@ -136,6 +137,27 @@ class SqliteTransaction(SqlTransaction):
             self._c.executemany(
                 "DELETE FROM user_values WHERE project_id = ? AND euid = ? AND name = ?",
                 list(deletes),
+            )
+
+    # History
+
+    def record_changes(self, changes: Sequence[NewChange]) -> None:
+        # The write transaction holds the database: seqs follow commit order by themselves.
+        at = now_ms()
+        for pid, rows in _by_project(changes):
+            (last,) = self._c.execute(
+                "UPDATE feed_heads SET last_seq = last_seq + ? WHERE project_id = ?"
+                " RETURNING last_seq",
+                (len(rows), pid),
+            ).fetchone()
+            first = last - len(rows) + 1
+            self._c.executemany(
+                "INSERT INTO changes (project_id, seq, euid, property, op, type, old, new,"
+                " source, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (pid, seq, c.euid, c.property, c.op, c.type, c.old, c.new, c.source, at)
+                    for seq, c in enumerate(rows, first)
+                ],
             )
 
     # Events
@@ -322,6 +344,10 @@ class SqliteStorage(Storage):
                     conn.execute("ROLLBACK")
                 raise
             return results
+
+    def watch_changes(self, callback: Callable[[int], None]) -> None:
+        """Nothing to watch: the only writer of a SQLite file is this server (the CLI
+        beside it is caught by the feed's own periodic check)."""
 
     def ping(self) -> None:
         with _translated():
