@@ -30,6 +30,7 @@ def test_client_side_failures_share_the_base_and_carry_no_code() -> None:
     for cls in (
         TransportError,
         userprops_client.UnexpectedResponse,
+        userprops_client.WebhookVerificationError,
     ):
         assert issubclass(cls, UserpropsError) and cls.code is None
 

@@ -32,10 +32,12 @@ from userprops_client._errors import (
     UnexpectedResponse,
     UserNotFound,
     UserpropsError,
+    WebhookVerificationError,
 )
 from userprops_client._results import Event, EventPage, ItemError, Registration, WriteResult
 from userprops_client._retry import RetryPolicy
 from userprops_client._version import __version__
+from userprops_client._webhooks import verify_webhook
 
 __all__ = [
     "ERROR_CLASSES",
@@ -65,6 +67,8 @@ __all__ = [
     "UnexpectedResponse",
     "UserNotFound",
     "UserpropsError",
+    "WebhookVerificationError",
     "WriteResult",
     "__version__",
+    "verify_webhook",
 ]

@@ -173,6 +173,10 @@ class UnexpectedResponse(UserpropsError):
     """An answer that is not the JSON envelope (a proxy's error page, say)."""
 
 
+class WebhookVerificationError(UserpropsError):
+    """A webhook whose signature, timestamp or headers do not verify."""
+
+
 ERROR_CLASSES: dict[int, type[UserpropsError]] = {
     cls.code: cls
     for cls in (
