@@ -293,3 +293,18 @@ def test_a_negative_retry_setting_is_refused() -> None:
 def test_retries_as_a_number_keep_the_other_defaults() -> None:
     with Client("k", "s", retries=5) as client:
         assert client.retry_policy == RetryPolicy(retries=5)
+
+
+async def test_answers_of_an_unexpected_shape_are_raised_as_such(kind: str) -> None:
+    with stub(Answer(body={"code": 0, "message": "success"})) as server:
+        async with either(kind, base_url=server.url) as up:
+            with pytest.raises(UnexpectedResponse) as shapeless:
+                await up.get(1)  # a read's success without its data
+    assert (shapeless.value.code, shapeless.value.status) == (0, 200)
+    page = Answer(429, b"<html>slow down</html>", {"Retry-After": "90"})
+    with stub(page) as server:
+        async with either(kind, base_url=server.url) as up:
+            with pytest.raises(RateLimited) as limited:
+                await up.get(1)
+    assert (limited.value.status, limited.value.retry_after) == (429, 90.0)
+    assert len(server.seen) == 1  # 90 s is beyond the test's budget of waiting
