@@ -1,0 +1,161 @@
+"""The asynchronous client: :class:`~userprops_client.Client`'s methods, awaited."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterable, Mapping
+from types import TracebackType
+from typing import Any, TypeVar
+
+import httpx
+
+from userprops_client import _calls as calls
+from userprops_client._base import BaseClient
+from userprops_client._calls import Call, IdentityName
+from userprops_client._results import Event, EventPage, Registration, WriteResult
+
+T = TypeVar("T")
+
+
+class AsyncClient(BaseClient):
+    """As :class:`~userprops_client.Client`, for asyncio (and any loop httpx runs on). Use
+    it as an async context manager, or await :meth:`aclose`."""
+
+    _http: httpx.AsyncClient
+
+    def _open(self, **settings: Any) -> None:
+        self._http = httpx.AsyncClient(**settings)
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def _run(self, call: Call[T], idempotency_key: str | None = None) -> T:
+        headers, attempts = self._begin(call, idempotency_key)
+        request = self._http.build_request(
+            call.method, call.path, params=call.params, content=call.body, headers=headers
+        )
+        while True:
+            try:
+                response = await self._http.send(request)
+            except httpx.TransportError as exc:
+                await asyncio.sleep(attempts.after_error(exc))
+                continue
+            delay = attempts.after_answer(response)
+            if delay is None:
+                return call.result(response)
+            await asyncio.sleep(delay)
+
+    # EngageLab's endpoints
+
+    async def set(
+        self, euid: int, properties: Mapping[str, object], *, idempotency_key: str | None = None
+    ) -> WriteResult:
+        """As :meth:`Client.set`."""
+        return await self._run(calls.write_properties(euid, "set", properties), idempotency_key)
+
+    async def increase(
+        self, euid: int, properties: Mapping[str, object], *, idempotency_key: str | None = None
+    ) -> WriteResult:
+        """As :meth:`Client.increase`."""
+        call = calls.write_properties(euid, "increase", properties)
+        return await self._run(call, idempotency_key)
+
+    async def add(
+        self, euid: int, properties: Mapping[str, object], *, idempotency_key: str | None = None
+    ) -> WriteResult:
+        """As :meth:`Client.add`."""
+        return await self._run(calls.write_properties(euid, "add", properties), idempotency_key)
+
+    async def remove(
+        self, euid: int, properties: Mapping[str, object], *, idempotency_key: str | None = None
+    ) -> WriteResult:
+        """As :meth:`Client.remove`."""
+        call = calls.write_properties(euid, "remove", properties)
+        return await self._run(call, idempotency_key)
+
+    async def delete(
+        self, euid: int, properties: Mapping[str, object], *, idempotency_key: str | None = None
+    ) -> WriteResult:
+        """As :meth:`Client.delete`."""
+        call = calls.write_properties(euid, "delete", properties)
+        return await self._run(call, idempotency_key)
+
+    async def register(
+        self,
+        identity_name: IdentityName,
+        values: Iterable[str],
+        *,
+        idempotency_key: str | None = None,
+    ) -> Registration:
+        """As :meth:`Client.register`."""
+        return await self._run(calls.register(identity_name, values), idempotency_key)
+
+    async def set_contacts(
+        self, euid: int, contacts: Mapping[str, str], *, idempotency_key: str | None = None
+    ) -> WriteResult:
+        """As :meth:`Client.set_contacts`."""
+        return await self._run(calls.set_contacts(euid, contacts), idempotency_key)
+
+    async def report_events(
+        self,
+        events: Iterable[Mapping[str, object]],
+        app_key: str | None = None,
+        *,
+        idempotency_key: str | None = None,
+    ) -> WriteResult:
+        """As :meth:`Client.report_events`."""
+        return await self._run(calls.report_events(events, app_key), idempotency_key)
+
+    # userprops's extensions
+
+    async def get(self, euid: int) -> dict[str, Any]:
+        """As :meth:`Client.get`."""
+        return await self._run(calls.read_properties(euid))
+
+    async def get_contacts(self, euid: int) -> dict[str, str]:
+        """As :meth:`Client.get_contacts`."""
+        return await self._run(calls.read_contacts(euid))
+
+    async def list_events(
+        self,
+        euid: int,
+        *,
+        since: int | None = None,
+        until: int | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> EventPage:
+        """As :meth:`Client.list_events`."""
+        call = calls.list_events(euid, since=since, until=until, limit=limit, cursor=cursor)
+        return await self._run(call)
+
+    async def iter_events(
+        self,
+        euid: int,
+        *,
+        since: int | None = None,
+        until: int | None = None,
+        page_size: int | None = None,
+    ) -> AsyncIterator[Event]:
+        """As :meth:`Client.iter_events`."""
+        cursor: str | None = None
+        while True:
+            page = await self.list_events(
+                euid, since=since, until=until, limit=page_size, cursor=cursor
+            )
+            for event in page.events:
+                yield event
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor

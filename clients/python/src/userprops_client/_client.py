@@ -1,0 +1,164 @@
+"""The synchronous client."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from types import TracebackType
+from typing import Any, TypeVar
+
+import httpx
+
+from userprops_client import _calls as calls
+from userprops_client._base import BaseClient
+from userprops_client._calls import Call, IdentityName
+from userprops_client._results import Event, EventPage, Registration, WriteResult
+
+T = TypeVar("T")
+
+
+class Client(BaseClient):
+    """A connection pool to one userprops (or EngageLab MA) endpoint, with one data
+    source's credentials.
+
+    ``timeout`` applies to each attempt; ``retries`` is the number of retries after the
+    first attempt, or a :class:`RetryPolicy`. Every POST carries a random
+    ``Idempotency-Key``, the same on each of its attempts, so a retried write applies
+    once; ``idempotency_keys=False`` stops sending them (and so retries a POST only when it
+    surely was not sent). Use it as a context manager, or call :meth:`close`.
+    """
+
+    _http: httpx.Client
+
+    def _open(self, **settings: Any) -> None:
+        self._http = httpx.Client(**settings)
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _run(self, call: Call[T], idempotency_key: str | None = None) -> T:
+        headers, attempts = self._begin(call, idempotency_key)
+        request = self._http.build_request(
+            call.method, call.path, params=call.params, content=call.body, headers=headers
+        )
+        while True:
+            try:
+                response = self._http.send(request)
+            except httpx.TransportError as exc:
+                time.sleep(attempts.after_error(exc))
+                continue
+            delay = attempts.after_answer(response)
+            if delay is None:
+                return call.result(response)
+            time.sleep(delay)
+
+    # EngageLab's endpoints
+
+    def set(
+        self, euid: int, properties: Mapping[str, object], *, idempotency_key: str | None = None
+    ) -> WriteResult:
+        """Overwrite the user's attributes, creating them if absent."""
+        return self._run(calls.write_properties(euid, "set", properties), idempotency_key)
+
+    def increase(
+        self, euid: int, properties: Mapping[str, object], *, idempotency_key: str | None = None
+    ) -> WriteResult:
+        """Add numbers to NUMBER attributes (absent counts as 0; negative decreases)."""
+        return self._run(calls.write_properties(euid, "increase", properties), idempotency_key)
+
+    def add(
+        self, euid: int, properties: Mapping[str, object], *, idempotency_key: str | None = None
+    ) -> WriteResult:
+        """Add strings to LIST attributes, as to a set."""
+        return self._run(calls.write_properties(euid, "add", properties), idempotency_key)
+
+    def remove(
+        self, euid: int, properties: Mapping[str, object], *, idempotency_key: str | None = None
+    ) -> WriteResult:
+        """Remove strings from LIST attributes; absent ones are ignored."""
+        return self._run(calls.write_properties(euid, "remove", properties), idempotency_key)
+
+    def delete(
+        self, euid: int, properties: Mapping[str, object], *, idempotency_key: str | None = None
+    ) -> WriteResult:
+        """Remove the named attributes' values (the values given are ignored)."""
+        return self._run(calls.write_properties(euid, "delete", properties), idempotency_key)
+
+    def register(
+        self,
+        identity_name: IdentityName,
+        values: Iterable[str],
+        *,
+        idempotency_key: str | None = None,
+    ) -> Registration:
+        """The EUID of each identity value, creating users for unknown ones."""
+        return self._run(calls.register(identity_name, values), idempotency_key)
+
+    def set_contacts(
+        self, euid: int, contacts: Mapping[str, str], *, idempotency_key: str | None = None
+    ) -> WriteResult:
+        """Set (or, with ``""``, clear) the named contacts; others are left as they are."""
+        return self._run(calls.set_contacts(euid, contacts), idempotency_key)
+
+    def report_events(
+        self,
+        events: Iterable[Mapping[str, object]],
+        app_key: str | None = None,
+        *,
+        idempotency_key: str | None = None,
+    ) -> WriteResult:
+        """Store events (``{"euid", "event_name", "itime", "random_id"?, "properties"?}``)."""
+        return self._run(calls.report_events(events, app_key), idempotency_key)
+
+    # userprops's extensions
+
+    def get(self, euid: int) -> dict[str, Any]:
+        """Every attribute value of the user (decimals as ``Decimal``)."""
+        return self._run(calls.read_properties(euid))
+
+    def get_contacts(self, euid: int) -> dict[str, str]:
+        """The user's contacts by name; unset ones are left out."""
+        return self._run(calls.read_contacts(euid))
+
+    def list_events(
+        self,
+        euid: int,
+        *,
+        since: int | None = None,
+        until: int | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> EventPage:
+        """One page of the user's events, newest first; ``since`` (inclusive) and ``until``
+        (exclusive) in epoch milliseconds."""
+        return self._run(
+            calls.list_events(euid, since=since, until=until, limit=limit, cursor=cursor)
+        )
+
+    def iter_events(
+        self,
+        euid: int,
+        *,
+        since: int | None = None,
+        until: int | None = None,
+        page_size: int | None = None,
+    ) -> Iterator[Event]:
+        """Every event of the user, newest first, fetching pages as it goes."""
+        cursor: str | None = None
+        while True:
+            page = self.list_events(euid, since=since, until=until, limit=page_size, cursor=cursor)
+            yield from page.events
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor

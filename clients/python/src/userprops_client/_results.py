@@ -1,0 +1,99 @@
+"""What the client's methods return. Partial success is a result, never an exception: the
+accepted items were applied, and the rejected ones are listed on the result."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ItemError:
+    """One rejected item of a request, as the server's ``errors`` lists it.
+
+    ``property`` names a user attribute (or an event's property), ``contact`` a contact,
+    ``index`` the position of an event or identity value in the request. Fields the item
+    does not have are None; ``raw`` is the item as sent by the server.
+    """
+
+    code: int
+    message: str
+    property: str | None = None
+    contact: str | None = None
+    index: int | None = None
+    identity_value: Any = None
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_wire(cls, item: Any) -> ItemError:
+        if not isinstance(item, Mapping):
+            return cls(code=0, message=str(item), raw={"item": item})
+        return cls(
+            code=int(item.get("code", 0)),
+            message=str(item.get("message", "")),
+            property=item.get("property"),
+            contact=item.get("contact"),
+            index=item.get("index"),
+            identity_value=item.get("identity_value"),
+            raw=item,
+        )
+
+
+def item_errors(items: Any) -> tuple[ItemError, ...]:
+    """The ``errors`` of an envelope (absent, null or a list)."""
+    if not isinstance(items, list):
+        return ()
+    return tuple(ItemError.from_wire(item) for item in items)
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """The answer to a write that the server accepted (``code`` 0).
+
+    ``ok`` is True when every item was applied; otherwise ``errors`` lists the rejected
+    ones (the others were applied) and ``message`` says how many.
+    """
+
+    message: str = "success"
+    errors: tuple[ItemError, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+class Registration(dict[str, int]):
+    """The EUID of every identity value that resolved, by value; ``errors`` lists the
+    values the server rejected (empty, too long...), which have no entry."""
+
+    def __init__(self, euids: Iterable[tuple[str, int]], errors: tuple[ItemError, ...] = ()):
+        super().__init__(euids)
+        self.errors = errors
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def __repr__(self) -> str:
+        return f"Registration({dict(self)!r}, errors={self.errors!r})"
+
+
+@dataclass(frozen=True)
+class Event:
+    """An event read back (``GET /v1/event/list``); ``itime`` in epoch milliseconds."""
+
+    event_name: str
+    itime: int
+    random_id: str | None
+    app_key: str | None
+    properties: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class EventPage:
+    """One page of a user's events, newest first; ``next_cursor`` is None on the last."""
+
+    euid: int
+    events: list[Event]
+    next_cursor: str | None
