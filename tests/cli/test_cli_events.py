@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from conftest import Api
+from tests.support.api import Api
 from userprops import admin
 from userprops.cli import main
 from userprops.storage import Storage

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 from click.testing import CliRunner
 
-from conftest import Api, make_settings, new_api
+from tests.support.api import Api, make_settings, new_api
 from userprops import admin
 from userprops.cli import main
 from userprops.http.app import App

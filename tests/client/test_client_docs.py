@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from serverproc import Server
+from tests.support.serverproc import Server
 from userprops_client import ERROR_CLASSES, AsyncClient, Client
 
 ROOT = Path(__file__).parents[2]

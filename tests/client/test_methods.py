@@ -7,8 +7,8 @@ from decimal import Decimal
 
 import pytest
 
-from client.conftest import Either, either
-from liveserver import Server
+from tests.support.clients import Either, either
+from tests.support.liveserver import Server
 from userprops_client import (
     AsyncClient,
     AuthenticationFailed,

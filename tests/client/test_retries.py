@@ -13,9 +13,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from client.conftest import FAST, either
-from client.netfaults import Answer, drop_proxy, stub
-from liveserver import Server, live_server
+from tests.support.clients import FAST, either
+from tests.support.liveserver import Server, live_server
+from tests.support.netfaults import Answer, drop_proxy, stub
 from userprops_client import (
     Client,
     InternalError,

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
-from liveserver import Server, live_server
+from tests.support.liveserver import Server, live_server
 from userprops.cli import main
 
 

@@ -18,7 +18,7 @@ from bench.runner import combine
 from bench.server import cpu_seconds
 from click.testing import CliRunner
 
-from conftest import make_settings, new_api
+from tests.support.api import make_settings, new_api
 from userprops.http.app import App
 
 

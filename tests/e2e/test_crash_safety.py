@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from liveserver import Server, live_server
+from tests.support.liveserver import Server, live_server
 
 WRITERS = 8
 KILL_AFTER_ACKS = 300  # the kill lands while every writer has a request in flight

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 
-from serverproc import Server, cli
+from tests.support.serverproc import Server, cli
 
 
 def test_first_start_prints_credentials_that_work(tmp_path: Path) -> None:

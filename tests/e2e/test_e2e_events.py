@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 
-from serverproc import Server, cli
+from tests.support.serverproc import Server, cli
 
 
 def test_contacts_and_events_against_a_running_server(tmp_path: Path) -> None:

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from conftest import Api
-from liveserver import Server, live_server
+from tests.support.api import Api
+from tests.support.liveserver import Server, live_server
 
 EUID = b"@EUID@"
 

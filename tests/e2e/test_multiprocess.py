@@ -15,7 +15,7 @@ import httpx
 import psycopg
 import pytest
 
-from serverproc import Server
+from tests.support.serverproc import Server
 
 SERVERS = 3
 

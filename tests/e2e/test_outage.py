@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator, Awaitable, Iterator
 import httpx
 import pytest
 
-from conftest import Api, make_settings, new_api
-from pgcluster import Cluster, Databases
+from tests.support.api import Api, make_settings, new_api
+from tests.support.pgcluster import Cluster, Databases
 from userprops.http.app import App
 
 # Only a guard against hanging: the server answers within db_timeout (1 s here).

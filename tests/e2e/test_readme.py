@@ -7,9 +7,9 @@ import shlex
 import subprocess
 from pathlib import Path
 
-from serverproc import Server
+from tests.support.serverproc import Server
 
-README = Path(__file__).parent.parent / "README.md"
+README = Path(__file__).parents[2] / "README.md"
 
 
 def quick_start_commands() -> list[tuple[list[str], str]]:

@@ -7,7 +7,7 @@ import asyncio
 import httpx
 import pytest
 
-from conftest import Api, new_api
+from tests.support.api import Api, new_api
 from userprops.contacts import check_contact
 from userprops.http.app import App
 from userprops.schema import Rejected

@@ -7,7 +7,7 @@ import asyncio
 import json
 from typing import Any
 
-from conftest import make_settings
+from tests.support.api import make_settings
 from userprops.http.app import App
 from userprops.storage import Storage
 

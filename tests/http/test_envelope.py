@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import Api, make_settings
+from tests.support.api import Api, make_settings
 from userprops.errors import CODE_TABLE
 from userprops.http.app import App
 

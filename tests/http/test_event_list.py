@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from conftest import Api
+from tests.support.api import Api
 from userprops.eventlist import decode_cursor
 
 

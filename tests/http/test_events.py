@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import Api, new_api
+from tests.support.api import Api, new_api
 from userprops.http.app import App
 
 ITIME = 1_654_076_420_772

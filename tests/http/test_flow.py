@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 
-from conftest import Api
+from tests.support.api import Api
 
 
 async def test_register_property_contact_event_read_back(api: Api) -> None:

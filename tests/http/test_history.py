@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from conftest import Api, new_api
+from tests.support.api import Api, new_api
 
 Change = tuple[str, str, Any, Any]  # (property, op, old, new)
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from conftest import Api, new_api
+from tests.support.api import Api, new_api
 
 
 async def test_register_creates_then_gets_the_same_euid(api: Api) -> None:

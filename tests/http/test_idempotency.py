@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from conftest import Api, make_settings, new_api
+from tests.support.api import Api, make_settings, new_api
 from userprops import admin
 from userprops.http.app import App
 from userprops.storage import Storage

@@ -17,7 +17,7 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.generation import GenerationMode
 from schemathesis.specs.openapi import checks
 
-from conftest import Api
+from tests.support.api import Api
 from userprops import admin
 from userprops.config import Settings
 from userprops.errors import CODE_TABLE

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from conftest import Api, make_settings, new_api
+from tests.support.api import Api, make_settings, new_api
 from userprops.errors import RateLimited
 from userprops.http.app import App
 from userprops.ratelimit import RateLimits, TokenBuckets

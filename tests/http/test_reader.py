@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from conftest import Api, api_over, queued_behind
+from tests.support.api import Api, api_over, queued_behind
 from userprops.errors import StorageUnavailable
 from userprops.storage import Storage
 from userprops.storage.base import UserKey

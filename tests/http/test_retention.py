@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from conftest import Api, new_api
+from tests.support.api import Api, new_api
 from userprops import admin
 from userprops.errors import InvalidParameters, ProjectNotFound
 from userprops.http.app import App

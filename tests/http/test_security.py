@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from conftest import Api, new_api
+from tests.support.api import Api, new_api
 from userprops import admin, auth
 from userprops.http.app import App
 from userprops.storage import Storage, redact_url

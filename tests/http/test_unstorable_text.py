@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import Api
+from tests.support.api import Api
 
 # Raw JSON bodies (EUID stands for the user's EUID), and the HTTP status and code expected:
 # a request with one bad item is rejected whole, with that item's code.

@@ -23,8 +23,7 @@ import psycopg
 import pytest
 from hypothesis import HealthCheck, example, given, settings, strategies as st
 
-from test_postgres import two  # noqa: F401 (a fixture)
-from test_writer import GatedStorage
+from tests.support.gated import GatedStorage
 from userprops.auth import Principal
 from userprops.config import Limits
 from userprops.errors import ErrorItem, StorageUnavailable
@@ -366,7 +365,7 @@ class Crossing(Proxy):
 
 
 def test_groups_that_deadlock_defining_attributes_are_retried_and_both_apply(
-    two: tuple[Storage, Storage],  # noqa: F811 (the fixture imported)
+    two: tuple[Storage, Storage],
 ) -> None:
     first, second = two
     pid, a, defining = _defining(first)
@@ -425,7 +424,7 @@ def locking(
 
 
 def test_users_of_several_projects_are_locked_in_one_order_whatever_the_batch_order(
-    two: tuple[Storage, Storage],  # noqa: F811 (the fixture imported)
+    two: tuple[Storage, Storage],
     pg_url: str,
 ) -> None:
     first, second = two
@@ -444,7 +443,7 @@ def test_users_of_several_projects_are_locked_in_one_order_whatever_the_batch_or
 
 
 def test_values_read_after_waiting_for_a_lock_are_those_its_holder_committed(
-    two: tuple[Storage, Storage],  # noqa: F811 (the fixture imported)
+    two: tuple[Storage, Storage],
     pg_url: str,
 ) -> None:
     first, second = two

@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 import userprops.storage
-from pgcluster import Databases
+from tests.support.pgcluster import Databases
 from userprops.cli import main
 from userprops.storage import Migration, migrations, open_storage, sqlite_path
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import psycopg
 import pytest
@@ -18,16 +18,6 @@ from userprops.schema import AttrType, SchemaMode
 from userprops.storage import Storage, StoredValue, Transaction, open_storage
 
 Job = Callable[[Transaction], int]
-
-
-@pytest.fixture
-def two(pg_url: str) -> Iterator[tuple[Storage, Storage]]:
-    """Two storages on one migrated PostgreSQL database, as two API processes would be."""
-    first, second = open_storage(pg_url), open_storage(pg_url)
-    first.migrate()
-    yield first, second
-    first.close()
-    second.close()
 
 
 def _project(storage: Storage) -> int:

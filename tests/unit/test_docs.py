@@ -9,7 +9,7 @@ from pathlib import Path
 from userprops.config import Settings
 from userprops.errors import CODE_TABLE
 
-DOCS = Path(__file__).parent.parent / "docs"
+DOCS = Path(__file__).parents[2] / "docs"
 
 
 def table_rows(page: str) -> list[list[str]]:
