@@ -1,4 +1,5 @@
-"""Shared fixtures: a storage per backend, a started app, and an authenticated client.
+"""Shared fixtures: a storage per backend, a started app, and an authenticated client; and
+each test's kind, from its directory.
 
 ``storage_url`` is the one place that lists backends; every fixture above it runs on each.
 """
@@ -17,6 +18,29 @@ from userprops.config import Settings
 from userprops.http.app import App
 from userprops.schema import SchemaMode
 from userprops.storage import Storage, open_storage
+
+HERE = Path(__file__).parent
+
+# The kinds of test (registered as markers in pyproject.toml), by the directory they live
+# in. tests/client is the client's: against real servers, but for its pure modules,
+# which say ``pytestmark = pytest.mark.unit``.
+KINDS = ("unit", "storage", "http", "cli", "e2e")
+KIND_OF_DIRECTORY = {**{kind: kind for kind in KINDS}, "client": "e2e"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test with its kind: the one it names, or else its directory's."""
+    for item in items:
+        if any(item.get_closest_marker(kind) for kind in KINDS):
+            continue
+        directory = item.path.relative_to(HERE).parts[0]
+        kind = KIND_OF_DIRECTORY.get(directory)
+        if kind is None:
+            raise pytest.UsageError(
+                f"{item.nodeid}: a test lives in one of tests/{{{','.join(KINDS)}}}/"
+                " (or tests/client/), which gives it its kind"
+            )
+        item.add_marker(kind)
 
 
 @pytest.fixture(scope="session")

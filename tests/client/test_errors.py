@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import userprops_client
 from userprops import errors as server_errors
 from userprops_client import (
@@ -13,6 +15,8 @@ from userprops_client import (
     Unavailable,
     UserpropsError,
 )
+
+pytestmark = pytest.mark.unit  # no server: the client's pure parts
 
 # Raised by the CLI and the admin console only: no API call answers them.
 NOT_ON_THE_API = {40410, 40411, 40900}

@@ -11,6 +11,8 @@ from hypothesis import given, strategies as st
 
 from userprops_client._json import dumps, loads
 
+pytestmark = pytest.mark.unit  # no server: the client's pure parts
+
 
 def test_values_beyond_json_are_sent_in_the_forms_the_server_reads() -> None:
     sent = dumps(

@@ -14,6 +14,8 @@ import standardwebhooks
 
 from userprops_client import WebhookVerificationError, verify_webhook
 
+pytestmark = pytest.mark.unit  # no server: the client's pure parts
+
 SECRET = "whsec_" + base64.b64encode(os.urandom(24)).decode()
 BODY = (
     b'{"type":"user.property.changed","timestamp":"2026-01-01T00:00:00Z",'
