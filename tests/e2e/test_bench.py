@@ -1,66 +1,18 @@
-"""The benchmark's pieces that run without wrk: the ceiling app, wrk's summary line,
-combining rounds, and the bulk preload (read back through the API)."""
+"""The benchmark's pieces that run without wrk but with a database: the bulk preload (read
+back through the API) and the benchmark's own PostgreSQL cluster. The pure ones:
+tests/unit/test_bench.py."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-import httpx
 import psycopg
-import pytest
-from bench import wrk
-from bench.__main__ import cpu_sets, main as bench_main
-from bench.ceiling import app as ceiling
 from bench.pgcluster import Cluster
 from bench.preload import ATTRIBUTES, preload
-from bench.runner import combine
-from bench.server import cpu_seconds
-from click.testing import CliRunner
 
 from tests.support.api import make_settings, new_api
 from userprops.http.app import App
-
-
-async def test_the_ceiling_answers_every_request_with_the_success_envelope() -> None:
-    transport = httpx.ASGITransport(app=ceiling)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
-        r = await http.post("/v1/user/property", content=b'{"euid": 1}')
-    assert r.status_code == 200
-    assert r.json() == {"code": 0, "message": "success"}
-
-
-def test_the_wrk_summary_is_read_from_its_marked_line() -> None:
-    output = 'Running 5s test\nBENCH_RESULT {"requests": 7}\nRequests/sec: 1.4\n'
-    assert wrk.parse_summary(output) == {"requests": 7}
-    with pytest.raises(RuntimeError, match="no summary"):
-        wrk.parse_summary("Running 5s test\n")
-
-
-def test_rounds_sum_counts_and_take_the_median_percentile() -> None:
-    def run(requests: int, p99: int) -> dict[str, int]:
-        counts = dict.fromkeys(
-            ["errors_connect", "errors_read", "errors_write", "errors_status"], 0
-        )
-        counts |= {"errors_timeout": 0, "sent_set": 0, "sent_increase": 0, "sent_add": 0}
-        counts |= {"sent_other": 0, "increase_units": 1, "ok": requests, "bad": 0}
-        latency = {"p50_us": 1, "p90_us": 2, "p999_us": 9, "latency_mean_us": 1}
-        return (
-            counts
-            | latency
-            | {"latency_max_us": p99, "p99_us": p99}
-            | {
-                "requests": requests,
-                "duration_us": 1_000_000,
-            }
-        )
-
-    result = combine([run(100, 5), run(300, 9), run(200, 7)])
-    assert result["throughput"] == 200.0
-    assert result["p99_us"] == 7
-    assert result["p99_us_worst_round"] == 9
-    assert result["increase_units"] == 3
-    assert result["errors"] == 0
 
 
 async def test_preloaded_users_are_read_and_updated_through_the_api(tmp_path: Path) -> None:
@@ -106,23 +58,3 @@ def test_the_benchmark_cluster_is_durable_pinned_and_removed_afterwards() -> Non
         cluster.destroy()
     assert settings == ("on", "on", "127.0.0.1")
     assert not cluster.root.exists()
-
-
-def test_postgres_and_database_together_are_refused() -> None:
-    result = CliRunner().invoke(
-        bench_main, ["--postgres", "--database", "postgresql://x@127.0.0.1/y"]
-    )
-    assert result.exit_code == 2
-    assert "--postgres or --database, not both" in result.output
-
-
-def test_server_cpu_time_is_read_from_proc_and_zero_for_a_gone_process() -> None:
-    assert cpu_seconds(os.getpid()) > 0
-    assert cpu_seconds(2**22 + 1) == 0.0  # above Linux's largest pid
-
-
-def test_cpu_sets_pin_by_default_and_given_lists_win() -> None:
-    assert cpu_sets(True, None, None) == ("0", "1")
-    assert cpu_sets(False, None, None) == (None, None)
-    assert cpu_sets(True, "0-1", None) == ("0-1", "1")
-    assert cpu_sets(False, "0-1", "1") == ("0-1", "1")

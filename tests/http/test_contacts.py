@@ -8,9 +8,7 @@ import httpx
 import pytest
 
 from tests.support.api import Api, new_api
-from userprops.contacts import check_contact
 from userprops.http.app import App
-from userprops.schema import Rejected
 
 
 async def contact(api: Api, euid: object, contacts: object) -> httpx.Response:
@@ -169,27 +167,6 @@ async def test_implausible_contact_is_55102(api: Api, name: str, value: object) 
     [item] = body["errors"]
     assert (item["contact"], item["code"]) == (name, 55102)
     assert await contacts_of(api, euid) == {}
-
-
-@pytest.mark.parametrize(
-    ("name", "value"),
-    [
-        ("email", "first.last+tag@mail.example.co.uk"),
-        ("email", "UPPER@Example.COM"),
-        ("mobile_phone", "18023456879"),
-        ("mobile_phone", "+8618023456879"),
-        ("landline_phone", "1234"),
-        ("whatsapp_phone", "+" + "9" * 20),
-    ],
-)
-def test_plausible_contacts_pass_as_given(name: str, value: str) -> None:
-    assert check_contact(name, value) == value
-
-
-def test_empty_string_is_a_plausible_clear() -> None:
-    assert check_contact("email", "") == ""
-    with pytest.raises(Rejected):
-        check_contact("email", 5)
 
 
 async def test_implausible_and_taken_contacts_together_are_55102(api: Api) -> None:

@@ -7,7 +7,6 @@ from typing import Any
 import pytest
 
 from tests.support.api import Api
-from userprops.eventlist import decode_cursor
 
 
 async def report_at(api: Api, euid: int, *itimes: int) -> None:
@@ -131,7 +130,3 @@ async def test_unknown_euid_is_404(api: Api) -> None:
 async def test_list_needs_credentials(api: Api) -> None:
     r = await api.http.get("/v1/event/list", params={"euid": 1})
     assert (r.status_code, r.json()["code"]) == (401, 40050)
-
-
-def test_cursor_decodes_only_what_the_server_hands_out() -> None:
-    assert decode_cursor("MTIzOjQ1") == (123, 45)  # base64url of "123:45"
