@@ -11,18 +11,14 @@ import psycopg
 from bench.pgcluster import Cluster
 from bench.preload import ATTRIBUTES, preload
 
-from tests.support.api import make_settings, new_api
-from userprops.http.app import App
+from tests.support.api import api_over
 
 
 async def test_preloaded_users_are_read_and_updated_through_the_api(tmp_path: Path) -> None:
     path = tmp_path / "pre.db"
-    app = App(make_settings(f"sqlite:///{path}"))
-    app.start()
-    api = await new_api(app, "shop")
-    try:
-        assert app.services is not None
-        with app.services.storage.read() as tx:
+    async with api_over(f"sqlite:///{path}") as api:
+        assert api.app.services is not None
+        with api.app.services.storage.read() as tx:
             project = tx.get_project("shop")
         assert project is not None
         euids = preload(str(path), project.id, 50, chunk=20, progress=False)
@@ -35,9 +31,6 @@ async def test_preloaded_users_are_read_and_updated_through_the_api(tmp_path: Pa
         assert r.json()["code"] == 0
         assert (await api.props(euids[7]))["age"] == props["age"] + 1
         assert await api.register("pre-7") == [euids[7]]
-    finally:
-        await api.http.aclose()
-        app.stop()
 
 
 def test_the_benchmark_cluster_is_durable_pinned_and_removed_afterwards() -> None:

@@ -4,7 +4,6 @@ balancer: concurrent writes spread across all of them come out exact."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import re
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -15,6 +14,7 @@ import httpx
 import psycopg
 import pytest
 
+from tests.support.api import basic_auth
 from tests.support.serverproc import Server
 
 SERVERS = 3
@@ -52,11 +52,8 @@ async def test_concurrent_writes_across_three_servers_are_exact(
     servers: list[Server], pg_url: str
 ) -> None:
     creds = _credentials(servers)
-    token = base64.b64encode(f"{creds['api_key']}:{creds['api_secret']}".encode()).decode()
-    clients = [
-        httpx.AsyncClient(base_url=s.url, headers={"authorization": f"Basic {token}"}, timeout=30)
-        for s in servers
-    ]
+    auth = basic_auth(creds["api_key"], creds["api_secret"])
+    clients = [httpx.AsyncClient(base_url=s.url, headers=auth, timeout=30) for s in servers]
     answers: list[httpx.Response] = []
     gate = asyncio.Semaphore(24)
 

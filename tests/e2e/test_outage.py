@@ -9,9 +9,8 @@ from collections.abc import AsyncIterator, Awaitable, Iterator
 import httpx
 import pytest
 
-from tests.support.api import Api, make_settings, new_api
+from tests.support.api import Api, api_over
 from tests.support.pgcluster import Cluster, Databases
-from userprops.http.app import App
 
 # Only a guard against hanging: the server answers within db_timeout (1 s here).
 HANG_GUARD = 30.0
@@ -29,12 +28,8 @@ def cluster() -> Iterator[Cluster]:
 @pytest.fixture
 async def api(cluster: Cluster) -> AsyncIterator[Api]:
     url = Databases(cluster.dsn()).create()
-    app = App(make_settings(url, db_timeout=1.0, auth_cache_ttl=0.0))
-    app.start()
-    shop = await new_api(app, "shop")
-    yield shop
-    await shop.http.aclose()
-    app.stop()
+    async with api_over(url, db_timeout=1.0, auth_cache_ttl=0.0) as shop:
+        yield shop
 
 
 async def _within_guard(call: Awaitable[httpx.Response]) -> httpx.Response:

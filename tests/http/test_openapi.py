@@ -4,7 +4,6 @@ exactly what the app serves: tests/unit/test_openapi.py."""
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 from collections.abc import Iterator
@@ -18,7 +17,7 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.generation import GenerationMode
 from schemathesis.specs.openapi import checks
 
-from tests.support.api import Api
+from tests.support.api import Api, basic_auth
 from userprops import admin
 from userprops.config import Settings
 from userprops.http import openapi
@@ -48,9 +47,9 @@ def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, dict
         known = tx.create_user(tx.get_project("fuzz").id)  # type: ignore[union-attr]
     assert known == KNOWN_EUID
     storage.close()
-    token = base64.b64encode(f"{creds.datasource.api_key}:{creds.api_secret}".encode()).decode()
+    auth = basic_auth(creds.datasource.api_key, creds.api_secret)
     app = App(Settings(database=database, auth_fail_rate=0, rate_limit=0))
-    yield schemathesis.openapi.from_asgi("/openapi.json", app), {"authorization": f"Basic {token}"}
+    yield schemathesis.openapi.from_asgi("/openapi.json", app), auth
     from schemathesis.python import asgi
 
     asgi.shutdown_lifespans()

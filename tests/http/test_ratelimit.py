@@ -3,18 +3,13 @@ source. The token buckets themselves: tests/unit/test_ratelimit.py."""
 
 from __future__ import annotations
 
-import base64
 from collections.abc import AsyncIterator
 
 import pytest
 
-from tests.support.api import Api, make_settings, new_api
+from tests.support.api import Api, basic_auth, make_settings, new_api
 from userprops.http.app import App
 from userprops.storage import Storage
-
-
-def basic(key: str, secret: str) -> dict[str, str]:
-    return {"authorization": "Basic " + base64.b64encode(f"{key}:{secret}".encode()).decode()}
 
 
 @pytest.fixture
@@ -34,7 +29,7 @@ async def limited(storage_url: str, storage: Storage) -> AsyncIterator[tuple[Api
 async def test_failed_authentications_are_limited_per_address(limited: tuple[Api, Api]) -> None:
     api, other = limited
     await api.register("warm")  # api's credentials are now verified and cached
-    wrong = basic(api.api_key, "0" * 24)
+    wrong = basic_auth(api.api_key, "0" * 24)
     codes = [(await api.http.get("/v1/user/property?euid=1", headers=wrong)).status_code]
     codes += [(await api.http.get("/v1/user/property?euid=1", headers=wrong)).status_code]
     codes += [(await api.http.get("/v1/user/property?euid=1", headers=wrong)).status_code]
@@ -61,6 +56,6 @@ async def test_requests_are_limited_per_data_source(limited: tuple[Api, Api]) ->
 async def test_health_endpoints_are_never_limited(limited: tuple[Api, Api]) -> None:
     api, _ = limited
     for _ in range(10):
-        await api.http.get("/v1/user/property", headers=basic("nobody", "wrong"))
+        await api.http.get("/v1/user/property", headers=basic_auth("nobody", "wrong"))
     assert (await api.http.get("/healthz")).status_code == 200
     assert (await api.http.get("/readyz")).status_code == 200

@@ -11,10 +11,9 @@ from typing import Any, ClassVar
 
 import pytest
 
-from tests.support.api import Api, api_over, make_settings, new_api, queued_behind
+from tests.support.api import Api, api_over, queued_behind
 from tests.support.gated import GatedStorage
 from userprops.errors import InternalError
-from userprops.http.app import App
 from userprops.schema import SchemaMode
 from userprops.storage import Storage, open_storage
 from userprops.storage.base import Transaction
@@ -83,10 +82,7 @@ async def test_a_failed_commit_fails_exactly_the_requests_of_its_batch(
 
 async def test_an_answer_of_zero_means_the_write_is_on_disk(tmp_path: Path) -> None:
     source = tmp_path / "live.db"
-    app = App(make_settings(f"sqlite:///{source}"))
-    app.start()
-    api = await new_api(app, "shop")
-    try:
+    async with api_over(f"sqlite:///{source}") as api:
         [euid] = await api.register("durable")
         for i in range(1, 21):
             r = await api.set(euid, "increase", {"visits": 1})
@@ -105,9 +101,6 @@ async def test_an_answer_of_zero_means_the_write_is_on_disk(tmp_path: Path) -> N
                     assert tx.get_values(project.id, euid)["visits"].text == str(i)
             finally:
                 reopened.close()
-    finally:
-        await api.http.aclose()
-        app.stop()
 
 
 def _put(name: str) -> Callable[[Transaction], str]:

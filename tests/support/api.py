@@ -20,6 +20,12 @@ from userprops.http.app import App
 from userprops.schema import SchemaMode
 
 
+def basic_auth(key: str, secret: str) -> dict[str, str]:
+    """The ``authorization`` header of HTTP Basic with ``key`` and ``secret``."""
+    token = base64.b64encode(f"{key}:{secret}".encode()).decode()
+    return {"authorization": f"Basic {token}"}
+
+
 @dataclass
 class Api:
     """An authenticated HTTP client of one project, in-process over ASGI."""
@@ -32,8 +38,7 @@ class Api:
 
     @property
     def auth_header(self) -> dict[str, str]:
-        token = base64.b64encode(f"{self.api_key}:{self.api_secret}".encode()).decode()
-        return {"authorization": f"Basic {token}"}
+        return basic_auth(self.api_key, self.api_secret)
 
     async def post(self, path: str, body: object) -> httpx.Response:
         return await self.http.post(path, json=body, headers=self.auth_header)
@@ -75,10 +80,13 @@ async def new_api(
 
 
 @asynccontextmanager
-async def api_over(storage_url: str, storage: Any) -> AsyncIterator[Api]:
-    """An :class:`Api` of a new project, on an app started over ``storage`` (for example
-    the real storage wrapped to hold or fail a batch)."""
-    application = App(make_settings(storage_url), storage)
+async def api_over(
+    storage_url: str, storage: Any = None, **overrides: object
+) -> AsyncIterator[Api]:
+    """An :class:`Api` of a new project ``shop``, on an app started with the settings
+    ``overrides`` over ``storage`` (for example the real storage wrapped to hold or fail a
+    batch), or else over a storage of its own at ``storage_url``."""
+    application = App(make_settings(storage_url, **overrides), storage)
     application.start()
     client = await new_api(application, "shop")
     try:

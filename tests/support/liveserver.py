@@ -3,11 +3,8 @@ slow or oversized bodies, huge headers, and SIGKILL in the middle of writes."""
 
 from __future__ import annotations
 
-import base64
-import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,25 +15,10 @@ from pathlib import Path
 
 import httpx
 
+from tests.support.api import basic_auth
+from tests.support.serverproc import cli, free_port
+
 STARTUP_SECONDS = 20.0
-
-
-def cli(database: str, *args: str) -> object:
-    """Run a ``userprops ... --json`` command; return its JSON document."""
-    done = subprocess.run(
-        [sys.executable, "-m", "userprops", *args, "--database", database, "--json"],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    )
-    return json.loads(done.stdout)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -55,8 +37,7 @@ class Server:
 
     @property
     def auth_header(self) -> dict[str, str]:
-        token = base64.b64encode(f"{self.api_key}:{self.api_secret}".encode()).decode()
-        return {"authorization": f"Basic {token}"}
+        return basic_auth(self.api_key, self.api_secret)
 
     def start(self) -> None:
         with self.log.open("ab") as log:

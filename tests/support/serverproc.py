@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -21,7 +22,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def cli(database: str, *args: str, cwd: Path | None = None) -> dict[str, object]:
+def cli(database: str, *args: str, cwd: Path | None = None) -> dict[str, Any]:
     """Run a CLI command with ``--json`` in a child process and return its document."""
     out = subprocess.run(
         [sys.executable, "-m", "userprops", *args, "--database", database, "--json"],
