@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.api import Api
+from tests.support.api import Api, new_api
 
 
 @pytest.fixture
@@ -197,8 +197,6 @@ async def test_a_defined_type_never_changes_by_itself(api: Api, euid: int) -> No
 
 
 async def test_types_are_per_project(app: Any, api: Api) -> None:
-    from conftest import new_api
-
     other = await new_api(app, "other")
     [mine] = await api.register("u")
     [theirs] = await other.register("u")
@@ -251,8 +249,6 @@ async def test_datetime_forms_are_all_accepted(api: Api, euid: int) -> None:
 
 
 async def test_datetime_reads_back_in_the_project_time_zone(app: Any) -> None:
-    from conftest import new_api
-
     api = await new_api(app, "cn", tz="Asia/Shanghai")
     [euid] = await api.register("u")
     await api.set(euid, "set", {"seen": "2023-12-12 08:00:00"})
@@ -310,8 +306,6 @@ async def test_unknown_euid_is_404(api: Api) -> None:
 
 
 async def test_another_projects_user_is_not_found(app: Any, api: Api) -> None:
-    from conftest import new_api
-
     other = await new_api(app, "other")
     [theirs] = await other.register("bob")
     await other.set(theirs, "set", {"secret": "x"})
