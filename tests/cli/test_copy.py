@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 from click.testing import CliRunner
 
-from tests.support.api import Api, make_settings, new_api
+from tests.support.api import Api, asgi_client, make_settings, new_api
 from userprops import admin
 from userprops.cli import main
 from userprops.http.app import App
@@ -101,7 +101,7 @@ async def test_copy_moves_a_populated_database_to_postgresql_and_back(
     app = App(make_settings(pg_url))
     app.start()
     try:
-        http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
+        http = asgi_client(app, "http://t")
         moved = Api(http, app, shop.project, shop.api_key, shop.api_secret)
         for euid, props in expected.items():
             assert await moved.props(euid) == props

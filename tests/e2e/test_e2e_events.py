@@ -58,7 +58,7 @@ def test_contacts_and_events_against_a_running_server(tmp_path: Path) -> None:
         holders = [e for e in euids if cli(db, "user", "show", str(e))["contacts"]]
         assert len(holders) == 1
         listed = cli(db, "event", "list", str(euids[0]))
-        assert [(e["event_name"], e["properties"]) for e in listed["events"]] == [  # type: ignore[index]
+        assert [(e["event_name"], e["properties"]) for e in listed["events"]] == [
             ("purchase", {"amount": 46.2})
         ]
     finally:

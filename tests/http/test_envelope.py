@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.api import Api, make_settings
+from tests.support.api import Api, asgi_client, make_settings
 from userprops.http.app import App
 
 
@@ -52,9 +52,7 @@ async def test_body_limit_is_configurable(storage: Any, storage_url: str) -> Non
     app = App(make_settings(storage_url, max_body_bytes=100), storage)
     app.start()
     try:
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://t"
-        ) as http:
+        async with asgi_client(app, "http://t") as http:
             r = await http.post("/v1/user/register", content=b"{" + b" " * 200 + b"}")
             assert_envelope(r, 413, 41300)
             r = await http.post("/v1/user/register", content=b"{}")
@@ -167,7 +165,7 @@ async def test_an_unexpected_error_is_a_500_envelope_without_a_trace(api: Api) -
     async def broken(*args: Any) -> Any:
         raise RuntimeError("secret internals")
 
-    engine.get_properties = broken  # type: ignore[method-assign]
+    engine.get_properties = broken  # type: ignore[method-assign, assignment]
     r = await api.get("/v1/user/property", euid=1)
     body = assert_envelope(r, 500, 50000)
     assert "secret internals" not in r.text and "Traceback" not in r.text

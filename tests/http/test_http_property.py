@@ -400,4 +400,4 @@ async def test_concurrent_adds_and_removes_on_one_list(api: Api, euid: int) -> N
     await asyncio.gather(*adds)
     await asyncio.gather(*removes)
     props = await api.props(euid)
-    assert sorted(props["l"]) == sorted(["common"] + [f"x{i}" for i in range(1, 100, 2)])  # type: ignore[arg-type]
+    assert sorted(props["l"]) == sorted(["common"] + [f"x{i}" for i in range(1, 100, 2)])  # type: ignore[call-overload]

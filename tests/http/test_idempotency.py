@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from tests.support.api import Api, make_settings, new_api
+from tests.support.api import Api, asgi_client, make_settings, new_api
 from userprops import admin
 from userprops.http.app import App
 from userprops.storage import Storage
@@ -119,7 +119,7 @@ async def test_a_failed_request_stores_nothing_so_its_key_stays_free(api: Api) -
 @pytest.mark.parametrize("key", [b"", b"has space", "é".encode(), b"x" * 256])
 async def test_a_malformed_key_is_invalid(api: Api, key: bytes) -> None:
     [euid] = await api.register("u1")
-    headers = {**api.auth_header, "idempotency-key": key}
+    headers = {b"authorization": api.auth_header["authorization"].encode(), b"idempotency-key": key}
     r = await api.http.post(PROPERTY, json=increase(euid), headers=headers)
     assert r.json()["code"] == 55004
     assert await api.props(euid) == {}
@@ -182,7 +182,7 @@ async def test_a_retry_after_a_restart_gets_the_first_answer(
 
     second_app = App(settings, storage)
     second_app.start()
-    api.http = httpx.AsyncClient(transport=httpx.ASGITransport(app=second_app), base_url="http://t")
+    api.http = asgi_client(second_app, "http://t")
     again = await post(api, increase(euid), "across-restart")
     assert again.json() == first.json()
     assert await api.props(euid) == {"visits": 1}

@@ -64,7 +64,7 @@ def credential_variants(key: str, secret: str) -> dict[str, tuple[bytes, int]]:
 @pytest.mark.parametrize("variant", list(credential_variants("k", "s")))
 async def test_basic_auth_variants_get_their_documented_answer(api: Api, variant: str) -> None:
     header, code = credential_variants(api.api_key, api.api_secret)[variant]
-    r = await api.http.get("/v1/user/property?euid=1", headers={"authorization": header})
+    r = await api.http.get("/v1/user/property?euid=1", headers={b"authorization": header})
     expected = 40404 if code == 0 else 40050  # accepted: then the EUID is unknown
     assert r.json()["code"] == expected
     if code:

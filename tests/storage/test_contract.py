@@ -203,6 +203,7 @@ def test_committed_batches_are_seen_by_a_new_connection(
         return euid
 
     [euid] = storage.run_batch([job])
+    assert isinstance(euid, int)
     reopened = open_storage(storage_url)
     try:
         with reopened.read() as tx:

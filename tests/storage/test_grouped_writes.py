@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 import psycopg
@@ -303,7 +303,9 @@ class Refusing(Proxy):
 
 def run_on(proxy: Callable[..., Any], *jobs: PropertyJob) -> Group:
     """Property jobs grouped as the writer groups them, run on ``proxy(tx)``."""
-    return Group(list(jobs), lambda tx, group: run_property_jobs(proxy(tx), group))
+    return Group(
+        list(jobs), lambda tx, group: run_property_jobs(proxy(tx), cast("list[PropertyJob]", group))
+    )
 
 
 def _defining(storage: Storage) -> tuple[int, int, PropertyJob]:
@@ -378,6 +380,7 @@ def test_groups_that_deadlock_defining_attributes_are_retried_and_both_apply(
         gates = [crossed]
         group = run_on(lambda tx: Crossing(tx, gates), PropertyJob(who, request, LIMITS, {}))
         (answered,) = storage.run_batch([group])
+        assert isinstance(answered, list)
         answers.extend(answered)
 
     threads = [
@@ -477,6 +480,7 @@ def test_an_attribute_defined_meanwhile_binds_the_requests_after_the_one_that_fo
     later = PropertyJob(job.who, PropertyRequest(first, Op.SET, {"level": stamp}), Limits(), {})
 
     (answers,) = storage.run_batch([run_on(Stale, job, later)])
+    assert isinstance(answers, list)
 
     assert [a.errors for a in answers] == [
         [ErrorItem(property="level", code=55102, message="level was defined as STRING meanwhile")],

@@ -76,7 +76,7 @@ def _fresh_install(url: str, script: str) -> None:
             conn.executescript(script)
     else:
         with psycopg.connect(url) as conn:
-            conn.execute(script)  # type: ignore[arg-type]
+            conn.execute(script)
 
 
 @pytest.fixture

@@ -46,7 +46,7 @@ def _plans(conn: Conn, mode: str) -> list[str]:
         "auto_explain.log_level = notice",
         f"plan_cache_mode = {mode}",
     ):
-        conn.execute(f"SET {setting}")  # type: ignore[arg-type]
+        conn.execute(f"SET {setting}")
     # psycopg prepares a statement on its fifth run, PL/pgSQL plans generic ones after five.
     for _ in range(6):
         with conn.transaction():

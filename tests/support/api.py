@@ -20,6 +20,12 @@ from userprops.http.app import App
 from userprops.schema import SchemaMode
 
 
+def asgi_client(app: Any, base_url: str = "http://test") -> httpx.AsyncClient:
+    """An HTTP client of the ASGI ``app``, in-process. (``app`` is Any: userprops' apps
+    take their scope as a dict, where httpx's ASGI type offers a MutableMapping.)"""
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=base_url)
+
+
 def basic_auth(key: str, secret: str) -> dict[str, str]:
     """The ``authorization`` header of HTTP Basic with ``key`` and ``secret``."""
     token = base64.b64encode(f"{key}:{secret}".encode()).decode()
@@ -43,7 +49,7 @@ class Api:
     async def post(self, path: str, body: object) -> httpx.Response:
         return await self.http.post(path, json=body, headers=self.auth_header)
 
-    async def get(self, path: str, **params: object) -> httpx.Response:
+    async def get(self, path: str, **params: Any) -> httpx.Response:
         return await self.http.get(path, params=params, headers=self.auth_header)
 
     async def register(self, *values: str, name: str = "user_id") -> list[int]:
@@ -75,8 +81,7 @@ async def new_api(
     storage = app.services.storage
     admin.create_project(storage, slug, schema, tz)
     creds = admin.create_datasource(storage, slug, "test")
-    http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")
-    return Api(http, app, slug, creds.datasource.api_key, creds.api_secret)
+    return Api(asgi_client(app), app, slug, creds.datasource.api_key, creds.api_secret)
 
 
 @asynccontextmanager

@@ -27,7 +27,7 @@ class Databases:
 
     def _execute(self, sql: str, dsn: str | None = None) -> None:
         with psycopg.connect(dsn or self.admin_dsn, autocommit=True) as conn:
-            conn.execute(sql)  # type: ignore[arg-type]
+            conn.execute(sql)
 
     def _url(self, name: str) -> str:
         return urlunsplit(urlsplit(self.admin_dsn)._replace(path=f"/{name}"))

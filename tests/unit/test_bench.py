@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 
-import httpx
 import pytest
 from bench import wrk
 from bench.__main__ import cpu_sets, main as bench_main
@@ -14,10 +13,11 @@ from bench.runner import combine
 from bench.server import cpu_seconds
 from click.testing import CliRunner
 
+from tests.support.api import asgi_client
+
 
 async def test_the_ceiling_answers_every_request_with_the_success_envelope() -> None:
-    transport = httpx.ASGITransport(app=ceiling)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+    async with asgi_client(ceiling) as http:
         r = await http.post("/v1/user/property", content=b'{"euid": 1}')
     assert r.status_code == 200
     assert r.json() == {"code": 0, "message": "success"}

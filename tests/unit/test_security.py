@@ -23,7 +23,7 @@ def test_secrets_are_compared_in_constant_time(monkeypatch: pytest.MonkeyPatch) 
         calls.append((a, b))
         return real(a, b)
 
-    monkeypatch.setattr(auth.hmac, "compare_digest", spy)
+    monkeypatch.setattr("userprops.auth.hmac.compare_digest", spy)
     stored = auth.hash_secret("right")
     assert not auth.verify_secret("wrong", stored)
     assert len(calls) == 1
