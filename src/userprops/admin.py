@@ -20,6 +20,7 @@ from userprops.errors import (
     UserNotFound,
 )
 from userprops.eventlist import ListQuery, read_events
+from userprops.history import HistoryQuery, read_history
 from userprops.schema import AttrType, Rejected, SchemaMode, check_name, check_timezone
 from userprops.storage.base import DataSource, Project, Storage, Transaction
 
@@ -216,6 +217,30 @@ def set_event_retention(storage: Storage, project_slug: str, days: int | None) -
         tx.set_event_retention(_project(tx, project_slug).id, days)
 
 
-def event_retention(storage: Storage, project_slug: str) -> int | None:
+def set_history_retention(storage: Storage, project_slug: str, days: int | None) -> None:
+    """Keep the project's changes ``days`` days (by commit time); None keeps them all."""
+    if days is not None and days < 1:
+        raise InvalidParameters("history retention: a number of days from 1, or none")
+    with storage.transaction() as tx:
+        tx.set_history_retention(_project(tx, project_slug).id, days)
+
+
+def retention(storage: Storage, project_slug: str) -> tuple[int | None, int | None]:
+    """(event retention days, history retention days) of a project; None keeps all."""
     with storage.read() as tx:
-        return tx.event_retention().get(_project(tx, project_slug).id)
+        pid = _project(tx, project_slug).id
+        return tx.event_retention().get(pid), tx.history_retention().get(pid)
+
+
+def event_retention(storage: Storage, project_slug: str) -> int | None:
+    return retention(storage, project_slug)[0]
+
+
+# History
+
+
+def list_history(storage: Storage, query: HistoryQuery) -> dict[str, Any]:
+    """A page of a user's changes, newest first, as ``GET /v1/user/history`` returns it."""
+    with storage.read() as tx:
+        project = _user_project(tx, query.euid)
+    return read_history(storage, project.id, check_timezone(project.timezone), query)

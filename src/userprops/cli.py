@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import click
 import msgspec
 
-from userprops import admin
+from userprops import admin, history
 from userprops.config import DEFAULT_DATABASE, Settings
 from userprops.errors import UserpropsError
 from userprops.eventlist import DEFAULT_LIMIT, MAX_LIMIT, ListQuery, decode_cursor
@@ -388,10 +388,52 @@ def user_show(euid: int, database: str, as_json: bool) -> None:
     emit(as_json, doc, lines)
 
 
+@user.command("history")
+@click.argument("euid", type=click.IntRange(1, 2**63 - 1))
+@click.option("--property", "prop", default=None, help="Only this attribute's changes.")
+@click.option("--from", "since", type=int, default=None, help="Epoch ms, inclusive.")
+@click.option("--to", "until", type=int, default=None, help="Epoch ms, exclusive.")
+@click.option("--limit", type=click.IntRange(1, history.MAX_LIMIT), default=history.DEFAULT_LIMIT)
+@click.option("--cursor", default=None, help="next_cursor of the previous page.")
+@database_option
+@json_option
+@handles_errors
+def user_history(
+    euid: int,
+    prop: str | None,
+    since: int | None,
+    until: int | None,
+    limit: int,
+    cursor: str | None,
+    database: str,
+    as_json: bool,
+) -> None:
+    """List a user's changes, newest first: old -> new, with the source."""
+    before = history.decode_cursor(cursor) if cursor else None
+    query = history.HistoryQuery(euid, prop, since, until, limit, before)
+    with opened(database) as storage:
+        page = admin.list_history(storage, query)
+    lines = [_change_line(c) for c in page["changes"]] or ["no changes"]
+    if page["next_cursor"]:
+        lines.append(f"more: --cursor {page['next_cursor']}")
+    emit(as_json, page, lines)
+
+
+def _when(millis: int) -> str:
+    return datetime.fromtimestamp(millis / 1000, UTC).isoformat(timespec="milliseconds")
+
+
+def _change_line(change: dict[str, Any]) -> str:
+    old, new = to_json(change["old"]), to_json(change["new"])
+    return (
+        f"{_when(change['at'])}  #{change['seq']}  {change['property']}  {change['op']}"
+        f"  {old} -> {new}  ({change['source']})"
+    )
+
+
 def _event_line(event: dict[str, Any], indent: str = "") -> str:
-    when = datetime.fromtimestamp(event["itime"] / 1000, UTC).isoformat(timespec="milliseconds")
     props = to_json(event["properties"])
-    return f"{indent}{when}  {event['event_name']}  {props}"
+    return f"{indent}{_when(event['itime'])}  {event['event_name']}  {props}"
 
 
 @project.command("set")
@@ -402,21 +444,41 @@ def _event_line(event: dict[str, Any], indent: str = "") -> str:
     default=None,
     help="Delete events older than N days (by itime); 0 keeps every event (the default).",
 )
+@click.option(
+    "--history-retention-days",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Delete changes of the history older than N days; 0 keeps every change (the default).",
+)
 @database_option
 @json_option
 @handles_errors
-def project_set(slug: str, event_retention_days: int | None, database: str, as_json: bool) -> None:
+def project_set(
+    slug: str,
+    event_retention_days: int | None,
+    history_retention_days: int | None,
+    database: str,
+    as_json: bool,
+) -> None:
     """Change a project's settings."""
     with opened(database) as storage:
         if event_retention_days is not None:
             admin.set_event_retention(storage, slug, event_retention_days or None)
-        days = admin.event_retention(storage, slug)
-    kept = f"{days} days" if days else "forever"
+        if history_retention_days is not None:
+            admin.set_history_retention(storage, slug, history_retention_days or None)
+        events, changes = admin.retention(storage, slug)
     emit(
         as_json,
-        {"slug": slug, "event_retention_days": days},
-        [f"project {slug}: events kept {kept}"],
+        {"slug": slug, "event_retention_days": events, "history_retention_days": changes},
+        [
+            f"project {slug}: events kept {_kept(events)}",
+            f"project {slug}: history kept {_kept(changes)}",
+        ],
     )
+
+
+def _kept(days: int | None) -> str:
+    return f"{days} days" if days else "forever"
 
 
 # Events
