@@ -299,6 +299,36 @@ SCHEMAS: dict[str, Schema] = {
             },
         },
     ),
+    "BatchRequest": {
+        "type": "object",
+        "required": ["updates"],
+        "properties": {
+            "updates": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": LIMITS.max_batch,
+                "description": "bodies of POST /v1/user/property (optionally with timestamp); "
+                "a bad one is answered in its place, the others applied",
+                "items": {},
+            }
+        },
+    },
+    "BatchSuccess": _envelope(
+        {"const": 0},
+        data={
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["index", "code", "message"],
+                "properties": {
+                    "index": {"type": "integer", "minimum": 0},
+                    "code": {"type": "integer", "description": "what the update got alone"},
+                    "message": {"type": "string"},
+                    "errors": {"type": "array", "items": ERROR_ITEM},
+                },
+            },
+        },
+    ),
     "History": _envelope(
         {"const": 0},
         data={
@@ -407,6 +437,14 @@ def _paths() -> dict[str, Schema]:
                 property_errors,
             ),
             "get": _read("Read back every attribute value of a user", "PropertyRead"),
+        },
+        "/v1/user/property/batch": {
+            "post": _post(
+                f"Up to {LIMITS.max_batch} property updates, each answered as alone",
+                "BatchRequest",
+                "BatchSuccess",
+                POST,
+            )
         },
         "/v1/user/register": {
             "post": _post("Get or create EUIDs", "RegisterRequest", "RegisterSuccess", POST)

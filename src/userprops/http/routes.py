@@ -16,6 +16,7 @@ from userprops.http import openapi
 from userprops.http.metrics import Metrics
 from userprops.http.responses import SUCCESS, Response, json_response, success
 from userprops.http.wire import (
+    parse_batch_request,
     parse_contact_request,
     parse_euid_query,
     parse_feed_query,
@@ -73,6 +74,12 @@ async def post_property(services: Services, request: Request) -> Response:
     parsed = parse_property_request(request.body, services.limits)
     errors = await services.engine.set_properties(who, parsed)
     return success(errors=errors) if errors else SUCCESS
+
+
+async def post_property_batch(services: Services, request: Request) -> Response:
+    who = await authenticated(services, request)
+    parsed = parse_batch_request(request.body, services.limits)
+    return success(await services.engine.set_properties_batch(who, parsed))
 
 
 async def get_property(services: Services, request: Request) -> Response:
@@ -152,6 +159,7 @@ ROUTES: dict[str, dict[str, Route]] = {
         "POST": Route(post_property, reads_body=True),
         "GET": Route(get_property),
     },
+    "/v1/user/property/batch": {"POST": Route(post_property_batch, reads_body=True)},
     "/v1/user/register": {"POST": Route(post_register, reads_body=True)},
     "/v1/user/contact": {
         "POST": Route(post_contact, reads_body=True),
