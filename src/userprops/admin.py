@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from userprops import users
 from userprops.auth import hash_secret, new_key
 from userprops.errors import (
     Conflict,
@@ -27,6 +28,7 @@ from userprops.storage.base import DataSource, Project, Storage, Transaction
 SLUG_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 DEFAULT_PROJECT = "default"
 RECENT_EVENTS = 10
+CLI_SOURCE = "cli"  # who wrote, in the history, when the command line did
 
 
 @dataclass(frozen=True)
@@ -244,3 +246,28 @@ def list_history(storage: Storage, query: HistoryQuery) -> dict[str, Any]:
     with storage.read() as tx:
         project = _user_project(tx, query.euid)
     return read_history(storage, project.id, check_timezone(project.timezone), query)
+
+
+# Users
+
+
+def list_users(storage: Storage, project_slug: str, after: int, limit: int) -> dict[str, Any]:
+    """A page of the project's EUIDs, ascending (:func:`userprops.users.list_page`)."""
+    with storage.read() as tx:
+        pid = _project(tx, project_slug).id
+    return users.list_page(storage, pid, after, limit)
+
+
+def lookup_user(storage: Storage, project_slug: str, name: str, value: str) -> int:
+    """The EUID of the project's user holding an identity value; 40404 if none."""
+    with storage.read() as tx:
+        pid = _project(tx, project_slug).id
+    return int(users.lookup(storage, pid, users.LookupQuery(name, value))["euid"])
+
+
+def erase_user(storage: Storage, euid: int, source: str = CLI_SOURCE) -> str:
+    """Erase a user (:func:`userprops.users.erase`); returns its project's slug."""
+    with storage.transaction() as tx:
+        project = _user_project(tx, euid)
+        users.erase(tx, project.id, euid, source)
+    return project.slug

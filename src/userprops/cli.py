@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import click
 import msgspec
 
-from userprops import admin, history
+from userprops import admin, history, users
 from userprops.config import DEFAULT_DATABASE, Settings
 from userprops.errors import UserpropsError
 from userprops.eventlist import DEFAULT_LIMIT, MAX_LIMIT, ListQuery, decode_cursor
@@ -386,6 +386,54 @@ def user_show(euid: int, database: str, as_json: bool) -> None:
         lines.append("  recent events:")
         lines += [_event_line(e, indent="    ") for e in doc["recent_events"]]
     emit(as_json, doc, lines)
+
+
+@user.command("list")
+@click.option("--project", "project_slug", required=True, envvar="USERPROPS_PROJECT")
+@click.option("--after", type=click.IntRange(0, 2**63 - 1), default=0, help="Page after this EUID.")
+@click.option("--limit", type=click.IntRange(1, users.MAX_PAGE), default=users.DEFAULT_PAGE)
+@database_option
+@json_option
+@handles_errors
+def user_list(project_slug: str, after: int, limit: int, database: str, as_json: bool) -> None:
+    """List a project's users by EUID, a page at a time."""
+    with opened(database) as storage:
+        page = admin.list_users(storage, project_slug, after, limit)
+    lines = [str(euid) for euid in page["euids"]] or ["no users"]
+    if page["next_after"] is not None:
+        lines.append(f"more: --after {page['next_after']}")
+    emit(as_json, page, lines)
+
+
+@user.command("lookup")
+@click.argument("identity_name", type=click.Choice(users.IDENTITY_NAMES))
+@click.argument("identity_value")
+@click.option("--project", "project_slug", required=True, envvar="USERPROPS_PROJECT")
+@database_option
+@json_option
+@handles_errors
+def user_lookup(
+    identity_name: str, identity_value: str, project_slug: str, database: str, as_json: bool
+) -> None:
+    """Print the EUID of the user holding an identity value (nothing is created)."""
+    with opened(database) as storage:
+        euid = admin.lookup_user(storage, project_slug, identity_name, identity_value)
+    emit(as_json, {"euid": euid}, [str(euid)])
+
+
+@user.command("delete")
+@click.argument("euid", type=click.IntRange(1, 2**63 - 1))
+@database_option
+@json_option
+@handles_errors
+def user_delete(euid: int, database: str, as_json: bool) -> None:
+    """Erase a user: attributes, identities, contacts, events and the values in its history.
+    A user.deleted change goes on the feed; the EUID is unknown afterwards."""
+    with opened(database) as storage:
+        slug = admin.erase_user(storage, euid)
+    emit(
+        as_json, {"euid": euid, "project": slug, "deleted": True}, [f"erased euid {euid} of {slug}"]
+    )
 
 
 @user.command("history")

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import tzinfo
 from typing import Any
 
+from userprops import users
 from userprops.auth import Principal
 from userprops.config import Limits
 from userprops.contacts import ContactBook, ContactRequest
@@ -41,6 +42,7 @@ from userprops.properties import (
 from userprops.reader import Reader
 from userprops.schema import AttrType, Rejected, checked_text, decode, to_json
 from userprops.storage.base import StoredValue, Transaction
+from userprops.users import LookupQuery
 from userprops.writer import Writer
 
 
@@ -155,6 +157,20 @@ class Engine:
         resolved = await self.writer.submit(job)
         data = [{"identity_value": v, "euid": resolved[v]} for v in values]
         return RegisterOutcome(data, errors)
+
+    async def lookup(self, who: Principal, query: LookupQuery) -> dict[str, Any]:
+        """``{"euid"}`` of the caller's user holding an identity value; 40404 if none."""
+        storage = self.writer.storage
+        return await asyncio.to_thread(users.lookup, storage, who.project_id, query)
+
+    async def delete_user(self, who: Principal, euid: int) -> None:
+        """Erase a user of the caller's project (:func:`userprops.users.erase`)."""
+
+        def job(tx: Transaction) -> None:
+            users.erase(tx, who.project_id, euid, who.source)
+
+        await self.writer.submit(job)
+        self._committed(who, {}, 1)
 
     # Contacts
 

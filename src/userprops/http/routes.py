@@ -18,10 +18,12 @@ from userprops.http.responses import SUCCESS, Response, json_response, success
 from userprops.http.wire import (
     parse_batch_request,
     parse_contact_request,
+    parse_delete_request,
     parse_euid_query,
     parse_feed_query,
     parse_history_query,
     parse_list_query,
+    parse_lookup_query,
     parse_property_request,
     parse_register_request,
     parse_report_request,
@@ -95,6 +97,18 @@ async def post_register(services: Services, request: Request) -> Response:
     return success(outcome.data, outcome.errors)
 
 
+async def get_lookup(services: Services, request: Request) -> Response:
+    who = await authenticated(services, request)
+    query = parse_lookup_query(request.query, services.limits)
+    return success(await services.engine.lookup(who, query))
+
+
+async def post_delete(services: Services, request: Request) -> Response:
+    who = await authenticated(services, request)
+    await services.engine.delete_user(who, parse_delete_request(request.body))
+    return SUCCESS
+
+
 async def post_contact(services: Services, request: Request) -> Response:
     who = await authenticated(services, request)
     parsed = parse_contact_request(request.body)
@@ -161,6 +175,8 @@ ROUTES: dict[str, dict[str, Route]] = {
     },
     "/v1/user/property/batch": {"POST": Route(post_property_batch, reads_body=True)},
     "/v1/user/register": {"POST": Route(post_register, reads_body=True)},
+    "/v1/user/lookup": {"GET": Route(get_lookup)},
+    "/v1/user/delete": {"POST": Route(post_delete, reads_body=True)},
     "/v1/user/contact": {
         "POST": Route(post_contact, reads_body=True),
         "GET": Route(get_contact),

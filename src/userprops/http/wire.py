@@ -36,10 +36,10 @@ from userprops.history import FeedQuery, HistoryQuery
 from userprops.operations import Op
 from userprops.properties import BatchRequest, PropertyRequest
 from userprops.schema import INT64_MAX, Rejected, check_name, checked_text, is_empty
+from userprops.users import IDENTITY_NAMES, LookupQuery
 
 # Non-integral numbers become Decimal, so arithmetic stays exact.
 _DECODER = msgspec.json.Decoder(float_hook=Decimal)
-IDENTITY_NAMES = ("user_id", "anonymous_id", "registration_id")
 _DIGITS = re.compile(r"[0-9]{1,19}")
 _MILLIS = re.compile(r"-?[0-9]{1,16}")
 _SECONDS = re.compile(r"[0-9]{1,2}(?:\.[0-9]{1,3})?")
@@ -124,6 +124,11 @@ def parse_batch_request(body: bytes, limits: Limits) -> BatchRequest:
         except UserpropsError as error:
             parsed.append(error)
     return BatchRequest(parsed)
+
+
+def parse_delete_request(body: bytes) -> int:
+    """``POST /v1/user/delete``: the EUID to erase (40007/55004 as everywhere)."""
+    return check_euid(decode_object(body).get("euid"))
 
 
 def parse_register_request(body: bytes, limits: Limits) -> RegisterRequest:
@@ -312,3 +317,17 @@ def parse_feed_query(query_string: bytes) -> FeedQuery:
     after = query.integer("after", 0, INT64_MAX, 0)
     limit = query.integer("limit", 1, history.FEED_MAX_LIMIT, history.FEED_DEFAULT_LIMIT)
     return FeedQuery(after, limit, query.seconds("wait", history.MAX_WAIT))
+
+
+def parse_lookup_query(query_string: bytes, limits: Limits) -> LookupQuery:
+    """``GET /v1/user/lookup``: ``identity_name`` one of the identity names and
+    ``identity_value`` a string of 1 to ``max_string_length`` characters; else 55004."""
+    query = _Query(query_string)
+    name = query.text("identity_name")
+    if name not in IDENTITY_NAMES:
+        raise InvalidParameters(f"identity_name must be one of {', '.join(IDENTITY_NAMES)}")
+    try:
+        value = checked_text(query.text("identity_value"), limits, "identity_value")
+    except Rejected as reason:
+        raise InvalidParameters(reason.reason) from None
+    return LookupQuery(name, value)

@@ -287,6 +287,17 @@ class Transaction(abc.ABC):
     def find_identity(self, project_id: int, name: str, value: str) -> int | None: ...
 
     @abc.abstractmethod
+    def list_users(self, project_id: int, after: int, limit: int) -> list[int]:
+        """EUIDs of the project's users above ``after``, ascending, at most ``limit``."""
+
+    @abc.abstractmethod
+    def erase_user(self, project_id: int, euid: int) -> bool:
+        """Erase a user of the project: its values, identities, contacts and events, and
+        the values of its changes in the history (the changes themselves stay, with
+        ``old`` and ``new`` emptied); the EUID is then unknown and its identity values
+        free. False, and nothing done, when the user is not in the project."""
+
+    @abc.abstractmethod
     def bind_identity(self, project_id: int, name: str, value: str, euid: int) -> int:
         """Bind ``value`` to ``euid`` unless it is bound; return the EUID it is bound to."""
 

@@ -227,6 +227,27 @@ class SqlTransaction(Transaction, abc.ABC):
         )
         return None if row is None else int(row[0])
 
+    def list_users(self, project_id: int, after: int, limit: int) -> list[int]:
+        rows = self._all(
+            "SELECT euid FROM users WHERE project_id = ? AND euid > ? ORDER BY euid LIMIT ?",
+            (project_id, after, limit),
+        )
+        return [int(r[0]) for r in rows]
+
+    def erase_user(self, project_id: int, euid: int) -> bool:
+        if not self.lock_user(project_id, euid):
+            return False
+        for table in ("user_values", "contacts", "events", "identities"):  # constants
+            self._execute(
+                f"DELETE FROM {table} WHERE project_id = ? AND euid = ?", (project_id, euid)
+            )
+        self._execute(
+            "UPDATE changes SET old = NULL, new = NULL WHERE project_id = ? AND euid = ?",
+            (project_id, euid),
+        )
+        self._execute("DELETE FROM users WHERE euid = ? AND project_id = ?", (euid, project_id))
+        return True
+
     def bind_identity(self, project_id: int, name: str, value: str, euid: int) -> int:
         row = self._one(
             "INSERT INTO identities (project_id, name, value, euid) VALUES (?, ?, ?, ?)"
