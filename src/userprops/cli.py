@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import click
 import msgspec
 
-from userprops import admin, history, users
+from userprops import admin, bulk, history, users
 from userprops.config import DEFAULT_DATABASE, Settings
 from userprops.errors import UserpropsError
 from userprops.eventlist import DEFAULT_LIMIT, MAX_LIMIT, ListQuery, decode_cursor
@@ -527,6 +527,99 @@ def project_set(
 
 def _kept(days: int | None) -> str:
     return f"{days} days" if days else "forever"
+
+
+# Bulk
+
+
+@main.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--project", "project_slug", required=True, envvar="USERPROPS_PROJECT")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["ndjson", "csv"]),
+    default=None,
+    help="By default from the file's extension (.csv, else NDJSON).",
+)
+@click.option(
+    "--errors",
+    "errors_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Where to write the lines not fully applied [default: FILE.errors.ndjson].",
+)
+@click.option(
+    "--chunk",
+    type=click.IntRange(1, 100_000),
+    default=bulk.CHUNK,
+    show_default=True,
+    help="Lines per transaction.",
+)
+@click.option("--restart", is_flag=True, help="Import from the first line, whatever ran before.")
+@database_option
+@json_option
+@handles_errors
+def import_command(
+    path: Path,
+    project_slug: str,
+    fmt: str | None,
+    errors_path: Path | None,
+    chunk: int,
+    restart: bool,
+    database: str,
+    as_json: bool,
+) -> None:
+    """Import attribute values from NDJSON or CSV (docs/bulk.md); resumes after an
+    interruption without applying a line twice."""
+    limits = Settings.from_env().limits
+    with (
+        opened(database) as storage,
+        click.progressbar(length=path.stat().st_size, label="importing", file=sys.stderr) as bar,
+    ):
+        summary = bulk.import_file(
+            storage,
+            project_slug,
+            path,
+            fmt=fmt,
+            chunk=chunk,
+            errors_path=errors_path,
+            restart=restart,
+            limits=limits,
+            progress=bar.update,
+        )
+    document = summary.as_dict()
+    lines = [
+        f"{summary.lines} lines read ({summary.skipped} done before): {summary.applied} applied,"
+        f" {summary.partial} partly, {summary.rejected} rejected",
+        f"{summary.values} values in {summary.seconds:.1f} s"
+        f" ({summary.values_per_second:,.0f} values/s)",
+    ]
+    if summary.errors_file:
+        lines.append(f"lines not fully applied: {summary.errors_file}")
+    emit(as_json, document, lines)
+
+
+@main.command("export")
+@click.option("--project", "project_slug", required=True, envvar="USERPROPS_PROJECT")
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="The file to write [default: standard output].",
+)
+@database_option
+@handles_errors
+def export_command(project_slug: str, output: Path | None, database: str) -> None:
+    """Write every user of a project as NDJSON (identities and attributes), which
+    `userprops import` reads back to the same state."""
+    with opened(database) as storage:
+        if output is None:
+            count = bulk.export_project(storage, project_slug, sys.stdout.buffer)
+        else:
+            with output.open("wb") as out:
+                count = bulk.export_project(storage, project_slug, out)
+    click.echo(f"exported {count} users", err=True)
 
 
 # Events

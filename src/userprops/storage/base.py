@@ -101,6 +101,7 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
         "created_at",
         "finished_at",
     ),
+    "import_checkpoints": ("project_id", "name", "lines_done", "digest", "updated_at"),
 }
 """The tables every backend has and their columns, parents before children: the order
 ``userprops copy`` moves them in."""
@@ -121,6 +122,7 @@ TABLE_KEYS: dict[str, str] = {
     "changes": "project_id, seq",
     "webhooks": "id",
     "deliveries": "id",
+    "import_checkpoints": "project_id, name",
 }
 """The primary key of each table, as an ORDER BY list."""
 
@@ -305,6 +307,13 @@ class Transaction(abc.ABC):
     def user_identities(self, project_id: int, euid: int) -> list[tuple[str, str]]:
         """(identity name, value) pairs of a user."""
 
+    @abc.abstractmethod
+    def identities_of(
+        self, project_id: int, euids: Sequence[int]
+    ) -> dict[int, list[tuple[str, str]]]:
+        """(identity name, value) pairs of each of ``euids`` that has any, by name then
+        value."""
+
     # Values
 
     @abc.abstractmethod
@@ -485,6 +494,16 @@ class Transaction(abc.ABC):
     @abc.abstractmethod
     def history_retention(self) -> dict[int, int]:
         """Project id to history retention days, for every project that has one."""
+
+    # Imports (see userprops.bulk)
+
+    @abc.abstractmethod
+    def import_checkpoint(self, project_id: int, name: str) -> tuple[int, str] | None:
+        """(lines committed, digest of their bytes) of an import, None if it never ran."""
+
+    @abc.abstractmethod
+    def set_import_checkpoint(self, project_id: int, name: str, lines: int, digest: str) -> None:
+        """Record where an import stands, in the transaction of the lines it counts."""
 
     # Idempotency keys (see userprops.idempotency)
 
