@@ -19,7 +19,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from bench import wrk
+from bench import bulkimport, wrk
 from bench.preload import preload
 from bench.server import MemorySampler, Server, cpu_seconds, python_command, rss_kib
 from bench.setup import create_tenant, register_users, stored_sums
@@ -57,6 +57,7 @@ class Options:
     database: str | None = None
     server_cpus: str | None = None
     scenarios: tuple[str, ...] = ("write", "register", "read")
+    import_users: int = 0  # time `userprops import` of this many users on each database
     profile: Path | None = None  # folder for py-spy profiles of the measured runs
     profile_format: str = "svg"  # svg (flame graph) or txt (collapsed stacks)
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="userprops-bench-")))
@@ -197,24 +198,45 @@ def backend(
         target = Target(server, euids, token, slug)
         for scenario in scenarios:
             result = paired(options, ceiling, target, scenario)
-            if scenario == "write":
-                result["verification"] = verify(url, slug, euids, result["increase_units_total"])
+            counters = VERIFIED.get(scenario)
+            if counters is not None:
+                units = result["increase_units_total"]
+                result["verification"] = verify(url, slug, euids, units, counters)
+            if scenario == "batch":
+                result["updates_per_second"] = round(result["throughput"] * BATCH_SIZE, 1)
             results[scenario] = result
+        if "batch" in results and "write" in results:
+            per_update = results["batch"]["updates_per_second"] / results["write"]["throughput"]
+            results["batch"]["per_update_ratio_to_write"] = round(per_update, 2)
         results["server_rss_hwm_mib"] = round(rss_kib(server.pid, "VmHWM") / 1024, 1)
     finally:
         server.stop()
+    if options.import_users and not preloaded:
+        folder = options.workdir / f"import-{name}"
+        folder.mkdir(exist_ok=True)
+        results["import"] = bulkimport.measure(url, folder, options.import_users)
     return results
 
 
-def verify(url: str, slug: str, euids: range, units: int) -> dict[str, Any]:
-    """Every increase sent (+1 counter, +5 points) is in the database, exactly once."""
+# Scenarios whose increases are verified: attribute -> units per increase sent.
+VERIFIED: dict[str, dict[str, int]] = {
+    "write": {"counter": 1, "points": 5},
+    "batch": {"bcount": 1},
+}
+BATCH_SIZE = 100  # updates per request of bench/lua/batch.lua
+
+
+def verify(
+    url: str, slug: str, euids: range, units: int, counters: dict[str, int]
+) -> dict[str, Any]:
+    """Every increase sent is in the database, exactly once: each attribute of
+    ``counters`` sums to ``units`` times its step."""
     started = time.monotonic()
-    sums = stored_sums(url, slug, euids, ["counter", "points"])
-    expected = {"counter": Decimal(units), "points": Decimal(5 * units)}
+    sums = stored_sums(url, slug, euids, list(counters))
+    expected = {name: Decimal(step * units) for name, step in counters.items()}
     return {
         "increases_sent": units,
-        "counter_stored": int(sums["counter"]),
-        "points_stored": int(sums["points"]),
+        **{f"{name}_stored": int(sums[name]) for name in counters},
         "passed": sums == expected,
         "seconds": round(time.monotonic() - started, 1),
     }

@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 MARKER = "BENCH_RESULT "
-SCENARIOS = ("write", "register", "read")
+SCENARIOS = ("write", "register", "read", "batch")
 
 
 def ensure_wrk() -> str:

@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from userprops import users
 from userprops.auth import hash_secret, new_key
 from userprops.errors import (
     Conflict,
@@ -20,12 +21,14 @@ from userprops.errors import (
     UserNotFound,
 )
 from userprops.eventlist import ListQuery, read_events
+from userprops.history import HistoryQuery, read_history
 from userprops.schema import AttrType, Rejected, SchemaMode, check_name, check_timezone
 from userprops.storage.base import DataSource, Project, Storage, Transaction
 
 SLUG_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 DEFAULT_PROJECT = "default"
 RECENT_EVENTS = 10
+CLI_SOURCE = "cli"  # who wrote, in the history, when the command line did
 
 
 @dataclass(frozen=True)
@@ -216,6 +219,55 @@ def set_event_retention(storage: Storage, project_slug: str, days: int | None) -
         tx.set_event_retention(_project(tx, project_slug).id, days)
 
 
-def event_retention(storage: Storage, project_slug: str) -> int | None:
+def set_history_retention(storage: Storage, project_slug: str, days: int | None) -> None:
+    """Keep the project's changes ``days`` days (by commit time); None keeps them all."""
+    if days is not None and days < 1:
+        raise InvalidParameters("history retention: a number of days from 1, or none")
+    with storage.transaction() as tx:
+        tx.set_history_retention(_project(tx, project_slug).id, days)
+
+
+def retention(storage: Storage, project_slug: str) -> tuple[int | None, int | None]:
+    """(event retention days, history retention days) of a project; None keeps all."""
     with storage.read() as tx:
-        return tx.event_retention().get(_project(tx, project_slug).id)
+        pid = _project(tx, project_slug).id
+        return tx.event_retention().get(pid), tx.history_retention().get(pid)
+
+
+def event_retention(storage: Storage, project_slug: str) -> int | None:
+    return retention(storage, project_slug)[0]
+
+
+# History
+
+
+def list_history(storage: Storage, query: HistoryQuery) -> dict[str, Any]:
+    """A page of a user's changes, newest first, as ``GET /v1/user/history`` returns it."""
+    with storage.read() as tx:
+        project = _user_project(tx, query.euid)
+    return read_history(storage, project.id, check_timezone(project.timezone), query)
+
+
+# Users
+
+
+def list_users(storage: Storage, project_slug: str, after: int, limit: int) -> dict[str, Any]:
+    """A page of the project's EUIDs, ascending (:func:`userprops.users.list_page`)."""
+    with storage.read() as tx:
+        pid = _project(tx, project_slug).id
+    return users.list_page(storage, pid, after, limit)
+
+
+def lookup_user(storage: Storage, project_slug: str, name: str, value: str) -> int:
+    """The EUID of the project's user holding an identity value; 40404 if none."""
+    with storage.read() as tx:
+        pid = _project(tx, project_slug).id
+    return int(users.lookup(storage, pid, users.LookupQuery(name, value))["euid"])
+
+
+def erase_user(storage: Storage, euid: int, source: str = CLI_SOURCE) -> str:
+    """Erase a user (:func:`userprops.users.erase`); returns its project's slug."""
+    with storage.transaction() as tx:
+        project = _user_project(tx, euid)
+        users.erase(tx, project.id, euid, source)
+    return project.slug

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import click
 import msgspec
 
-from userprops import admin
+from userprops import admin, bulk, history, users
 from userprops.config import DEFAULT_DATABASE, Settings
 from userprops.errors import UserpropsError
 from userprops.eventlist import DEFAULT_LIMIT, MAX_LIMIT, ListQuery, decode_cursor
@@ -388,10 +388,100 @@ def user_show(euid: int, database: str, as_json: bool) -> None:
     emit(as_json, doc, lines)
 
 
+@user.command("list")
+@click.option("--project", "project_slug", required=True, envvar="USERPROPS_PROJECT")
+@click.option("--after", type=click.IntRange(0, 2**63 - 1), default=0, help="Page after this EUID.")
+@click.option("--limit", type=click.IntRange(1, users.MAX_PAGE), default=users.DEFAULT_PAGE)
+@database_option
+@json_option
+@handles_errors
+def user_list(project_slug: str, after: int, limit: int, database: str, as_json: bool) -> None:
+    """List a project's users by EUID, a page at a time."""
+    with opened(database) as storage:
+        page = admin.list_users(storage, project_slug, after, limit)
+    lines = [str(euid) for euid in page["euids"]] or ["no users"]
+    if page["next_after"] is not None:
+        lines.append(f"more: --after {page['next_after']}")
+    emit(as_json, page, lines)
+
+
+@user.command("lookup")
+@click.argument("identity_name", type=click.Choice(users.IDENTITY_NAMES))
+@click.argument("identity_value")
+@click.option("--project", "project_slug", required=True, envvar="USERPROPS_PROJECT")
+@database_option
+@json_option
+@handles_errors
+def user_lookup(
+    identity_name: str, identity_value: str, project_slug: str, database: str, as_json: bool
+) -> None:
+    """Print the EUID of the user holding an identity value (nothing is created)."""
+    with opened(database) as storage:
+        euid = admin.lookup_user(storage, project_slug, identity_name, identity_value)
+    emit(as_json, {"euid": euid}, [str(euid)])
+
+
+@user.command("delete")
+@click.argument("euid", type=click.IntRange(1, 2**63 - 1))
+@database_option
+@json_option
+@handles_errors
+def user_delete(euid: int, database: str, as_json: bool) -> None:
+    """Erase a user: attributes, identities, contacts, events and the values in its history.
+    A user.deleted change goes on the feed; the EUID is unknown afterwards."""
+    with opened(database) as storage:
+        slug = admin.erase_user(storage, euid)
+    emit(
+        as_json, {"euid": euid, "project": slug, "deleted": True}, [f"erased euid {euid} of {slug}"]
+    )
+
+
+@user.command("history")
+@click.argument("euid", type=click.IntRange(1, 2**63 - 1))
+@click.option("--property", "prop", default=None, help="Only this attribute's changes.")
+@click.option("--from", "since", type=int, default=None, help="Epoch ms, inclusive.")
+@click.option("--to", "until", type=int, default=None, help="Epoch ms, exclusive.")
+@click.option("--limit", type=click.IntRange(1, history.MAX_LIMIT), default=history.DEFAULT_LIMIT)
+@click.option("--cursor", default=None, help="next_cursor of the previous page.")
+@database_option
+@json_option
+@handles_errors
+def user_history(
+    euid: int,
+    prop: str | None,
+    since: int | None,
+    until: int | None,
+    limit: int,
+    cursor: str | None,
+    database: str,
+    as_json: bool,
+) -> None:
+    """List a user's changes, newest first: old -> new, with the source."""
+    before = history.decode_cursor(cursor) if cursor else None
+    query = history.HistoryQuery(euid, prop, since, until, limit, before)
+    with opened(database) as storage:
+        page = admin.list_history(storage, query)
+    lines = [_change_line(c) for c in page["changes"]] or ["no changes"]
+    if page["next_cursor"]:
+        lines.append(f"more: --cursor {page['next_cursor']}")
+    emit(as_json, page, lines)
+
+
+def _when(millis: int) -> str:
+    return datetime.fromtimestamp(millis / 1000, UTC).isoformat(timespec="milliseconds")
+
+
+def _change_line(change: dict[str, Any]) -> str:
+    old, new = to_json(change["old"]), to_json(change["new"])
+    return (
+        f"{_when(change['at'])}  #{change['seq']}  {change['property']}  {change['op']}"
+        f"  {old} -> {new}  ({change['source']})"
+    )
+
+
 def _event_line(event: dict[str, Any], indent: str = "") -> str:
-    when = datetime.fromtimestamp(event["itime"] / 1000, UTC).isoformat(timespec="milliseconds")
     props = to_json(event["properties"])
-    return f"{indent}{when}  {event['event_name']}  {props}"
+    return f"{indent}{_when(event['itime'])}  {event['event_name']}  {props}"
 
 
 @project.command("set")
@@ -402,21 +492,134 @@ def _event_line(event: dict[str, Any], indent: str = "") -> str:
     default=None,
     help="Delete events older than N days (by itime); 0 keeps every event (the default).",
 )
+@click.option(
+    "--history-retention-days",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Delete changes of the history older than N days; 0 keeps every change (the default).",
+)
 @database_option
 @json_option
 @handles_errors
-def project_set(slug: str, event_retention_days: int | None, database: str, as_json: bool) -> None:
+def project_set(
+    slug: str,
+    event_retention_days: int | None,
+    history_retention_days: int | None,
+    database: str,
+    as_json: bool,
+) -> None:
     """Change a project's settings."""
     with opened(database) as storage:
         if event_retention_days is not None:
             admin.set_event_retention(storage, slug, event_retention_days or None)
-        days = admin.event_retention(storage, slug)
-    kept = f"{days} days" if days else "forever"
+        if history_retention_days is not None:
+            admin.set_history_retention(storage, slug, history_retention_days or None)
+        events, changes = admin.retention(storage, slug)
     emit(
         as_json,
-        {"slug": slug, "event_retention_days": days},
-        [f"project {slug}: events kept {kept}"],
+        {"slug": slug, "event_retention_days": events, "history_retention_days": changes},
+        [
+            f"project {slug}: events kept {_kept(events)}",
+            f"project {slug}: history kept {_kept(changes)}",
+        ],
     )
+
+
+def _kept(days: int | None) -> str:
+    return f"{days} days" if days else "forever"
+
+
+# Bulk
+
+
+@main.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--project", "project_slug", required=True, envvar="USERPROPS_PROJECT")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["ndjson", "csv"]),
+    default=None,
+    help="By default from the file's extension (.csv, else NDJSON).",
+)
+@click.option(
+    "--errors",
+    "errors_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Where to write the lines not fully applied [default: FILE.errors.ndjson].",
+)
+@click.option(
+    "--chunk",
+    type=click.IntRange(1, 100_000),
+    default=bulk.CHUNK,
+    show_default=True,
+    help="Lines per transaction.",
+)
+@click.option("--restart", is_flag=True, help="Import from the first line, whatever ran before.")
+@database_option
+@json_option
+@handles_errors
+def import_command(
+    path: Path,
+    project_slug: str,
+    fmt: str | None,
+    errors_path: Path | None,
+    chunk: int,
+    restart: bool,
+    database: str,
+    as_json: bool,
+) -> None:
+    """Import attribute values from NDJSON or CSV (docs/bulk.md); resumes after an
+    interruption without applying a line twice."""
+    limits = Settings.from_env().limits
+    with (
+        opened(database) as storage,
+        click.progressbar(length=path.stat().st_size, label="importing", file=sys.stderr) as bar,
+    ):
+        summary = bulk.import_file(
+            storage,
+            project_slug,
+            path,
+            fmt=fmt,
+            chunk=chunk,
+            errors_path=errors_path,
+            restart=restart,
+            limits=limits,
+            progress=bar.update,
+        )
+    document = summary.as_dict()
+    lines = [
+        f"{summary.lines} lines read ({summary.skipped} done before): {summary.applied} applied,"
+        f" {summary.partial} partly, {summary.rejected} rejected",
+        f"{summary.values} values in {summary.seconds:.1f} s"
+        f" ({summary.values_per_second:,.0f} values/s)",
+    ]
+    if summary.errors_file:
+        lines.append(f"lines not fully applied: {summary.errors_file}")
+    emit(as_json, document, lines)
+
+
+@main.command("export")
+@click.option("--project", "project_slug", required=True, envvar="USERPROPS_PROJECT")
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="The file to write [default: standard output].",
+)
+@database_option
+@handles_errors
+def export_command(project_slug: str, output: Path | None, database: str) -> None:
+    """Write every user of a project as NDJSON (identities and attributes), which
+    `userprops import` reads back to the same state."""
+    with opened(database) as storage:
+        if output is None:
+            count = bulk.export_project(storage, project_slug, sys.stdout.buffer)
+        else:
+            with output.open("wb") as out:
+                count = bulk.export_project(storage, project_slug, out)
+    click.echo(f"exported {count} users", err=True)
 
 
 # Events

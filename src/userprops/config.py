@@ -25,6 +25,7 @@ class Limits:
     max_identity_values: int = 100
     max_body_bytes: int = 1024 * 1024
     max_events: int = 100
+    max_batch: int = 1000
 
 
 @dataclass(frozen=True)

@@ -18,24 +18,31 @@ from dataclasses import dataclass
 from datetime import tzinfo
 from typing import Any
 
+from userprops import users
 from userprops.auth import Principal
 from userprops.config import Limits
 from userprops.contacts import ContactBook, ContactRequest
 from userprops.definitions import TypeCache
 from userprops.errors import (
-    EmptyProperties,
     ErrorItem,
     InvalidParameters,
-    InvalidProperties,
     UserNotFound,
 )
 from userprops.eventlist import ListQuery
 from userprops.events import EventLog, ReportRequest
 from userprops.history import Feed, FeedQuery, HistoryQuery, read_history
-from userprops.properties import PropertyJob, PropertyRequest
+from userprops.properties import (
+    BatchItem,
+    BatchJob,
+    BatchRequest,
+    PropertyJob,
+    PropertyRequest,
+    answer,
+)
 from userprops.reader import Reader
-from userprops.schema import Rejected, checked_text, decode, to_json
+from userprops.schema import AttrType, Rejected, checked_text, decode, to_json
 from userprops.storage.base import StoredValue, Transaction
+from userprops.users import LookupQuery
 from userprops.writer import Writer
 
 
@@ -75,14 +82,23 @@ class Engine:
         Raises :class:`UserNotFound`, or 55102/55103 when every property is rejected.
         """
         outcome = await self.writer.submit(self.property_job(who, request))
-        self.attribute_types.learn(who.project_id, outcome.learned)
-        if outcome.changes:
+        self._committed(who, outcome.learned, outcome.changes)
+        return answer(request, outcome)
+
+    async def set_properties_batch(self, who: Principal, request: BatchRequest) -> list[BatchItem]:
+        """Apply each update of a batch as its own request, all in one group; one answer
+        per update, in order, with the code it would have got alone."""
+        known = self.attribute_types.known(who.project_id)
+        job = BatchJob(who, request, self._limits, known, self._history)
+        outcome = await self.writer.submit(job)
+        self._committed(who, outcome.learned, outcome.changes)
+        return outcome.items
+
+    def _committed(self, who: Principal, learned: dict[str, AttrType], changes: int) -> None:
+        """After a commit: cache the attribute types learned, wake the feed's waiters."""
+        self.attribute_types.learn(who.project_id, learned)
+        if changes:
             self.feed.notify(who.project_id)
-        errors = outcome.errors
-        if len(errors) == len(request.properties):
-            empty = all(e.code == EmptyProperties.code for e in errors)
-            raise (EmptyProperties if empty else InvalidProperties)(errors=errors)
-        return errors
 
     def property_job(self, who: Principal, request: PropertyRequest) -> PropertyJob:
         known = self.attribute_types.known(who.project_id)
@@ -141,6 +157,20 @@ class Engine:
         resolved = await self.writer.submit(job)
         data = [{"identity_value": v, "euid": resolved[v]} for v in values]
         return RegisterOutcome(data, errors)
+
+    async def lookup(self, who: Principal, query: LookupQuery) -> dict[str, Any]:
+        """``{"euid"}`` of the caller's user holding an identity value; 40404 if none."""
+        storage = self.writer.storage
+        return await asyncio.to_thread(users.lookup, storage, who.project_id, query)
+
+    async def delete_user(self, who: Principal, euid: int) -> None:
+        """Erase a user of the caller's project (:func:`userprops.users.erase`)."""
+
+        def job(tx: Transaction) -> None:
+            users.erase(tx, who.project_id, euid, who.source)
+
+        await self.writer.submit(job)
+        self._committed(who, {}, 1)
 
     # Contacts
 

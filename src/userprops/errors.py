@@ -203,6 +203,12 @@ CODE_TABLE: tuple[type[UserpropsError], ...] = (
 """Every wire code except 0 (success), in the order docs/errors.md lists them."""
 
 
+def success_message(rejected: int) -> str:
+    """The ``message`` of a code 0 answer: full success, or partial success when some
+    items were rejected (and listed in ``errors``)."""
+    return f"partial success: {rejected} item(s) rejected" if rejected else "success"
+
+
 def envelope(error: UserpropsError) -> dict[str, Any]:
     """The JSON body for an error: ``code``, ``message`` and, when items failed, ``errors``."""
     body: dict[str, Any] = {"code": error.code, "message": error.detail}

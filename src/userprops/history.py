@@ -93,7 +93,7 @@ def render_change(change: StoredChange, tz: tzinfo) -> dict[str, Any]:
     return {
         "seq": change.seq,
         "euid": change.euid,
-        "property": change.property,
+        "property": change.property or None,  # none for user.deleted
         "op": change.op,
         "old": old,
         "new": new,

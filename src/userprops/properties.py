@@ -12,10 +12,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
+
 from userprops.auth import Principal
 from userprops.config import Limits
 from userprops.definitions import define_from_values
-from userprops.errors import ErrorItem, UserNotFound
+from userprops.errors import (
+    EmptyProperties,
+    ErrorItem,
+    InvalidProperties,
+    UserNotFound,
+    UserpropsError,
+    success_message,
+)
 from userprops.operations import REQUIRED_TYPE, Op, apply, increase_integer_text, needs_current
 from userprops.schema import (
     AttrType,
@@ -41,6 +50,30 @@ class PropertyRequest:
     properties: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class BatchRequest:
+    """A parsed ``POST /v1/user/property/batch``: each update parsed, or the error it got
+    alone (:func:`userprops.http.wire.parse_batch_request`)."""
+
+    updates: list[PropertyRequest | UserpropsError]
+
+
+class BatchItem(msgspec.Struct, omit_defaults=True):
+    """One update's answer in a batch: the code it would have got alone."""
+
+    index: int
+    code: int
+    message: str
+    errors: list[ErrorItem] | None = None
+
+
+@dataclass
+class BatchOutcome:
+    items: list[BatchItem]
+    learned: dict[str, AttrType] = field(default_factory=dict)
+    changes: int = 0
+
+
 @dataclass
 class PropertyOutcome:
     """What a property request did: the rejected properties, and attribute types learned
@@ -49,6 +82,19 @@ class PropertyOutcome:
     errors: list[ErrorItem]
     learned: dict[str, AttrType] = field(default_factory=dict)
     changes: int = 0  # how many changes it recorded in the history
+
+
+def answer(request: PropertyRequest, result: PropertyOutcome | Exception) -> list[ErrorItem]:
+    """A request's rejected properties (empty on full success) from its job's result;
+    raises what the request is answered with otherwise: the job's exception (such as
+    :class:`UserNotFound`), or 55102/55103 when every property was rejected."""
+    if isinstance(result, Exception):
+        raise result
+    errors = result.errors
+    if len(errors) == len(request.properties):
+        empty = all(e.code == EmptyProperties.code for e in errors)
+        raise (EmptyProperties if empty else InvalidProperties)(errors=errors)
+    return errors
 
 
 def rejection(name: str, reason: Rejected) -> ErrorItem:
@@ -265,3 +311,46 @@ def _define(
         required=REQUIRED_TYPE[op],
     )
     return kinds[name][0]
+
+
+@dataclass(eq=False)
+class BatchJob:
+    """The writes of one ``POST /v1/user/property/batch``: its updates run as one group
+    (one read and one write for all of them), each answered with the code it would have
+    got alone. A storage failure fails the whole batch."""
+
+    who: Principal
+    request: BatchRequest
+    limits: Limits
+    known: dict[str, AttrType]
+    history: bool = True
+
+    def __call__(self, tx: Transaction) -> BatchOutcome:
+        updates = self.request.updates
+        jobs = [
+            PropertyJob(self.who, update, self.limits, self.known, self.history)
+            for update in updates
+            if isinstance(update, PropertyRequest)
+        ]
+        results = iter(run_property_jobs(tx, jobs) if jobs else [])
+        outcome = BatchOutcome(items=[])
+        for index, update in enumerate(updates):
+            if isinstance(update, UserpropsError):
+                outcome.items.append(_item(index, update))
+                continue
+            result = next(results)
+            if isinstance(result, PropertyOutcome):
+                outcome.learned.update(result.learned)
+                outcome.changes += result.changes
+            try:
+                errors = answer(update, result)
+            except UserpropsError as error:
+                outcome.items.append(_item(index, error))
+                continue
+            message = success_message(len(errors))
+            outcome.items.append(BatchItem(index, 0, message, errors or None))
+        return outcome
+
+
+def _item(index: int, error: UserpropsError) -> BatchItem:
+    return BatchItem(index, error.code, error.detail, error.errors)

@@ -149,10 +149,13 @@ def test_project_set_event_retention(storage: Storage) -> None:
     assert run_json(storage, "project", "set", "shop", "--event-retention-days", "30") == {
         "slug": "shop",
         "event_retention_days": 30,
+        "history_retention_days": None,
     }
-    assert run(storage, "project", "set", "shop") == "project shop: events kept 30 days\n"
+    assert run(storage, "project", "set", "shop") == (
+        "project shop: events kept 30 days\nproject shop: history kept forever\n"
+    )
     assert run(storage, "project", "set", "shop", "--event-retention-days", "0") == (
-        "project shop: events kept forever\n"
+        "project shop: events kept forever\nproject shop: history kept forever\n"
     )
     assert "no project" in fail(storage, "project", "set", "nope", "--event-retention-days", "3")
 

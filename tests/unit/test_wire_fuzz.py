@@ -14,7 +14,6 @@ from hypothesis import given, strategies as st
 from userprops.config import Limits
 from userprops.errors import EuidMissing, InvalidParameters
 from userprops.http.wire import (
-    IDENTITY_NAMES,
     check_euid,
     decode_object,
     parse_euid_query,
@@ -23,6 +22,7 @@ from userprops.http.wire import (
 )
 from userprops.operations import Op
 from userprops.schema import INT64_MAX
+from userprops.users import IDENTITY_NAMES
 
 LIMITS = Limits()
 DOCUMENTED = (EuidMissing, InvalidParameters)

@@ -44,9 +44,9 @@ from userprops.errors import (
 )
 from userprops.eventlist import MAX_LIMIT
 from userprops.history import CHANGE_OPS, FEED_MAX_LIMIT, MAX_LIMIT as HISTORY_LIMIT, MAX_WAIT
-from userprops.http.wire import IDENTITY_NAMES
 from userprops.operations import Op
 from userprops.schema import INT64_MAX, MAX_NAME_LENGTH
+from userprops.users import IDENTITY_NAMES
 
 Schema = dict[str, Any]
 LIMITS = Limits()  # the defaults; a server configured otherwise documents these
@@ -151,7 +151,7 @@ CHANGE: Schema = {
     "properties": {
         "seq": SEQ,
         "euid": EUID,
-        "property": {"type": "string"},
+        "property": {"type": ["string", "null"], "description": "null for user.deleted"},
         "op": {"enum": list(CHANGE_OPS)},
         "old": VALUE,
         "new": VALUE,
@@ -299,6 +299,41 @@ SCHEMAS: dict[str, Schema] = {
             },
         },
     ),
+    "BatchRequest": {
+        "type": "object",
+        "required": ["updates"],
+        "properties": {
+            "updates": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": LIMITS.max_batch,
+                "description": "bodies of POST /v1/user/property (optionally with timestamp); "
+                "a bad one is answered in its place, the others applied",
+                "items": {},
+            }
+        },
+    },
+    "BatchSuccess": _envelope(
+        {"const": 0},
+        data={
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["index", "code", "message"],
+                "properties": {
+                    "index": {"type": "integer", "minimum": 0},
+                    "code": {"type": "integer", "description": "what the update got alone"},
+                    "message": {"type": "string"},
+                    "errors": {"type": "array", "items": ERROR_ITEM},
+                },
+            },
+        },
+    ),
+    "Lookup": _envelope(
+        {"const": 0},
+        data={"type": "object", "required": ["euid"], "properties": {"euid": EUID}},
+    ),
+    "DeleteRequest": {"type": "object", "required": ["euid"], "properties": {"euid": EUID}},
     "History": _envelope(
         {"const": 0},
         data={
@@ -408,8 +443,51 @@ def _paths() -> dict[str, Schema]:
             ),
             "get": _read("Read back every attribute value of a user", "PropertyRead"),
         },
+        "/v1/user/property/batch": {
+            "post": _post(
+                f"Up to {LIMITS.max_batch} property updates, each answered as alone",
+                "BatchRequest",
+                "BatchSuccess",
+                POST,
+            )
+        },
         "/v1/user/register": {
             "post": _post("Get or create EUIDs", "RegisterRequest", "RegisterSuccess", POST)
+        },
+        "/v1/user/lookup": {
+            "get": {
+                "summary": "Find the user holding an identity value; nothing is created",
+                "security": BASIC,
+                "parameters": [
+                    {
+                        "name": "identity_name",
+                        "in": "query",
+                        "required": True,
+                        "schema": {"enum": list(IDENTITY_NAMES)},
+                    },
+                    {
+                        "name": "identity_value",
+                        "in": "query",
+                        "required": True,
+                        "schema": {
+                            "type": "string",
+                            "minLength": 1,
+                            "maxLength": LIMITS.max_string_length,
+                        },
+                    },
+                ],
+                "responses": _answers(
+                    _ref("Lookup"), (*AUTHENTICATED, InvalidParameters, UserNotFound)
+                ),
+            }
+        },
+        "/v1/user/delete": {
+            "post": _post(
+                "Erase a user: values, identities, contacts, events, values in history",
+                "DeleteRequest",
+                "Status",
+                (*POST, EuidMissing, UserNotFound),
+            )
         },
         "/v1/user/contact": {
             "post": _post(

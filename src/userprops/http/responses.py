@@ -10,7 +10,7 @@ from typing import Any
 
 import msgspec
 
-from userprops.errors import ErrorItem, UserpropsError, envelope
+from userprops.errors import ErrorItem, UserpropsError, envelope, success_message
 
 _ENCODER = msgspec.json.Encoder(decimal_format="number")
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -47,13 +47,7 @@ def _replace_surrogates(value: Any) -> Any:
 
 def success(data: Any = None, errors: Sequence[ErrorItem] | None = None) -> Response:
     """``code`` 0: full success, or partial success when ``errors`` is not empty."""
-    if errors:
-        body: dict[str, Any] = {
-            "code": 0,
-            "message": f"partial success: {len(errors)} item(s) rejected",
-        }
-    else:
-        body = {"code": 0, "message": "success"}
+    body: dict[str, Any] = {"code": 0, "message": success_message(len(errors or ()))}
     if data is not None:
         body["data"] = data
     if errors:

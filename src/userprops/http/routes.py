@@ -16,11 +16,14 @@ from userprops.http import openapi
 from userprops.http.metrics import Metrics
 from userprops.http.responses import SUCCESS, Response, json_response, success
 from userprops.http.wire import (
+    parse_batch_request,
     parse_contact_request,
+    parse_delete_request,
     parse_euid_query,
     parse_feed_query,
     parse_history_query,
     parse_list_query,
+    parse_lookup_query,
     parse_property_request,
     parse_register_request,
     parse_report_request,
@@ -75,6 +78,12 @@ async def post_property(services: Services, request: Request) -> Response:
     return success(errors=errors) if errors else SUCCESS
 
 
+async def post_property_batch(services: Services, request: Request) -> Response:
+    who = await authenticated(services, request)
+    parsed = parse_batch_request(request.body, services.limits)
+    return success(await services.engine.set_properties_batch(who, parsed))
+
+
 async def get_property(services: Services, request: Request) -> Response:
     who = await authenticated(services, request)
     euid = parse_euid_query(request.query)
@@ -86,6 +95,18 @@ async def post_register(services: Services, request: Request) -> Response:
     parsed = parse_register_request(request.body, services.limits)
     outcome = await services.engine.register(who, parsed)
     return success(outcome.data, outcome.errors)
+
+
+async def get_lookup(services: Services, request: Request) -> Response:
+    who = await authenticated(services, request)
+    query = parse_lookup_query(request.query, services.limits)
+    return success(await services.engine.lookup(who, query))
+
+
+async def post_delete(services: Services, request: Request) -> Response:
+    who = await authenticated(services, request)
+    await services.engine.delete_user(who, parse_delete_request(request.body))
+    return SUCCESS
 
 
 async def post_contact(services: Services, request: Request) -> Response:
@@ -152,7 +173,10 @@ ROUTES: dict[str, dict[str, Route]] = {
         "POST": Route(post_property, reads_body=True),
         "GET": Route(get_property),
     },
+    "/v1/user/property/batch": {"POST": Route(post_property_batch, reads_body=True)},
     "/v1/user/register": {"POST": Route(post_register, reads_body=True)},
+    "/v1/user/lookup": {"GET": Route(get_lookup)},
+    "/v1/user/delete": {"POST": Route(post_delete, reads_body=True)},
     "/v1/user/contact": {
         "POST": Route(post_contact, reads_body=True),
         "GET": Route(get_contact),

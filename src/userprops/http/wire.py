@@ -34,12 +34,12 @@ from userprops.eventlist import DEFAULT_LIMIT, MAX_LIMIT, ListQuery, decode_curs
 from userprops.events import MAX_ITIME, Candidate, EventRejected, ReportRequest
 from userprops.history import FeedQuery, HistoryQuery
 from userprops.operations import Op
-from userprops.properties import PropertyRequest
+from userprops.properties import BatchRequest, PropertyRequest
 from userprops.schema import INT64_MAX, Rejected, check_name, checked_text, is_empty
+from userprops.users import IDENTITY_NAMES, LookupQuery
 
 # Non-integral numbers become Decimal, so arithmetic stays exact.
 _DECODER = msgspec.json.Decoder(float_hook=Decimal)
-IDENTITY_NAMES = ("user_id", "anonymous_id", "registration_id")
 _DIGITS = re.compile(r"[0-9]{1,19}")
 _MILLIS = re.compile(r"-?[0-9]{1,16}")
 _SECONDS = re.compile(r"[0-9]{1,2}(?:\.[0-9]{1,3})?")
@@ -85,7 +85,12 @@ def check_euid(value: Any) -> int:
 
 
 def parse_property_request(body: bytes, limits: Limits) -> PropertyRequest:
-    obj = decode_object(body)
+    return parse_property_object(decode_object(body), limits)
+
+
+def parse_property_object(obj: dict[str, Any], limits: Limits) -> PropertyRequest:
+    """A body of ``POST /v1/user/property`` already decoded (also one update of a batch,
+    or a line of ``userprops import``)."""
     euid = check_euid(obj.get("euid"))
     kind = obj.get("type")
     op = _OPS.get(kind) if isinstance(kind, str) else None
@@ -98,6 +103,32 @@ def parse_property_request(body: bytes, limits: Limits) -> PropertyRequest:
     if len(properties) > limits.max_properties:
         raise InvalidParameters(f"more than {limits.max_properties} properties")
     return PropertyRequest(euid, op, properties)
+
+
+def parse_batch_request(body: bytes, limits: Limits) -> BatchRequest:
+    """``POST /v1/user/property/batch``: 55004 unless ``updates`` is an array of 1 to
+    ``max_batch`` items; then each update on its own, a bad one answered in its place
+    with the code it would have got alone (40007 or 55004)."""
+    obj = decode_object(body)
+    updates = obj.get("updates")
+    if not isinstance(updates, list) or not updates:
+        raise InvalidParameters("updates must be a non-empty array of property bodies")
+    if len(updates) > limits.max_batch:
+        raise InvalidParameters(f"more than {limits.max_batch} updates")
+    parsed: list[PropertyRequest | UserpropsError] = []
+    for update in updates:
+        try:
+            if not isinstance(update, dict):
+                raise InvalidParameters("update must be a JSON object")
+            parsed.append(parse_property_object(update, limits))
+        except UserpropsError as error:
+            parsed.append(error)
+    return BatchRequest(parsed)
+
+
+def parse_delete_request(body: bytes) -> int:
+    """``POST /v1/user/delete``: the EUID to erase (40007/55004 as everywhere)."""
+    return check_euid(decode_object(body).get("euid"))
 
 
 def parse_register_request(body: bytes, limits: Limits) -> RegisterRequest:
@@ -286,3 +317,17 @@ def parse_feed_query(query_string: bytes) -> FeedQuery:
     after = query.integer("after", 0, INT64_MAX, 0)
     limit = query.integer("limit", 1, history.FEED_MAX_LIMIT, history.FEED_DEFAULT_LIMIT)
     return FeedQuery(after, limit, query.seconds("wait", history.MAX_WAIT))
+
+
+def parse_lookup_query(query_string: bytes, limits: Limits) -> LookupQuery:
+    """``GET /v1/user/lookup``: ``identity_name`` one of the identity names and
+    ``identity_value`` a string of 1 to ``max_string_length`` characters; else 55004."""
+    query = _Query(query_string)
+    name = query.text("identity_name")
+    if name not in IDENTITY_NAMES:
+        raise InvalidParameters(f"identity_name must be one of {', '.join(IDENTITY_NAMES)}")
+    try:
+        value = checked_text(query.text("identity_value"), limits, "identity_value")
+    except Rejected as reason:
+        raise InvalidParameters(reason.reason) from None
+    return LookupQuery(name, value)

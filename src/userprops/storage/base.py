@@ -101,6 +101,7 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
         "created_at",
         "finished_at",
     ),
+    "import_checkpoints": ("project_id", "name", "lines_done", "digest", "updated_at"),
 }
 """The tables every backend has and their columns, parents before children: the order
 ``userprops copy`` moves them in."""
@@ -121,6 +122,7 @@ TABLE_KEYS: dict[str, str] = {
     "changes": "project_id, seq",
     "webhooks": "id",
     "deliveries": "id",
+    "import_checkpoints": "project_id, name",
 }
 """The primary key of each table, as an ORDER BY list."""
 
@@ -287,12 +289,30 @@ class Transaction(abc.ABC):
     def find_identity(self, project_id: int, name: str, value: str) -> int | None: ...
 
     @abc.abstractmethod
+    def list_users(self, project_id: int, after: int, limit: int) -> list[int]:
+        """EUIDs of the project's users above ``after``, ascending, at most ``limit``."""
+
+    @abc.abstractmethod
+    def erase_user(self, project_id: int, euid: int) -> bool:
+        """Erase a user of the project: its values, identities, contacts and events, and
+        the values of its changes in the history (the changes themselves stay, with
+        ``old`` and ``new`` emptied); the EUID is then unknown and its identity values
+        free. False, and nothing done, when the user is not in the project."""
+
+    @abc.abstractmethod
     def bind_identity(self, project_id: int, name: str, value: str, euid: int) -> int:
         """Bind ``value`` to ``euid`` unless it is bound; return the EUID it is bound to."""
 
     @abc.abstractmethod
     def user_identities(self, project_id: int, euid: int) -> list[tuple[str, str]]:
         """(identity name, value) pairs of a user."""
+
+    @abc.abstractmethod
+    def identities_of(
+        self, project_id: int, euids: Sequence[int]
+    ) -> dict[int, list[tuple[str, str]]]:
+        """(identity name, value) pairs of each of ``euids`` that has any, by name then
+        value."""
 
     # Values
 
@@ -474,6 +494,16 @@ class Transaction(abc.ABC):
     @abc.abstractmethod
     def history_retention(self) -> dict[int, int]:
         """Project id to history retention days, for every project that has one."""
+
+    # Imports (see userprops.bulk)
+
+    @abc.abstractmethod
+    def import_checkpoint(self, project_id: int, name: str) -> tuple[int, str] | None:
+        """(lines committed, digest of their bytes) of an import, None if it never ran."""
+
+    @abc.abstractmethod
+    def set_import_checkpoint(self, project_id: int, name: str, lines: int, digest: str) -> None:
+        """Record where an import stands, in the transaction of the lines it counts."""
 
     # Idempotency keys (see userprops.idempotency)
 

@@ -96,7 +96,14 @@ def json_text(rows: Any) -> str:
     return _JSON.encode(rows).decode()
 
 
-IDENTITY_COLUMNS = {"projects": "id", "datasources": "id", "users": "euid", "events": "id"}
+IDENTITY_COLUMNS = {
+    "projects": "id",
+    "datasources": "id",
+    "users": "euid",
+    "events": "id",
+    "webhooks": "id",
+    "deliveries": "id",
+}
 
 
 class PostgresTransaction(SqlTransaction):

@@ -227,6 +227,27 @@ class SqlTransaction(Transaction, abc.ABC):
         )
         return None if row is None else int(row[0])
 
+    def list_users(self, project_id: int, after: int, limit: int) -> list[int]:
+        rows = self._all(
+            "SELECT euid FROM users WHERE project_id = ? AND euid > ? ORDER BY euid LIMIT ?",
+            (project_id, after, limit),
+        )
+        return [int(r[0]) for r in rows]
+
+    def erase_user(self, project_id: int, euid: int) -> bool:
+        if not self.lock_user(project_id, euid):
+            return False
+        for table in ("user_values", "contacts", "events", "identities"):  # constants
+            self._execute(
+                f"DELETE FROM {table} WHERE project_id = ? AND euid = ?", (project_id, euid)
+            )
+        self._execute(
+            "UPDATE changes SET old = NULL, new = NULL WHERE project_id = ? AND euid = ?",
+            (project_id, euid),
+        )
+        self._execute("DELETE FROM users WHERE euid = ? AND project_id = ?", (euid, project_id))
+        return True
+
     def bind_identity(self, project_id: int, name: str, value: str, euid: int) -> int:
         row = self._one(
             "INSERT INTO identities (project_id, name, value, euid) VALUES (?, ?, ?, ?)"
@@ -255,6 +276,23 @@ class SqlTransaction(Transaction, abc.ABC):
             (project_id, euid),
         )
         return [(name, value) for name, value in rows]
+
+    def identities_of(
+        self, project_id: int, euids: Sequence[int]
+    ) -> dict[int, list[tuple[str, str]]]:
+        if not euids:
+            return {}
+        match, params = self._in(euids)
+        rows = self._all(
+            "SELECT euid, name, value FROM identities WHERE project_id = ? AND euid"
+            + match
+            + f" ORDER BY euid, name{self.collate}, value{self.collate}",
+            (project_id, *params),
+        )
+        found: dict[int, list[tuple[str, str]]] = {}
+        for euid, name, value in rows:
+            found.setdefault(int(euid), []).append((name, value))
+        return found
 
     # Values
 
@@ -505,6 +543,24 @@ class SqlTransaction(Transaction, abc.ABC):
             " WHERE history_retention_days IS NOT NULL ORDER BY id"
         )
         return {int(pid): int(days) for pid, days in rows}
+
+    # Imports
+
+    def import_checkpoint(self, project_id: int, name: str) -> tuple[int, str] | None:
+        row = self._one(
+            "SELECT lines_done, digest FROM import_checkpoints WHERE project_id = ? AND name = ?",
+            (project_id, name),
+        )
+        return None if row is None else (int(row[0]), str(row[1]))
+
+    def set_import_checkpoint(self, project_id: int, name: str, lines: int, digest: str) -> None:
+        self._execute(
+            "INSERT INTO import_checkpoints (project_id, name, lines_done, digest, updated_at)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (project_id, name) DO UPDATE SET"
+            " lines_done = excluded.lines_done, digest = excluded.digest,"
+            " updated_at = excluded.updated_at",
+            (project_id, name, lines, digest, now_ms()),
+        )
 
     # Idempotency keys
 

@@ -34,7 +34,17 @@ from userprops_client._errors import (
     UserpropsError,
     WebhookVerificationError,
 )
-from userprops_client._results import Event, EventPage, ItemError, Registration, WriteResult
+from userprops_client._results import (
+    BatchResult,
+    Change,
+    ChangePage,
+    Event,
+    EventPage,
+    HistoryPage,
+    ItemError,
+    Registration,
+    WriteResult,
+)
 from userprops_client._retry import RetryPolicy
 from userprops_client._version import __version__
 from userprops_client._webhooks import verify_webhook
@@ -43,6 +53,9 @@ __all__ = [
     "ERROR_CLASSES",
     "AsyncClient",
     "AuthenticationFailed",
+    "BatchResult",
+    "Change",
+    "ChangePage",
     "Client",
     "ContactExists",
     "EmptyProperties",
@@ -50,6 +63,7 @@ __all__ = [
     "Event",
     "EventPage",
     "HeadersTooLarge",
+    "HistoryPage",
     "IdempotencyKeyReused",
     "InternalError",
     "InvalidParameters",

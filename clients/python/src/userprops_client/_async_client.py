@@ -12,7 +12,17 @@ import httpx
 from userprops_client import _calls as calls
 from userprops_client._base import BaseClient
 from userprops_client._calls import Call, IdentityName
-from userprops_client._results import Event, EventPage, Registration, WriteResult
+from userprops_client._errors import UserNotFound
+from userprops_client._results import (
+    BatchResult,
+    Change,
+    ChangePage,
+    Event,
+    EventPage,
+    HistoryPage,
+    Registration,
+    WriteResult,
+)
 
 T = TypeVar("T")
 
@@ -43,7 +53,12 @@ class AsyncClient(BaseClient):
     async def _run(self, call: Call[T], idempotency_key: str | None = None) -> T:
         headers, attempts = self._begin(call, idempotency_key)
         request = self._http.build_request(
-            call.method, call.path, params=call.params, content=call.body, headers=headers
+            call.method,
+            call.path,
+            params=call.params,
+            content=call.body,
+            headers=headers,
+            timeout=self._timeout(call, self._http.timeout),
         )
         while True:
             try:
@@ -159,3 +174,52 @@ class AsyncClient(BaseClient):
             if page.next_cursor is None:
                 return
             cursor = page.next_cursor
+
+    async def batch(
+        self, updates: Iterable[Mapping[str, object]], *, idempotency_key: str | None = None
+    ) -> list[BatchResult]:
+        """As :meth:`Client.batch`."""
+        return await self._run(calls.write_batch(updates), idempotency_key)
+
+    async def lookup(self, identity_name: IdentityName, value: str) -> int | None:
+        """As :meth:`Client.lookup`."""
+        try:
+            return await self._run(calls.lookup(identity_name, value))
+        except UserNotFound:
+            return None
+
+    async def delete_user(self, euid: int, *, idempotency_key: str | None = None) -> None:
+        """As :meth:`Client.delete_user`."""
+        await self._run(calls.delete_user(euid), idempotency_key)
+
+    async def history(
+        self,
+        euid: int,
+        *,
+        property: str | None = None,
+        since: int | None = None,
+        until: int | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> HistoryPage:
+        """As :meth:`Client.history`."""
+        call = calls.history(
+            euid, prop=property, since=since, until=until, limit=limit, cursor=cursor
+        )
+        return await self._run(call)
+
+    async def changes_page(
+        self, after: int = 0, *, limit: int | None = None, wait: float = 0
+    ) -> ChangePage:
+        """As :meth:`Client.changes_page`."""
+        return await self._run(calls.changes(after, limit=limit, wait=wait))
+
+    async def changes(
+        self, after: int = 0, *, limit: int | None = None, wait: float = 30
+    ) -> AsyncIterator[Change]:
+        """As :meth:`Client.changes`."""
+        while True:
+            page = await self.changes_page(after, limit=limit, wait=wait)
+            for change in page.changes:
+                yield change
+            after = page.last_seq

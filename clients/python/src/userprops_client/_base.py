@@ -58,3 +58,15 @@ class BaseClient:
             headers[IDEMPOTENCY_HEADER] = idempotency_key
         replayable = call.method == "GET" or IDEMPOTENCY_HEADER in headers
         return headers, Attempts(self.retry_policy, replayable=replayable)
+
+    def _timeout(self, call: Call[Any], timeout: httpx.Timeout) -> httpx.Timeout:
+        """The client's ``timeout``, with the time a long poll may be held added to its
+        read timeout."""
+        if not call.hold or timeout.read is None:
+            return timeout
+        return httpx.Timeout(
+            connect=timeout.connect,
+            read=timeout.read + call.hold,
+            write=timeout.write,
+            pool=timeout.pool,
+        )

@@ -21,8 +21,12 @@ from userprops_client._errors import (
 )
 from userprops_client._json import dumps, loads
 from userprops_client._results import (
+    BatchResult,
+    Change,
+    ChangePage,
     Event,
     EventPage,
+    HistoryPage,
     Registration,
     WriteResult,
     item_errors,
@@ -47,8 +51,9 @@ class Call(Generic[T]):
     method: Literal["GET", "POST"]
     path: str
     read: Callable[[Envelope], T]
-    params: Mapping[str, str | int] | None = None
+    params: Mapping[str, str | int | float] | None = None
     body: bytes | None = None
+    hold: float = 0.0  # seconds the server may hold the answer (a long poll), over timeouts
 
     def result(self, response: httpx.Response) -> T:
         """The result of a final answer, or its exception."""
@@ -167,3 +172,61 @@ def list_events(
     params: dict[str, str | int] = {"euid": euid}
     params.update({k: v for k, v in given.items() if v is not None})
     return Call("GET", "/v1/event/list", read, params=params)
+
+
+def write_batch(updates: Iterable[Mapping[str, object]]) -> Call[list[BatchResult]]:
+    def read(body: Envelope) -> list[BatchResult]:
+        return [
+            BatchResult(i["index"], i["code"], i["message"], item_errors(i.get("errors")))
+            for i in body["data"]
+        ]
+
+    return Call("POST", "/v1/user/property/batch", read, body=dumps({"updates": list(updates)}))
+
+
+def lookup(identity_name: IdentityName, value: str) -> Call[int]:
+    def read(body: Envelope) -> int:
+        return int(body["data"]["euid"])
+
+    params = {"identity_name": identity_name, "identity_value": value}
+    return Call("GET", "/v1/user/lookup", read, params=params)
+
+
+def delete_user(euid: int) -> Call[None]:
+    def read(body: Envelope) -> None:
+        return None
+
+    return Call("POST", "/v1/user/delete", read, body=dumps({"euid": euid}))
+
+
+def history(
+    euid: int,
+    *,
+    prop: str | None = None,
+    since: int | None = None,
+    until: int | None = None,
+    limit: int | None = None,
+    cursor: str | None = None,
+) -> Call[HistoryPage]:
+    def read(body: Envelope) -> HistoryPage:
+        data = body["data"]
+        changes = [Change.from_wire(c) for c in data["changes"]]
+        return HistoryPage(data["euid"], changes, data.get("next_cursor"))
+
+    given = {"property": prop, "from": since, "to": until, "limit": limit, "cursor": cursor}
+    params: dict[str, str | int | float] = {"euid": euid}
+    params.update({k: v for k, v in given.items() if v is not None})
+    return Call("GET", "/v1/user/history", read, params=params)
+
+
+def changes(after: int, *, limit: int | None = None, wait: float = 0.0) -> Call[ChangePage]:
+    def read(body: Envelope) -> ChangePage:
+        data = body["data"]
+        return ChangePage([Change.from_wire(c) for c in data["changes"]], data["last_seq"])
+
+    params: dict[str, str | int | float] = {"after": after}
+    if limit is not None:
+        params["limit"] = limit
+    if wait:
+        params["wait"] = wait
+    return Call("GET", "/v1/changes", read, params=params, hold=wait)

@@ -12,7 +12,17 @@ import httpx
 from userprops_client import _calls as calls
 from userprops_client._base import BaseClient
 from userprops_client._calls import Call, IdentityName
-from userprops_client._results import Event, EventPage, Registration, WriteResult
+from userprops_client._errors import UserNotFound
+from userprops_client._results import (
+    BatchResult,
+    Change,
+    ChangePage,
+    Event,
+    EventPage,
+    HistoryPage,
+    Registration,
+    WriteResult,
+)
 
 T = TypeVar("T")
 
@@ -50,7 +60,12 @@ class Client(BaseClient):
     def _run(self, call: Call[T], idempotency_key: str | None = None) -> T:
         headers, attempts = self._begin(call, idempotency_key)
         request = self._http.build_request(
-            call.method, call.path, params=call.params, content=call.body, headers=headers
+            call.method,
+            call.path,
+            params=call.params,
+            content=call.body,
+            headers=headers,
+            timeout=self._timeout(call, self._http.timeout),
         )
         while True:
             try:
@@ -162,3 +177,56 @@ class Client(BaseClient):
             if page.next_cursor is None:
                 return
             cursor = page.next_cursor
+
+    def batch(
+        self, updates: Iterable[Mapping[str, object]], *, idempotency_key: str | None = None
+    ) -> list[BatchResult]:
+        """Up to 1,000 updates (``{"euid", "type", "properties"}``) in one request, each
+        applied as its own; one result per update, in order, never raised."""
+        return self._run(calls.write_batch(updates), idempotency_key)
+
+    def lookup(self, identity_name: IdentityName, value: str) -> int | None:
+        """The EUID of the user holding an identity value, or None; nothing is created."""
+        try:
+            return self._run(calls.lookup(identity_name, value))
+        except UserNotFound:
+            return None
+
+    def delete_user(self, euid: int, *, idempotency_key: str | None = None) -> None:
+        """Erase a user: attributes, identities, contacts, events, values in history.
+        Raises :class:`UserNotFound` when there is no such user."""
+        self._run(calls.delete_user(euid), idempotency_key)
+
+    def history(
+        self,
+        euid: int,
+        *,
+        property: str | None = None,
+        since: int | None = None,
+        until: int | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> HistoryPage:
+        """One page of the user's changes, newest first."""
+        call = calls.history(
+            euid, prop=property, since=since, until=until, limit=limit, cursor=cursor
+        )
+        return self._run(call)
+
+    def changes_page(
+        self, after: int = 0, *, limit: int | None = None, wait: float = 0
+    ) -> ChangePage:
+        """One page of the project's change feed after ``after``, oldest first; with
+        ``wait`` (up to 30 s) an empty page is held until the next change."""
+        return self._run(calls.changes(after, limit=limit, wait=wait))
+
+    def changes(
+        self, after: int = 0, *, limit: int | None = None, wait: float = 30
+    ) -> Iterator[Change]:
+        """Every change after ``after``, in seq order, then each new one as it is committed
+        (long polls of ``wait`` seconds): an endless iterator. Keep the last ``seq`` you
+        handled to resume from it."""
+        while True:
+            page = self.changes_page(after, limit=limit, wait=wait)
+            yield from page.changes
+            after = page.last_seq

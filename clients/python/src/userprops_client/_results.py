@@ -97,3 +97,64 @@ class EventPage:
     euid: int
     events: list[Event]
     next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class Change:
+    """A change of a stored value (history and feed): ``old``/``new`` in read-back form
+    (None for absent), ``property`` None for ``user.deleted``, ``at`` epoch milliseconds."""
+
+    seq: int
+    euid: int
+    property: str | None
+    op: str
+    old: Any
+    new: Any
+    source: str
+    at: int
+
+    @classmethod
+    def from_wire(cls, item: Mapping[str, Any]) -> Change:
+        return cls(
+            seq=item["seq"],
+            euid=item["euid"],
+            property=item.get("property"),
+            op=item["op"],
+            old=item.get("old"),
+            new=item.get("new"),
+            source=item["source"],
+            at=item["at"],
+        )
+
+
+@dataclass(frozen=True)
+class HistoryPage:
+    """One page of a user's changes, newest first; ``next_cursor`` is None on the last."""
+
+    euid: int
+    changes: list[Change]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class ChangePage:
+    """One page of the feed, oldest first; pass ``last_seq`` as the next ``after``."""
+
+    changes: list[Change]
+    last_seq: int
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """One update's answer in a batch: the code it would have got alone (0 when applied,
+    with ``errors`` listing rejected properties on partial success)."""
+
+    index: int
+    code: int
+    message: str
+    errors: tuple[ItemError, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        """Applied in full."""
+        return self.code == 0 and not self.errors
