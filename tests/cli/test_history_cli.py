@@ -9,7 +9,7 @@ from typing import Any
 
 from click.testing import CliRunner
 
-from conftest import Api
+from tests.support.api import Api
 from userprops import admin
 from userprops.cli import main
 from userprops.http.app import App

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import AsyncGenerator
 
 import pytest
 
-from client.conftest import Either, make_client
-from liveserver import Server
+from tests.support.clients import Either, make_client
+from tests.support.liveserver import Server
 from userprops_client import AsyncClient, BatchResult, Change, Client, UserNotFound
 
 
@@ -95,6 +96,7 @@ async def test_changes_iterates_with_long_polls(server: Server, kind: str) -> No
         else:
             assert isinstance(client, AsyncClient)
             stream = client.changes(after, wait=30)
+            assert isinstance(stream, AsyncGenerator)  # typed as an AsyncIterator: no aclose
             first = await anext(stream)
             asyncio.get_running_loop().call_later(0.2, write_later)
             second = await anext(stream)

@@ -123,11 +123,8 @@ async def test_the_feed_is_lossless_with_three_servers_committing_at_once(
     one of them with after=last_seq sees every change exactly once, in seq order, and no
     change appears below a seq it has already passed."""
     creds = _credentials(servers)
-    token = base64.b64encode(f"{creds['api_key']}:{creds['api_secret']}".encode()).decode()
-    clients = [
-        httpx.AsyncClient(base_url=s.url, headers={"authorization": f"Basic {token}"}, timeout=60)
-        for s in servers
-    ]
+    auth = basic_auth(creds["api_key"], creds["api_secret"])
+    clients = [httpx.AsyncClient(base_url=s.url, headers=auth, timeout=60) for s in servers]
     writes = 600
     try:
         r = await clients[0].post(

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from conftest import Api, new_api
+from tests.support.api import Api, new_api
 from userprops.cli import main
 from userprops.http.app import App
 
