@@ -33,6 +33,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if any(item.get_closest_marker(kind) for kind in KINDS):
             continue
+        if not item.path.is_relative_to(HERE):
+            continue  # collected from elsewhere (pytest PATH outside tests/): not ours
         directory = item.path.relative_to(HERE).parts[0]
         kind = KIND_OF_DIRECTORY.get(directory)
         if kind is None:
