@@ -62,6 +62,7 @@ def test_one_matching_signature_among_several_is_enough() -> None:
 
 
 def tampered() -> list[tuple[str, dict[str, str], bytes]]:
+    """Every way to tamper, built when called: the times are relative to now."""
     cases = []
     headers = signed()
     cases.append(("body", headers, BODY.replace(b"9.9", b"99.9")))
@@ -84,10 +85,10 @@ def tampered() -> list[tuple[str, dict[str, str], bytes]]:
     return cases
 
 
-@pytest.mark.parametrize(("what", "headers", "body"), tampered(), ids=lambda c: str(c)[:12])
-def test_a_tampered_delivery_is_refused_as_the_reference_refuses_it(
-    what: str, headers: dict[str, str], body: bytes
-) -> None:
+@pytest.mark.parametrize("what", [case[0] for case in tampered()])
+def test_a_tampered_delivery_is_refused_as_the_reference_refuses_it(what: str) -> None:
+    # Built in the test, not at collection: "too new" must still be too new when it runs.
+    [(_, headers, body)] = [case for case in tampered() if case[0] == what]
     assert not reference_accepts(headers, body)
     with pytest.raises(WebhookVerificationError):
         verify_webhook(headers, body, SECRET)
