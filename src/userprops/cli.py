@@ -21,6 +21,7 @@ from userprops.config import DEFAULT_DATABASE, Settings
 from userprops.errors import UserpropsError
 from userprops.eventlist import DEFAULT_LIMIT, MAX_LIMIT, ListQuery, decode_cursor
 from userprops.schema import AttrType, SchemaMode
+from userprops.serverlock import ServerRunning, sole_server
 from userprops.storage import Storage, open_storage, redact_url
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -116,12 +117,21 @@ def main() -> None:
 def serve(host: str, port: int, database: str, log_level: str) -> None:
     """Run the HTTP API. On an empty database, create a default project and data source
     and print their key and secret once."""
+    settings = Settings.from_env(host=host, port=port, database=database, log_level=log_level)
+    try:
+        with sole_server(settings.database):
+            _serve(settings)
+    except ServerRunning as exc:
+        _fail(str(exc))
+
+
+def _serve(settings: Settings) -> None:
     import uvicorn
 
     from userprops.http.app import App
     from userprops.http.httpguard import header_deadline_protocol
 
-    settings = Settings.from_env(host=host, port=port, database=database, log_level=log_level)
+    log_level = settings.log_level
     with opened(settings.database) as storage:
         created = admin.bootstrap(storage)
     if created is not None:

@@ -74,7 +74,7 @@ class InvalidParameters(UserpropsError):
 class InvalidProperties(UserpropsError):
     code = 55102
     status = 400
-    message = "invalid user attributes exist"
+    message = "Invalid user attributes exist"  # EngageLab's text, verbatim
 
 
 class EmptyProperties(UserpropsError):
@@ -86,7 +86,7 @@ class EmptyProperties(UserpropsError):
 class ContactExists(UserpropsError):
     code = 55014
     status = 409
-    message = "contact exists"
+    message = "Contact exists"  # EngageLab's text, verbatim
 
 
 class PathNotFound(UserpropsError):
@@ -178,6 +178,14 @@ class StorageUnavailable(UserpropsError):
     status = 503
     message = "storage unavailable; nothing was applied, retry later"
 
+
+ENGAGELAB_MESSAGES: dict[int, str] = {
+    0: "success",
+    InvalidProperties.code: "Invalid user attributes exist",
+    ContactExists.code: "Contact exists",
+}
+"""The messages EngageLab's documentation shows for its codes, which userprops answers
+verbatim (docs/errors.md marks them); every other message is userprops's own."""
 
 CODE_TABLE: tuple[type[UserpropsError], ...] = (
     AuthenticationFailed,

@@ -7,6 +7,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
 import pytest
@@ -16,6 +17,7 @@ from userprops.cli import main
 from userprops.errors import StorageUnavailable
 from userprops.schema import AttrType, SchemaMode
 from userprops.storage import Storage, StoredValue, Transaction, open_storage
+from userprops.storage.postgres_transaction import PostgresTransaction
 
 Job = Callable[[Transaction], int]
 
@@ -32,7 +34,9 @@ def test_a_postgresql_url_without_the_driver_names_the_extra_to_install(
     monkeypatch.setitem(sys.modules, "psycopg", None)
     result = CliRunner().invoke(main, ["migrate", "--database", "postgresql://localhost/x"])
     assert result.exit_code == 1
-    assert "pip install 'userprops[postgres]'" in result.output
+    assert (
+        "scripts/install postgres" in result.output and "pip install '.[postgres]'" in result.output
+    )
 
 
 def test_a_register_that_loses_the_race_gets_the_winners_euid_and_leaves_no_user(
@@ -175,35 +179,89 @@ def test_batches_that_deadlock_are_retried_and_apply_every_job_once(
     assert len(runs) == 5
 
 
-def _restarted_under(pg_url: str, monkeypatch: pytest.MonkeyPatch, idle_check: float) -> Storage:
-    """A storage whose pooled connection was used, then ended by the server (as a restart
-    does), with the pool checking connections idle for more than ``idle_check`` seconds."""
+def test_after_a_restart_no_request_fails_because_a_pooled_connection_is_dead(
+    pg_url: str,
+) -> None:
+    """However many connections the pool held: each unit of work that finds its
+    connection dead (its first statement fails) drains the pool and runs again on a new
+    connection, before anything of it was committed."""
     storage = open_storage(pg_url)
-    storage.ping()
-    monkeypatch.setattr("userprops.storage.postgres.IDLE_CHECK", idle_check)
+    storage.migrate()
+    pid = _project(storage)
+    with storage.transaction() as tx:
+        euid = tx.create_user(pid)
+    with ThreadPoolExecutor(4) as pool:  # several pooled connections, all used just now
+        list(pool.map(lambda _: storage.read_users([(pid, euid)]), range(16)))
+    for _ in range(2):
+        _terminate_userprops_sessions(pg_url)
+        storage.ping()
+        assert storage.read_users([(pid, euid)])[0] is not None
+        _terminate_userprops_sessions(pg_url)
+        with storage.read() as tx:
+            assert tx.has_user(pid, euid)
+        _terminate_userprops_sessions(pg_url)
+        with storage.transaction() as tx:
+            tx.put_values(pid, euid, {"v": StoredValue(AttrType.STRING, "x")})
+        _terminate_userprops_sessions(pg_url)
+        assert storage.run_batch([_increment(pid, euid)]) == [None]
+    with storage.read() as tx:
+        assert tx.get_values(pid, euid)["n"].text == "2"
+    storage.close()
+
+
+def _terminate_userprops_sessions(pg_url: str) -> None:
+    """End every session of userprops on the database, as a server restart does."""
     with psycopg.connect(pg_url, autocommit=True) as conn:
         conn.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
             " WHERE application_name = 'userprops' AND datname = current_database()"
         )
-    return storage
 
 
-def test_a_connection_idle_for_a_while_is_checked_before_use(
-    pg_url: str, monkeypatch: pytest.MonkeyPatch
+def _increment(pid: int, euid: int) -> Job:
+    def job(tx: Transaction) -> None:
+        tx.lock_user(pid, euid)
+        current = tx.get_values(pid, euid, ["n"]).get("n")
+        n = 0 if current is None else int(current.text)
+        tx.put_values(pid, euid, {"n": StoredValue(AttrType.NUMBER, str(n + 1))})
+
+    return job
+
+
+@pytest.mark.parametrize("sent", [False, True], ids=["before COMMIT", "after COMMIT"])
+def test_a_connection_lost_at_commit_is_never_answered_0_nor_applied_twice(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch, sent: bool
 ) -> None:
-    storage = _restarted_under(pg_url, monkeypatch, idle_check=0.0)
-    storage.ping()  # the check found the connection dead: the pool handed out a new one
-    storage.close()
+    """Lost before COMMIT went out, the batch runs again on a new connection and applies
+    once; lost after it (the outcome unknown: it did commit here), the batch is answered
+    StorageUnavailable, never run again, and applied exactly once."""
+    storage = open_storage(pg_url)
+    storage.migrate()
+    pid = _project(storage)
+    with storage.transaction() as tx:
+        euid = tx.create_user(pid)
+    commit = PostgresTransaction.commit
+    calls = []
 
+    def lose_the_connection(self: PostgresTransaction) -> None:
+        calls.append(sent)
+        if len(calls) == 1:
+            if sent:
+                commit(self)
+            self._conn.close()
+            raise psycopg.OperationalError("server closed the connection unexpectedly")
+        commit(self)
 
-def test_a_connection_just_used_is_not_checked_and_a_dead_one_fails_once(
-    pg_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    storage = _restarted_under(pg_url, monkeypatch, idle_check=3600.0)
-    with pytest.raises(StorageUnavailable):
-        storage.ping()  # no round trip to check it first: its own statement fails
-    storage.ping()  # the pool dropped it and connected again
+    monkeypatch.setattr(PostgresTransaction, "commit", lose_the_connection)
+    if sent:
+        with pytest.raises(StorageUnavailable):
+            storage.run_batch([_increment(pid, euid)])
+        assert len(calls) == 1  # not run again
+    else:
+        assert storage.run_batch([_increment(pid, euid)]) == [None]
+        assert len(calls) == 2  # run again, on another connection
+    with storage.read() as tx:
+        assert tx.get_values(pid, euid)["n"].text == "1"
     storage.close()
 
 

@@ -7,7 +7,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from userprops.config import Settings
-from userprops.errors import CODE_TABLE
+from userprops.errors import CODE_TABLE, ENGAGELAB_MESSAGES
 
 DOCS = Path(__file__).parents[2] / "docs"
 
@@ -20,13 +20,17 @@ def table_rows(page: str) -> list[list[str]]:
     return rows
 
 
+MARK = " [EngageLab]"
+
+
 def test_error_page_lists_exactly_the_code_table() -> None:
-    documented = {
-        int(row[0]): (int(row[1]), row[2]) for row in table_rows("errors.md") if row[0].isdigit()
-    }
+    rows = [row for row in table_rows("errors.md") if row[0].isdigit()]
+    documented = {int(row[0]): (int(row[1]), row[2].removesuffix(MARK)) for row in rows}
     expected = {e.code: (e.status, e.message) for e in CODE_TABLE}
     expected[0] = (200, "success")
     assert documented == expected
+    marked = {int(row[0]): row[2].removesuffix(MARK) for row in rows if row[2].endswith(MARK)}
+    assert marked == ENGAGELAB_MESSAGES
 
 
 def test_configuration_page_lists_every_setting_with_its_default() -> None:

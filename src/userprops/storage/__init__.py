@@ -65,7 +65,10 @@ def redact_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[2]}"))
 
 
-POSTGRES_EXTRA = "pip install 'userprops[postgres]'"
+POSTGRES_EXTRA = (
+    "in a checkout, scripts/install postgres (or pip install '.[postgres]');"
+    " from a wheel, pip install 'userprops-<version>-py3-none-any.whl[postgres]'"
+)
 
 
 def open_storage(url: str, *, timeout: float = 5.0, pool_size: int = 10) -> Storage:

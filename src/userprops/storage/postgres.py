@@ -22,7 +22,7 @@ import time
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg.pq import TransactionStatus
@@ -46,13 +46,14 @@ from userprops.storage.postgres_transaction import (
 )
 
 log = logging.getLogger("userprops.storage.postgres")
+T = TypeVar("T")
 
 BATCH_ATTEMPTS = 5
 GUARDED_RERUNS = 3
 # Deadlock and serialization failure: the transaction was rolled back and may be retried.
 RETRYABLE = frozenset({"40P01", "40001"})
 MIGRATION_LOCK = 0x75736572_70726F70  # "userprop": one migrator at a time per database
-IDLE_CHECK = 1.0  # seconds: a pooled connection idle longer is checked before use
+RECONNECTS = 2  # new connections tried after a dead one, per unit of work
 LISTEN_CHECK = 1.0  # seconds: how often the change listener looks whether to stop
 
 
@@ -95,6 +96,17 @@ class _Retry(Exception):
     """A batch hit a deadlock or serialization failure and was rolled back."""
 
 
+class _Reconnect(Exception):
+    """A unit of work found its connection dead before anything of it could have been
+    committed (COMMIT was not sent): safe to run again on another connection."""
+
+
+def _dead(exc: BaseException, conn: psycopg.Connection[Any]) -> bool:
+    """Whether ``exc`` is the loss of ``conn`` (the server restarted, went away, or ended
+    the session), as opposed to an error of the statement or the server being slow."""
+    return _fatal(exc) and not isinstance(exc, PoolTimeout) and (conn.broken or conn.closed)
+
+
 class _Unguarded(Exception):
     """A job that ran without a savepoint failed; the batch was rolled back."""
 
@@ -111,9 +123,6 @@ class PostgresStorage(Storage):
     def __init__(self, url: str, *, timeout: float = 5.0, pool_size: int = 10) -> None:
         self.url = url
         self.timeout = timeout
-        self._returned: weakref.WeakKeyDictionary[psycopg.Connection[Any], float] = (
-            weakref.WeakKeyDictionary()
-        )
         millis = max(1, round(timeout * 1000))
         self._pool = ConnectionPool(
             url,
@@ -126,37 +135,100 @@ class PostgresStorage(Storage):
             },
             min_size=1,
             max_size=max(1, pool_size),
-            check=self._check_idle,
             timeout=timeout,
             reconnect_timeout=max(timeout, 60.0),
             name="userprops",
             open=False,
         )
         self._pool.open(wait=False)
+        # Connections are not checked before use (a round trip each): the first statement
+        # of a unit of work is its check, and a dead connection is replaced then. Each
+        # connection remembers the pool generation it was handed out in; the first one
+        # found dead in a generation drains the pool (see _retire).
+        self._generation = 0
+        self._handed: weakref.WeakKeyDictionary[psycopg.Connection[Any], int] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._retiring = threading.Lock()
         self._closing = threading.Event()
         self._listeners: list[threading.Thread] = []
 
-    def _check_idle(self, conn: psycopg.Connection[Any]) -> None:
-        """The pool's check of a connection it hands out. The check is a round trip, so
-        only a connection idle for more than IDLE_CHECK seconds is checked (the server may
-        have restarted meanwhile): under load, one for every batch and read cost about as
-        much as the batch's own statements. A connection that broke since its last use
-        fails its first statement, answered 503, and the pool then drops it."""
-        if time.monotonic() - self._returned.get(conn, 0.0) > IDLE_CHECK:
-            ConnectionPool.check_connection(conn)
+    def _getconn(self, deadline: float) -> psycopg.Connection[Any]:
+        """A pooled connection, waiting at most until ``deadline`` (monotonic)."""
+        with _translated():
+            conn = self._pool.getconn(timeout=max(0.001, deadline - time.monotonic()))
+        self._handed[conn] = self._generation
+        return conn
+
+    def _retire(self, conn: psycopg.Connection[Any]) -> None:
+        """``conn`` was found dead: the server restarted or went away, so every idle
+        connection of its generation is as dead. Drain the pool (close the idle ones, open
+        new ones) once per generation, so connections opened since are kept."""
+        with self._retiring:
+            if self._handed.get(conn) == self._generation:
+                self._generation += 1
+                self._pool.drain()
+
+    def _retrying(self, unit: Callable[[psycopg.Connection[Any]], T]) -> T:
+        """``unit`` on a pooled connection. When it raises :class:`_Reconnect` (its
+        connection was dead and nothing of it committed), the pool is drained and ``unit``
+        runs again on a new connection, up to RECONNECTS times and within ``timeout``:
+        after a server restart no request fails because the pool held connections to the
+        old server, however many it held."""
+        deadline = time.monotonic() + self.timeout
+        for attempt in range(RECONNECTS + 1):
+            conn = self._getconn(deadline)
+            try:
+                with _translated():
+                    return unit(conn)
+            except _Reconnect as dead:
+                self._retire(conn)
+                if attempt == RECONNECTS or time.monotonic() >= deadline:
+                    raise StorageUnavailable(f"storage unavailable: {dead.__cause__}") from dead
+                log.info("a pooled connection was dead (%s); on a new one", dead.__cause__)
+            finally:
+                self._pool.putconn(conn)
+        raise AssertionError("unreachable")
 
     @contextmanager
-    def _connection(self) -> Iterator[psycopg.Connection[Any]]:
-        with _translated(), self._pool.connection() as conn:
+    def _begun(self, begin: str) -> Iterator[psycopg.Connection[Any]]:
+        """A pooled connection on which ``begin`` (the transaction's first statement)
+        succeeded, so it is alive: a dead one fails that statement, before anything is
+        done, and is replaced (see :meth:`_retrying`)."""
+
+        def checkout(conn: psycopg.Connection[Any]) -> None:
             try:
+                conn.execute(begin)
+            except Exception as exc:
+                if _dead(exc, conn):
+                    raise _Reconnect() from exc
+                raise
+
+        deadline = time.monotonic() + self.timeout
+        for attempt in range(RECONNECTS + 1):
+            conn = self._getconn(deadline)
+            try:
+                with _translated():
+                    checkout(conn)
+                break
+            except _Reconnect as dead:
+                self._pool.putconn(conn)
+                self._retire(conn)
+                if attempt == RECONNECTS or time.monotonic() >= deadline:
+                    raise StorageUnavailable(f"storage unavailable: {dead.__cause__}") from dead
+            except BaseException:
+                self._pool.putconn(conn)
+                raise
+        try:
+            with _translated():
                 yield conn
-            finally:
-                self._returned[conn] = time.monotonic()
+        finally:
+            self._pool.putconn(conn)
 
     def migrate(self, *, dry_run: bool = False) -> list[str]:
         from userprops.storage import migrations
 
-        with self._connection() as conn, conn.transaction():
+        with self._committed() as conn:
             # Several servers may start at once: one migrates, the others wait and see.
             conn.execute("SET LOCAL statement_timeout = 0")
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
@@ -175,26 +247,43 @@ class PostgresStorage(Storage):
         return [f"{m.version:04d}_{m.name}" for m in pending]
 
     @contextmanager
+    def _committed(self) -> Iterator[psycopg.Connection[Any]]:
+        """A connection in a transaction, committed on normal exit, rolled back on error."""
+        with self._begun("BEGIN") as conn:
+            try:
+                yield conn
+            except BaseException:
+                _rollback(conn)
+                raise
+            conn.execute("COMMIT")
+
+    @contextmanager
     def transaction(self) -> Iterator[Transaction]:
-        with self._connection() as conn, conn.transaction():
+        with self._committed() as conn:
             yield PostgresTransaction(conn)
 
     @contextmanager
     def read(self) -> Iterator[Transaction]:
-        with self._connection() as conn:
-            conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        with self._begun("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY") as conn:
             try:
                 yield PostgresTransaction(conn)
             finally:
-                conn.execute("ROLLBACK")
+                _rollback(conn)
 
     def read_users(self, keys: Sequence[UserKey]) -> list[dict[str, StoredValue] | None]:
         if not keys:
             return []
+
         # One statement on an autocommit connection: one snapshot, one round trip.
-        with self._connection() as conn:
-            rows = conn.execute(READ_USERS, (json_text(keys),)).fetchall()
-        return users_from_rows(len(keys), rows)
+        def read(conn: psycopg.Connection[Any]) -> list[Any]:
+            try:
+                return conn.execute(READ_USERS, (json_text(keys),)).fetchall()
+            except Exception as exc:
+                if _dead(exc, conn):  # a read: always safe to run again
+                    raise _Reconnect() from exc
+                raise
+
+        return users_from_rows(len(keys), self._retrying(read))
 
     def run_batch(self, jobs: Sequence[Callable[[Transaction], Any]]) -> list[JobResult]:
         """Jobs run without savepoints until one fails: a savepoint costs a round trip and,
@@ -202,26 +291,30 @@ class PostgresStorage(Storage):
         (subtransaction cache overflow). A failing job has the batch rolled back and run
         again with a savepoint around that job (around all jobs after a few such reruns).
         """
+        return self._retrying(lambda conn: self._run_batch(conn, jobs))
+
+    def _run_batch(
+        self, conn: psycopg.Connection[Any], jobs: Sequence[Callable[[Transaction], Any]]
+    ) -> list[JobResult]:
         guarded: frozenset[int] = frozenset()
         reruns = conflicts = 0
-        with self._connection() as conn:
-            while True:
-                try:
-                    return self._attempt(conn, jobs, guarded)
-                except _Unguarded as failed:
-                    if len(jobs) == 1:  # nothing else to keep: the rollback was enough
-                        return [failed.error]
-                    reruns += 1
-                    everyone = frozenset(range(len(jobs)))
-                    guarded = everyone if reruns >= GUARDED_RERUNS else guarded | {failed.index}
-                except _Retry:
-                    conflicts += 1
-                    if conflicts >= BATCH_ATTEMPTS:
-                        raise StorageUnavailable(
-                            f"batch still conflicting after {BATCH_ATTEMPTS} attempts"
-                        ) from None
-                    log.info("batch of %d rolled back (attempt %d), retrying", len(jobs), conflicts)
-                    time.sleep(random.uniform(0, 0.01 * conflicts))  # noqa: S311 (jitter)
+        while True:
+            try:
+                return self._attempt(conn, jobs, guarded)
+            except _Unguarded as failed:
+                if len(jobs) == 1:  # nothing else to keep: the rollback was enough
+                    return [failed.error]
+                reruns += 1
+                everyone = frozenset(range(len(jobs)))
+                guarded = everyone if reruns >= GUARDED_RERUNS else guarded | {failed.index}
+            except _Retry:
+                conflicts += 1
+                if conflicts >= BATCH_ATTEMPTS:
+                    raise StorageUnavailable(
+                        f"batch still conflicting after {BATCH_ATTEMPTS} attempts"
+                    ) from None
+                log.info("batch of %d rolled back (attempt %d), retrying", len(jobs), conflicts)
+                time.sleep(random.uniform(0, 0.01 * conflicts))  # noqa: S311 (jitter)
 
     def _attempt(
         self,
@@ -247,8 +340,10 @@ class PostgresStorage(Storage):
                 except Exception as exc:
                     _batch_failure(exc)
                     raise _Unguarded(index, exc) from exc
-        except BaseException:
+        except BaseException as exc:
             _rollback(conn)
+            if _dead(exc, conn) and not tx.commit_sent:
+                raise _Reconnect() from exc
             raise
         return results
 
@@ -260,6 +355,7 @@ class PostgresStorage(Storage):
     ) -> list[JobResult]:
         """A rerun after a job failed: a savepoint around each job of ``guarded``."""
         results: list[JobResult] = []
+        committing = False
         try:
             with conn.transaction():
                 tx = PostgresTransaction(conn)
@@ -277,15 +373,25 @@ class PostgresStorage(Storage):
                         results.append(exc)
                     if guard:
                         conn.execute("RELEASE SAVEPOINT job")
-        except psycopg.Error as exc:  # the commit itself
-            if _retryable(exc):
+                committing = True
+        except psycopg.Error as exc:
+            if not committing and _dead(exc, conn):
+                raise _Reconnect() from exc
+            if _retryable(exc):  # the commit itself
                 raise _Retry() from exc
             raise
         return results
 
     def ping(self) -> None:
-        with self._connection() as conn:
-            conn.execute("SELECT 1").fetchone()
+        def ping(conn: psycopg.Connection[Any]) -> None:
+            try:
+                conn.execute("SELECT 1").fetchone()
+            except Exception as exc:
+                if _dead(exc, conn):
+                    raise _Reconnect() from exc
+                raise
+
+        self._retrying(ping)
 
     def watch_changes(self, callback: Callable[[int], None]) -> None:
         """LISTEN on a connection of its own, outside the pool, in a thread; after a

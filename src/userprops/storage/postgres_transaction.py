@@ -132,6 +132,9 @@ class PostgresTransaction(SqlTransaction):
         self._batch = batch
         self._deferred: tuple[LiteralString, tuple[Any, ...]] | None = None
         self._changes: list[NewChange] = []
+        # COMMIT was sent (or queued): from here a lost connection leaves the outcome
+        # unknown, and the batch must not be run again (it may have been applied).
+        self.commit_sent = False
 
     @property
     def _c(self) -> psycopg.Connection[Any]:
@@ -162,11 +165,13 @@ class PostgresTransaction(SqlTransaction):
             if self._begin:  # no statement at all: nothing to commit
                 self._begin = False
             else:
+                self.commit_sent = True
                 self._conn.execute("COMMIT")
             return
         with self._conn.pipeline():
             self._send_deferred()
             self._send_changes(changes)
+            self.commit_sent = True
             self._conn.execute("COMMIT")
 
     def _send_changes(self, changes: Sequence[NewChange]) -> None:
