@@ -14,9 +14,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from liveserver import free_port, live_server
+from tests.support.liveserver import live_server
+from tests.support.serverproc import free_port
 
-DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 USERPROPS = str(Path(sys.executable).with_name("userprops"))
 
 

@@ -7,7 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from liveserver import cli, free_port, live_server
+from tests.support.liveserver import live_server
+from tests.support.serverproc import cli, free_port
 
 
 def second_server(database: str) -> subprocess.CompletedProcess[str]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import Api
+from tests.support.api import Api
 from userprops.errors import ENGAGELAB_MESSAGES
 
 

@@ -218,7 +218,7 @@ def _terminate_userprops_sessions(pg_url: str) -> None:
         )
 
 
-def _increment(pid: int, euid: int) -> Job:
+def _increment(pid: int, euid: int) -> Callable[[Transaction], None]:
     def job(tx: Transaction) -> None:
         tx.lock_user(pid, euid)
         current = tx.get_values(pid, euid, ["n"]).get("n")
