@@ -28,6 +28,7 @@ from userprops.schema import AttrType, SchemaMode
 T = TypeVar("T")
 
 UserKey = tuple[int, int]  # (project_id, euid)
+IdentityKey = tuple[int, str, str]  # (project_id, identity name, value)
 ValueKey = tuple[int, int, str]  # (project_id, euid, attribute name)
 
 
@@ -287,6 +288,13 @@ class Transaction(abc.ABC):
 
     @abc.abstractmethod
     def find_identity(self, project_id: int, name: str, value: str) -> int | None: ...
+
+    @abc.abstractmethod
+    def resolve_identities(self, keys: Sequence[IdentityKey]) -> dict[IdentityKey, int]:
+        """Get or create (register): the EUID holding each identity value of ``keys``,
+        creating one new user for each value no user holds. Exactly one user per value,
+        also under concurrent callers: a value another writer binds first is answered
+        with that writer's user, and the user made for it here is removed."""
 
     @abc.abstractmethod
     def list_users(self, project_id: int, after: int, limit: int) -> list[int]:

@@ -24,6 +24,7 @@ from userprops.schema import AttrType, SchemaMode
 from userprops.storage.base import (
     TABLE_COLUMNS,
     DataSource,
+    IdentityKey,
     NewChange,
     Project,
     StoredChange,
@@ -226,6 +227,18 @@ class SqlTransaction(Transaction, abc.ABC):
             (project_id, name, value),
         )
         return None if row is None else int(row[0])
+
+    def resolve_identities(self, keys: Sequence[IdentityKey]) -> dict[IdentityKey, int]:
+        # One value at a time: on SQLite each statement is a call into the library, no
+        # round trip (PostgreSQL does them all in a few statements).
+        resolved: dict[IdentityKey, int] = {}
+        for key in dict.fromkeys(keys):
+            pid, name, value = key
+            euid = self.find_identity(pid, name, value)
+            if euid is None:
+                euid = self.bind_identity(pid, name, value, self.create_user(pid))
+            resolved[key] = euid
+        return resolved
 
     def list_users(self, project_id: int, after: int, limit: int) -> list[int]:
         rows = self._all(
