@@ -65,9 +65,17 @@ def new_password() -> str:
     return secrets.token_urlsafe(18)
 
 
+def valid_name(name: str) -> bool:
+    """Whether ``name`` may be an operator's (``cli`` is the audit log's actor for the
+    command line, so no operator may be called that)."""
+    return NAME_RE.fullmatch(name) is not None and name != audit.CLI
+
+
 def _checked(name: str, password: str) -> None:
-    if not NAME_RE.fullmatch(name):
-        raise InvalidParameters("operator name: 1-64 of a-z, 0-9, _ . @ -, starting with a-z/0-9")
+    if not valid_name(name):
+        raise InvalidParameters(
+            "operator name: 1-64 of a-z, 0-9, _ . @ -, starting with a-z/0-9; not cli"
+        )
     if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
         raise InvalidParameters(
             f"password: {MIN_PASSWORD} to {MAX_PASSWORD} characters"
@@ -112,7 +120,7 @@ def verify(storage: Storage, name: str, password: str) -> Operator | None:
     """The operator when ``password`` is theirs, else None (also for an unknown name, after
     the same work). Slow on purpose (argon2): call it from a worker thread."""
     with storage.read() as tx:
-        operator = tx.get_operator(name) if NAME_RE.fullmatch(name) else None
+        operator = tx.get_operator(name) if valid_name(name) else None
     try:
         _hasher().verify(_decoy() if operator is None else operator.password_hash, password)
     except (VerificationError, InvalidHashError):
@@ -150,6 +158,8 @@ def end_session(storage: Storage, token: str, operator: Operator) -> None:
 def record_failed_login(storage: Storage, name: str, address: str | None) -> None:
     """Audit a failed login of an existing operator (names nobody has are not recorded: the
     log would fill with whatever a guesser types)."""
+    if not valid_name(name):
+        return
     with storage.transaction() as tx:
         if tx.get_operator(name) is not None:
             audit.record(tx, name, "login.failed", name, address=address)

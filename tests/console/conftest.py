@@ -20,6 +20,19 @@ from userprops.http.app import App
 from userprops.storage import Storage
 
 PASSWORD = "correct horse battery staple"
+PAGES = [
+    "/admin",
+    "/admin/",
+    "/admin/projects",
+    "/admin/projects/shop",
+    "/admin/projects/shop/datasources",
+    "/admin/projects/shop/attributes",
+    "/admin/projects/shop/users",
+    "/admin/users",
+    "/admin/users/1",
+    "/admin/audit",
+]
+"""Every page of the console (of a project ``shop`` and a user 1)."""
 CHEAP = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
 _CSRF = re.compile(r'name="csrf" value="([^"]*)"')
 
@@ -50,7 +63,7 @@ class Browser:
         return response
 
     async def get(self, path: str, **params: Any) -> httpx.Response:
-        return self._seen(await self.http.get(path, params=params))
+        return self._seen(await self.http.get(path, params=params or None))
 
     async def post(
         self, path: str, data: dict[str, str] | None = None, *, csrf: str | None = None, **kw: Any
@@ -59,6 +72,13 @@ class Browser:
         if csrf == "":
             del form["csrf"]
         return self._seen(await self.http.post(path, data=form, **kw))
+
+    async def move_to(self, address: str) -> None:
+        """Go on from another client address, without the cookies."""
+        base = str(self.http.base_url)
+        await self.http.aclose()
+        transport = httpx.ASGITransport(app=self.app, client=(address, 1))
+        self.http = httpx.AsyncClient(transport=transport, base_url=base)
 
     async def login(self, name: str = "alice", password: str = PASSWORD) -> httpx.Response:
         await self.get("/admin/login")
@@ -108,4 +128,5 @@ async def operator(browser: Browser) -> Browser:
     """``alice``, logged in."""
     answer = await browser.login()
     assert answer.status_code == 303, answer.text
+    await browser.get("/admin/")  # for the session's CSRF token
     return browser

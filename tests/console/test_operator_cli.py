@@ -95,6 +95,7 @@ def test_delete_removes_the_operator(db: str) -> None:
     [
         (["create", "Bad Name"], None, "operator name"),
         (["create", "x" * 65], None, "operator name"),
+        (["create", "cli"], None, "not cli"),
         (["create", "carol", "--password-stdin"], "too short\n", "12 to 1024 characters"),
         (["delete", "nobody"], None, "no operator 'nobody'"),
         (["reset-password", "nobody"], None, "no operator 'nobody'"),
