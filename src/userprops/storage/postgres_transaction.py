@@ -129,6 +129,8 @@ IDENTITY_COLUMNS = {
     "events": "id",
     "webhooks": "id",
     "deliveries": "id",
+    "operators": "id",
+    "audit_log": "id",
 }
 
 
