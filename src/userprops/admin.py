@@ -1,8 +1,9 @@
 """Administration: projects, data sources, attribute definitions, and looking users up.
 
 Synchronous functions over a :class:`~userprops.storage.base.Storage`, called by the CLI
-(and later the admin console). Each runs in one transaction, so they are safe beside a
-running server on the same database.
+and the admin console. Each runs in one transaction, so they are safe beside a running
+server on the same database. Each change is recorded in the audit log in its own
+transaction, with ``actor`` as who did it (:mod:`userprops.audit`).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from userprops import users
+from userprops import audit, users
 from userprops.auth import hash_secret, new_key
 from userprops.errors import (
     Conflict,
@@ -22,13 +23,19 @@ from userprops.errors import (
 )
 from userprops.eventlist import ListQuery, read_events
 from userprops.history import HistoryQuery, read_history
-from userprops.schema import AttrType, Rejected, SchemaMode, check_name, check_timezone
+from userprops.schema import (
+    AttrType,
+    Rejected,
+    SchemaMode,
+    check_name,
+    check_timezone,
+)
 from userprops.storage.base import DataSource, Project, Storage, Transaction
 
 SLUG_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 DEFAULT_PROJECT = "default"
 RECENT_EVENTS = 10
-CLI_SOURCE = "cli"  # who wrote, in the history, when the command line did
+CLI_SOURCE = audit.CLI  # who wrote, in the history, when the command line did
 
 
 @dataclass(frozen=True)
@@ -56,7 +63,11 @@ def _project(tx: Transaction, slug: str) -> Project:
 
 
 def create_project(
-    storage: Storage, slug: str, schema_mode: SchemaMode = SchemaMode.AUTO, timezone: str = "UTC"
+    storage: Storage,
+    slug: str,
+    schema_mode: SchemaMode = SchemaMode.AUTO,
+    timezone: str = "UTC",
+    actor: str = audit.CLI,
 ) -> Project:
     if not SLUG_RE.fullmatch(slug):
         raise InvalidParameters("project slug: 1-64 of a-z, 0-9, _ and -, not starting with _/-")
@@ -65,7 +76,15 @@ def create_project(
     except ValueError as exc:
         raise InvalidParameters(str(exc)) from None
     with storage.transaction() as tx:
-        return tx.create_project(slug, schema_mode, timezone)
+        project = tx.create_project(slug, schema_mode, timezone)
+        audit.record(tx, actor, "project.create", slug, schema=schema_mode, timezone=timezone)
+    return project
+
+
+def get_project(storage: Storage, slug: str) -> Project:
+    """The project of a slug; 40410 if none."""
+    with storage.read() as tx:
+        return _project(tx, slug)
 
 
 def list_projects(storage: Storage) -> list[Project]:
@@ -73,13 +92,16 @@ def list_projects(storage: Storage) -> list[Project]:
         return tx.list_projects()
 
 
-def create_datasource(storage: Storage, project_slug: str, name: str) -> Credentials:
+def create_datasource(
+    storage: Storage, project_slug: str, name: str, actor: str = audit.CLI
+) -> Credentials:
     if not name or len(name) > 128:
         raise InvalidParameters("data source name: 1 to 128 characters")
     secret = new_key()
     with storage.transaction() as tx:
         project = _project(tx, project_slug)
         ds = tx.create_datasource(project.id, name, new_key(), hash_secret(secret))
+        audit.record(tx, actor, "datasource.create", ds.api_key, project=project.slug, name=name)
     return Credentials(ds, project, secret)
 
 
@@ -92,6 +114,7 @@ def bootstrap(storage: Storage) -> Credentials | None:
             project = tx.create_project(DEFAULT_PROJECT, SchemaMode.AUTO, "UTC")
             secret = new_key()
             ds = tx.create_datasource(project.id, "default", new_key(), hash_secret(secret))
+            audit.record(tx, audit.CLI, "bootstrap", project.slug, datasource=ds.api_key)
     except Conflict:  # another server process bootstrapped the same database meanwhile
         return None
     return Credentials(ds, project, secret)
@@ -103,23 +126,29 @@ def list_datasources(storage: Storage, project_slug: str | None) -> list[DataSou
         return tx.list_datasources(pid)
 
 
-def set_datasource_enabled(storage: Storage, api_key: str, enabled: bool) -> None:
+def set_datasource_enabled(
+    storage: Storage, api_key: str, enabled: bool, actor: str = audit.CLI
+) -> None:
     with storage.transaction() as tx:
         if not tx.update_datasource(api_key, enabled=enabled):
             raise DataSourceNotFound(f"no data source with key {api_key!r}")
+        audit.record(tx, actor, "datasource.enable" if enabled else "datasource.disable", api_key)
 
 
-def rotate_secret(storage: Storage, api_key: str) -> str:
+def rotate_secret(storage: Storage, api_key: str, actor: str = audit.CLI) -> str:
     """A new secret for a data source; the old one stops working (within the auth cache
     TTL in running servers). Returns the new secret, shown this once."""
     secret = new_key()
     with storage.transaction() as tx:
         if not tx.update_datasource(api_key, secret_hash=hash_secret(secret)):
             raise DataSourceNotFound(f"no data source with key {api_key!r}")
+        audit.record(tx, actor, "datasource.rotate", api_key)
     return secret
 
 
-def define_attribute(storage: Storage, project_slug: str, name: str, kind: AttrType) -> bool:
+def define_attribute(
+    storage: Storage, project_slug: str, name: str, kind: AttrType, actor: str = audit.CLI
+) -> bool:
     """Define an attribute; True if it is new, False if it already had this type.
     Raises :class:`Conflict` if it is defined with another type."""
     try:
@@ -130,6 +159,8 @@ def define_attribute(storage: Storage, project_slug: str, name: str, kind: AttrT
         pid = _project(tx, project_slug).id
         before = tx.attribute_types(pid, [name]).get(name)
         actual = tx.define_attribute(pid, name, kind)
+        if before is None:
+            audit.record(tx, actor, "attribute.define", project_slug, name=name, type=kind)
     if actual is not kind:
         raise Conflict(f"attribute {name} is already defined as {actual}")
     return before is None
@@ -140,8 +171,21 @@ def list_attributes(storage: Storage, project_slug: str) -> list[tuple[str, Attr
         return tx.list_attributes(_project(tx, project_slug).id)
 
 
-def show_user(storage: Storage, euid: int) -> dict[str, Any]:
-    """A user's project, identities and attribute values, as the read API renders them."""
+@dataclass(frozen=True)
+class UserDetails:
+    """A user as an operator sees it: ``attributes`` are (name, type, value as the read
+    API renders it), by name; ``recent_events`` the newest few, as the event list has them."""
+
+    euid: int
+    project: Project
+    identities: list[tuple[str, str]]
+    attributes: list[tuple[str, AttrType, Any]]
+    contacts: dict[str, str]
+    recent_events: list[dict[str, Any]]
+
+
+def user_details(storage: Storage, euid: int) -> UserDetails:
+    """Everything about a user, from one snapshot but for the events; 40404 if none."""
     from userprops.engine import render
 
     with storage.read() as tx:
@@ -151,13 +195,21 @@ def show_user(storage: Storage, euid: int) -> dict[str, Any]:
         contacts = tx.get_contacts(project.id, euid)
     tz = check_timezone(project.timezone)
     recent = read_events(storage, project.id, tz, ListQuery(euid, limit=RECENT_EVENTS))
+    values = render(stored, tz)
+    attributes = [(n, v.type, values[n]) for n, v in stored.items()]
+    return UserDetails(euid, project, identities, attributes, contacts, recent["events"])
+
+
+def show_user(storage: Storage, euid: int) -> dict[str, Any]:
+    """A user's project, identities and attribute values, as the read API renders them."""
+    user = user_details(storage, euid)
     return {
         "euid": euid,
-        "project": project.slug,
-        "identities": [{"identity_name": n, "identity_value": v} for n, v in identities],
-        "properties": render(stored, tz),
-        "contacts": contacts,
-        "recent_events": recent["events"],
+        "project": user.project.slug,
+        "identities": [{"identity_name": n, "identity_value": v} for n, v in user.identities],
+        "properties": {n: v for n, _, v in user.attributes},
+        "contacts": user.contacts,
+        "recent_events": user.recent_events,
     }
 
 
@@ -180,7 +232,12 @@ def list_events(storage: Storage, query: ListQuery) -> dict[str, Any]:
 
 
 def define_event_property(
-    storage: Storage, project_slug: str, event_name: str, name: str, kind: AttrType
+    storage: Storage,
+    project_slug: str,
+    event_name: str,
+    name: str,
+    kind: AttrType,
+    actor: str = audit.CLI,
 ) -> bool:
     """Define a property of an event (and the event); True if it is new, False if it
     already had this type. Raises :class:`Conflict` if it has another type."""
@@ -193,6 +250,9 @@ def define_event_property(
         pid = _project(tx, project_slug).id
         before = tx.event_property_types(pid, event_name, [name]).get(name)
         actual = tx.define_event_property(pid, event_name, name, kind)
+        if before is None:
+            details = {"event": event_name, "name": name, "type": kind}
+            audit.record(tx, actor, "event_property.define", project_slug, **details)
     if actual is not kind:
         raise Conflict(f"property {name} of event {event_name} is already defined as {actual}")
     return before is None
@@ -211,20 +271,26 @@ def list_event_properties(
         return tx.list_event_properties(_project(tx, project_slug).id, event_name)
 
 
-def set_event_retention(storage: Storage, project_slug: str, days: int | None) -> None:
+def set_event_retention(
+    storage: Storage, project_slug: str, days: int | None, actor: str = audit.CLI
+) -> None:
     """Keep the project's events ``days`` days (by ``itime``); None keeps them all."""
     if days is not None and days < 1:
         raise InvalidParameters("event retention: a number of days from 1, or none")
     with storage.transaction() as tx:
         tx.set_event_retention(_project(tx, project_slug).id, days)
+        audit.record(tx, actor, "project.event_retention", project_slug, days=days)
 
 
-def set_history_retention(storage: Storage, project_slug: str, days: int | None) -> None:
+def set_history_retention(
+    storage: Storage, project_slug: str, days: int | None, actor: str = audit.CLI
+) -> None:
     """Keep the project's changes ``days`` days (by commit time); None keeps them all."""
     if days is not None and days < 1:
         raise InvalidParameters("history retention: a number of days from 1, or none")
     with storage.transaction() as tx:
         tx.set_history_retention(_project(tx, project_slug).id, days)
+        audit.record(tx, actor, "project.history_retention", project_slug, days=days)
 
 
 def retention(storage: Storage, project_slug: str) -> tuple[int | None, int | None]:
@@ -265,9 +331,42 @@ def lookup_user(storage: Storage, project_slug: str, name: str, value: str) -> i
     return int(users.lookup(storage, pid, users.LookupQuery(name, value))["euid"])
 
 
+def lookup_contact(storage: Storage, project_slug: str, name: str, value: str) -> int:
+    """The EUID of the project's user whose ``name`` contact is ``value``; 40404 if none."""
+    with storage.read() as tx:
+        euid = tx.find_contact(_project(tx, project_slug).id, name, value)
+    if euid is None:
+        raise UserNotFound(f"no user with {name} {value!r}")
+    return euid
+
+
+# The overview
+
+
+@dataclass(frozen=True)
+class ProjectActivity:
+    """A project's users, and its changes per minute (``at // 60000`` to the count) since
+    a time, for minutes that have any."""
+
+    project: Project
+    users: int
+    changes: dict[int, int]
+
+
+def activity(storage: Storage, since_ms: int) -> list[ProjectActivity]:
+    """:class:`ProjectActivity` of every project, by id, from one snapshot."""
+    with storage.read() as tx:
+        counts = tx.user_counts()
+        return [
+            ProjectActivity(p, counts.get(p.id, 0), tx.change_counts(p.id, since_ms))
+            for p in tx.list_projects()
+        ]
+
+
 def erase_user(storage: Storage, euid: int, source: str = CLI_SOURCE) -> str:
     """Erase a user (:func:`userprops.users.erase`); returns its project's slug."""
     with storage.transaction() as tx:
         project = _user_project(tx, euid)
         users.erase(tx, project.id, euid, source)
+        audit.record(tx, source, "user.erase", str(euid), project=project.slug)
     return project.slug

@@ -793,3 +793,13 @@ def copy_command(source_url: str, target_url: str, as_json: bool) -> None:
         {"copied": counts},
         [f"copied {n} {table}" for table, n in counts.items()] + ["counts verified"],
     )
+
+
+def _operator_commands() -> click.Group:
+    """``userprops operator ...``, in the console's package; it uses the helpers above."""
+    from userprops.console.commands import operator
+
+    return operator
+
+
+main.add_command(_operator_commands())

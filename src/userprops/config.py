@@ -55,6 +55,11 @@ class Settings:
     rate_limit: float = 50000.0
     rate_burst: float = 100000.0
     history: bool = True
+    console: bool = True
+    console_session_ttl: float = 43200.0
+    console_login_rate: float = 0.1
+    console_login_burst: float = 10.0
+    console_secure_cookie: bool = False
 
     @property
     def limits(self) -> Limits:

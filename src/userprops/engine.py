@@ -141,19 +141,7 @@ class Engine:
                 )
         if not values:
             raise InvalidParameters("no valid identity value", errors=errors)
-        name = request.identity_name
-
-        def job(tx: Transaction) -> dict[str, int]:
-            resolved: dict[str, int] = {}
-            for value in dict.fromkeys(values):
-                euid = tx.find_identity(who.project_id, name, value)
-                if euid is None:
-                    euid = tx.bind_identity(
-                        who.project_id, name, value, tx.create_user(who.project_id)
-                    )
-                resolved[value] = euid
-            return resolved
-
+        job = users.RegisterJob(who.project_id, request.identity_name, list(dict.fromkeys(values)))
         resolved = await self.writer.submit(job)
         data = [{"identity_value": v, "euid": resolved[v]} for v in values]
         return RegisterOutcome(data, errors)

@@ -9,6 +9,7 @@ unknown everywhere (40404) and its identity values can register a new user.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +28,32 @@ class LookupQuery:
 
     identity_name: str
     identity_value: str
+
+
+def run_register_jobs(tx: Transaction, jobs: Sequence[RegisterJob]) -> list[dict[str, int]]:
+    """Each job's value -> EUID, from one resolution of every value of the group (a value
+    in two requests of a group is one user)."""
+    keys = [(j.project_id, j.identity_name, v) for j in jobs for v in j.values]
+    resolved = tx.resolve_identities(keys)
+    return [{v: resolved[j.project_id, j.identity_name, v] for v in j.values} for j in jobs]
+
+
+@dataclass(eq=False)
+class RegisterJob:
+    """The write of one ``POST /v1/user/register``: the EUID of each identity value,
+    creating users for unknown ones. The writer runs consecutive register jobs of a batch
+    together through :attr:`run_many`, which resolves all their values at once
+    (:meth:`~userprops.storage.base.Transaction.resolve_identities`)."""
+
+    project_id: int
+    identity_name: str
+    values: list[str]
+
+    def __call__(self, tx: Transaction) -> dict[str, int]:
+        (result,) = run_register_jobs(tx, [self])
+        return result
+
+    run_many = staticmethod(run_register_jobs)
 
 
 def erase(tx: Transaction, project_id: int, euid: int, source: str) -> None:

@@ -3,7 +3,8 @@ path. Plain ASGI, so the hot path pays for nothing it does not use.
 
 Order of checks (docs/errors.md): unknown path (404) and wrong method (405) regardless of
 credentials; headers too large (431); body too large (413) or too slow (408); then the
-handler, which authenticates first.
+handler, which authenticates first. A path that is no API route and is ``/admin`` or
+below it goes to the admin console (:mod:`userprops.console`), whose answers are HTML.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 from userprops import idempotency
 from userprops.auth import Authenticator
 from userprops.config import Settings
+from userprops.console.app import Console, mounted
 from userprops.engine import Engine
 from userprops.errors import (
     HeadersTooLarge,
@@ -74,6 +76,7 @@ class App:
         self._deadlines = BodyDeadlines(settings.body_timeout)
         self._max_header_bytes = settings.max_header_bytes
         self._max_body_bytes = settings.max_body_bytes
+        self.console = Console(settings) if settings.console else None
 
     def start(self) -> None:
         storage = self._given_storage or open_storage(
@@ -100,8 +103,12 @@ class App:
         )
         self.sweeper = Sweeper(self.writer, self.settings.event_sweep_interval)
         self.sweeper.start()
+        if self.console is not None:
+            self.console.start(storage)
 
     def stop(self) -> None:
+        if self.console is not None:
+            self.console.stop()
         if self.sweeper is not None:
             self.sweeper.stop()
             self.sweeper = None
@@ -123,6 +130,10 @@ class App:
             return
         path = scope["path"]
         methods = ROUTES.get(path)
+        if methods is None and self.console is not None and mounted(path):
+            status = await self.console(scope, receive, send_)
+            self.metrics.observe("/admin", scope["method"], status)
+            return
         try:
             response = await self._handle(scope, receive, methods)
         except _ClientGone:

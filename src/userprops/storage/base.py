@@ -28,6 +28,7 @@ from userprops.schema import AttrType, SchemaMode
 T = TypeVar("T")
 
 UserKey = tuple[int, int]  # (project_id, euid)
+IdentityKey = tuple[int, str, str]  # (project_id, identity name, value)
 ValueKey = tuple[int, int, str]  # (project_id, euid, attribute name)
 
 
@@ -102,6 +103,8 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
         "finished_at",
     ),
     "import_checkpoints": ("project_id", "name", "lines_done", "digest", "updated_at"),
+    "operators": ("id", "name", "password_hash", "created_at"),
+    "audit_log": ("id", "at", "actor", "action", "target", "details"),
 }
 """The tables every backend has and their columns, parents before children: the order
 ``userprops copy`` moves them in."""
@@ -123,6 +126,8 @@ TABLE_KEYS: dict[str, str] = {
     "webhooks": "id",
     "deliveries": "id",
     "import_checkpoints": "project_id, name",
+    "operators": "id",
+    "audit_log": "id",
 }
 """The primary key of each table, as an ORDER BY list."""
 
@@ -204,6 +209,28 @@ class StoredChange(NamedTuple):
     new: str | None
     source: str
     at: int
+
+
+@dataclass(frozen=True)
+class Operator:
+    """A person who may use the admin console; ``password_hash`` is argon2's encoding."""
+
+    id: int
+    name: str
+    password_hash: str
+    created_at: str
+
+
+class AuditEntry(NamedTuple):
+    """A recorded administrative action: ``at`` is epoch ms, ``actor`` an operator's name
+    or ``cli``, ``details`` a JSON object's text."""
+
+    id: int
+    at: int
+    actor: str
+    action: str
+    target: str
+    details: str
 
 
 class Transaction(abc.ABC):
@@ -289,6 +316,13 @@ class Transaction(abc.ABC):
     def find_identity(self, project_id: int, name: str, value: str) -> int | None: ...
 
     @abc.abstractmethod
+    def resolve_identities(self, keys: Sequence[IdentityKey]) -> dict[IdentityKey, int]:
+        """Get or create (register): the EUID holding each identity value of ``keys``,
+        creating one new user for each value no user holds. Exactly one user per value,
+        also under concurrent callers: a value another writer binds first is answered
+        with that writer's user, and the user made for it here is removed."""
+
+    @abc.abstractmethod
     def list_users(self, project_id: int, after: int, limit: int) -> list[int]:
         """EUIDs of the project's users above ``after``, ascending, at most ``limit``."""
 
@@ -371,6 +405,10 @@ class Transaction(abc.ABC):
     @abc.abstractmethod
     def clear_contact(self, project_id: int, euid: int, name: str) -> None:
         """Remove the user's ``name`` contact; absent is fine."""
+
+    @abc.abstractmethod
+    def find_contact(self, project_id: int, name: str, value: str) -> int | None:
+        """The EUID of the project's user whose ``name`` contact is ``value`` (exactly)."""
 
     # Events (docs/contacts-events.md)
 
@@ -504,6 +542,71 @@ class Transaction(abc.ABC):
     @abc.abstractmethod
     def set_import_checkpoint(self, project_id: int, name: str, lines: int, digest: str) -> None:
         """Record where an import stands, in the transaction of the lines it counts."""
+
+    # The admin console (docs/console.md)
+
+    @abc.abstractmethod
+    def create_operator(self, name: str, password_hash: str) -> Operator:
+        """Raise :class:`userprops.errors.Conflict` if an operator has that name. Ids are
+        never reused, also after a deletion."""
+
+    @abc.abstractmethod
+    def get_operator(self, name: str) -> Operator | None: ...
+
+    @abc.abstractmethod
+    def list_operators(self) -> list[Operator]:
+        """Every operator, by name."""
+
+    @abc.abstractmethod
+    def delete_operator(self, name: str) -> bool:
+        """Delete an operator and end its sessions; False when there is none of that name."""
+
+    @abc.abstractmethod
+    def set_operator_password(self, name: str, password_hash: str) -> bool:
+        """Store a new password hash and end the operator's sessions; False when there is
+        no operator of that name."""
+
+    @abc.abstractmethod
+    def create_session(
+        self, session_id: str, operator_id: int, created_at: int, expires_at: int
+    ) -> None:
+        """Store a console session (``session_id`` is a digest of its token; times are
+        epoch ms). Raise :class:`userprops.errors.Conflict` if the id exists."""
+
+    @abc.abstractmethod
+    def session_operator(self, session_id: str, now_ms: int) -> Operator | None:
+        """The operator of a session that exists and has ``expires_at > now_ms``, else None."""
+
+    @abc.abstractmethod
+    def delete_session(self, session_id: str) -> None:
+        """End a session; absent is fine."""
+
+    @abc.abstractmethod
+    def delete_expired_sessions(self, now_ms: int) -> int:
+        """Delete every session with ``expires_at <= now_ms``; return how many."""
+
+    @abc.abstractmethod
+    def console_key(self, name: str, candidate: str) -> str:
+        """The key stored under ``name``; ``candidate`` is stored first when there is none.
+        Every caller gets the same key, also under concurrent first calls."""
+
+    @abc.abstractmethod
+    def record_audit(self, at: int, actor: str, action: str, target: str, details: str) -> None:
+        """Append an entry to the audit log, as part of this transaction."""
+
+    @abc.abstractmethod
+    def list_audit(self, before: int | None, limit: int) -> list[AuditEntry]:
+        """Audit entries newest first (by id), with ``id < before`` where given, at most
+        ``limit``."""
+
+    @abc.abstractmethod
+    def user_counts(self) -> dict[int, int]:
+        """Project id to its number of users, for every project that has any."""
+
+    @abc.abstractmethod
+    def change_counts(self, project_id: int, since: int) -> dict[int, int]:
+        """The project's changes with ``at >= since`` (epoch ms), counted per minute: the
+        minute (``at // 60000``) to its count, for minutes that have any."""
 
     # Idempotency keys (see userprops.idempotency)
 

@@ -7,6 +7,7 @@ with COPY.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from typing import Any, LiteralString
 
@@ -15,11 +16,12 @@ import psycopg
 import psycopg.errors
 from psycopg import sql
 
-from userprops.clock import now_ms
+from userprops.clock import now_ms, now_text
 from userprops.schema import AttrType
 from userprops.storage.base import (
     TABLE_COLUMNS,
     TABLE_KEYS,
+    IdentityKey,
     NewChange,
     NewEvent,
     StoredValue,
@@ -86,6 +88,30 @@ RECORD_CHANGES: LiteralString = (
     " a.x->>4, a.x->>5, a.x->>6, %(at)s::bigint"
     " FROM h, jsonb_array_elements(%(rows)s::jsonb) WITH ORDINALITY AS a(x, i)"
 )
+# Register for a group of requests (resolve_identities). keys: [[project_id, name, value],
+# ...], each looked up by primary key.
+FIND_IDENTITIES: LiteralString = (
+    "SELECT k.p, k.n, k.v, x.euid FROM (SELECT (r->>0)::bigint AS p, r->>1 AS n, r->>2 AS v"
+    " FROM jsonb_array_elements(%s::jsonb) AS r) AS k,"
+    " LATERAL (SELECT euid FROM identities"
+    " WHERE project_id = k.p AND name = k.n AND value = k.v OFFSET 0) AS x"
+)
+CREATE_USERS: LiteralString = (
+    "INSERT INTO users (project_id, created_at)"
+    " SELECT %s, %s FROM generate_series(1, %s) RETURNING euid"
+)
+# rows: [[project_id, name, value, euid], ...] in key order; the values bound are returned.
+BIND_IDENTITIES: LiteralString = (
+    "INSERT INTO identities (project_id, name, value, euid)"
+    " SELECT (r->>0)::bigint, r->>1, r->>2, (r->>3)::bigint"
+    " FROM jsonb_array_elements(%s::jsonb) WITH ORDINALITY AS a(r, i) ORDER BY i"
+    " ON CONFLICT DO NOTHING RETURNING project_id, name, value, euid"
+)
+DELETE_ORPHANS: LiteralString = (
+    "DELETE FROM users WHERE euid = ANY(%s) AND NOT EXISTS"
+    " (SELECT 1 FROM identities i WHERE i.project_id = users.project_id"
+    " AND i.euid = users.euid)"
+)
 # Delivered at the commit to every process LISTENing (userprops.feed): the project's id.
 CHANGES_CHANNEL = "userprops_changes"
 NOTIFY_CHANGES: LiteralString = "SELECT pg_notify('userprops_changes', %s)"
@@ -103,6 +129,8 @@ IDENTITY_COLUMNS = {
     "events": "id",
     "webhooks": "id",
     "deliveries": "id",
+    "operators": "id",
+    "audit_log": "id",
 }
 
 
@@ -211,6 +239,53 @@ class PostgresTransaction(SqlTransaction):
 
     # Values
 
+    def _rows_after_deferred(self, query: LiteralString, params: Sequence[Any]) -> list[Any]:
+        """The rows of ``query``, sent in one round trip with what was deferred (BEGIN,
+        a previous job's write)."""
+        if self._begin or self._deferred is not None:
+            with self._conn.pipeline():
+                self._send_deferred()
+                cursor = self._conn.execute(query, params)
+            return cursor.fetchall()
+        return self._run(query, params).fetchall()
+
+    def resolve_identities(self, keys: Sequence[IdentityKey]) -> dict[IdentityKey, int]:
+        # A few statements for the whole group, however many values: find the bound ones,
+        # make a user for each of the others, bind them (in one order, so that two
+        # processes binding overlapping values wait rather than deadlock), and for values
+        # another process bound first, take its user and remove the one made here.
+        wanted = sorted(set(keys))
+        if not wanted:
+            return {}
+        resolved = self._find_identities(wanted, first=True)
+        missing = [key for key in wanted if key not in resolved]
+        if not missing:
+            return resolved
+        made: list[int] = []
+        rows: list[tuple[int, str, str, int]] = []
+        for pid, group in itertools.groupby(missing, key=lambda k: k[0]):
+            values = list(group)
+            created = self._run(CREATE_USERS, (pid, now_text(), len(values))).fetchall()
+            euids = [int(r[0]) for r in created]
+            made += euids
+            rows += [(p, n, v, e) for (p, n, v), e in zip(values, euids, strict=True)]
+        bound = self._run(BIND_IDENTITIES, (json_text(rows),)).fetchall()
+        resolved.update({(p, n, v): e for p, n, v, e in bound})
+        lost = [key for key in missing if key not in resolved]
+        if lost:  # another process bound them first (ON CONFLICT waited for its commit)
+            resolved.update(self._find_identities(lost, first=False))
+            self._run(DELETE_ORPHANS, (made,))
+        return resolved
+
+    def _find_identities(self, keys: list[IdentityKey], *, first: bool) -> dict[IdentityKey, int]:
+        params = (json_text(keys),)
+        rows = (
+            self._rows_after_deferred(FIND_IDENTITIES, params)
+            if first
+            else self._run(FIND_IDENTITIES, params).fetchall()
+        )
+        return {(p, n, v): e for p, n, v, e in rows}
+
     def lock_values(
         self, wanted: Mapping[UserKey, Collection[str]]
     ) -> dict[UserKey, dict[str, StoredValue]]:
@@ -221,14 +296,7 @@ class PostgresTransaction(SqlTransaction):
             return {}
         users = sorted(wanted)  # the contract's one order: project id, then EUID
         pairs = [(pid, euid, name) for pid, euid in users for name in wanted[pid, euid]]
-        params = (json_text(users), json_text(pairs))
-        if self._begin or self._deferred is not None:  # one round trip for all of them
-            with self._conn.pipeline():
-                self._send_deferred()
-                cursor = self._conn.execute(LOCK_VALUES, params)
-            rows = cursor.fetchall()
-        else:
-            rows = self._run(LOCK_VALUES, params).fetchall()
+        rows = self._rows_after_deferred(LOCK_VALUES, (json_text(users), json_text(pairs)))
         found: dict[UserKey, dict[str, StoredValue]] = {}
         for pid, euid, name, kind, text in rows:
             if name is None:

@@ -23,8 +23,11 @@ from userprops.errors import Conflict, ProjectNotFound
 from userprops.schema import AttrType, SchemaMode
 from userprops.storage.base import (
     TABLE_COLUMNS,
+    AuditEntry,
     DataSource,
+    IdentityKey,
     NewChange,
+    Operator,
     Project,
     StoredChange,
     StoredEvent,
@@ -227,6 +230,18 @@ class SqlTransaction(Transaction, abc.ABC):
         )
         return None if row is None else int(row[0])
 
+    def resolve_identities(self, keys: Sequence[IdentityKey]) -> dict[IdentityKey, int]:
+        # One value at a time: on SQLite each statement is a call into the library, no
+        # round trip (PostgreSQL does them all in a few statements).
+        resolved: dict[IdentityKey, int] = {}
+        for key in dict.fromkeys(keys):
+            pid, name, value = key
+            euid = self.find_identity(pid, name, value)
+            if euid is None:
+                euid = self.bind_identity(pid, name, value, self.create_user(pid))
+            resolved[key] = euid
+        return resolved
+
     def list_users(self, project_id: int, after: int, limit: int) -> list[int]:
         rows = self._all(
             "SELECT euid FROM users WHERE project_id = ? AND euid > ? ORDER BY euid LIMIT ?",
@@ -320,7 +335,7 @@ class SqlTransaction(Transaction, abc.ABC):
         )
         return dict(rows)
 
-    def _contact_holder(self, project_id: int, name: str, value: str) -> int | None:
+    def find_contact(self, project_id: int, name: str, value: str) -> int | None:
         row = self._one(
             "SELECT euid FROM contacts WHERE project_id = ? AND name = ? AND value = ?",
             (project_id, name, value),
@@ -328,7 +343,7 @@ class SqlTransaction(Transaction, abc.ABC):
         return None if row is None else int(row[0])
 
     def bind_contact(self, project_id: int, euid: int, name: str, value: str) -> int:
-        holder = self._contact_holder(project_id, name, value)
+        holder = self.find_contact(project_id, name, value)
         if holder is not None:
             return holder
         # Another user may take the value concurrently: UNIQUE (project_id, name, value)
@@ -344,7 +359,7 @@ class SqlTransaction(Transaction, abc.ABC):
         except self.unique_violation:
             self._execute("ROLLBACK TO SAVEPOINT contact")
             self._execute("RELEASE SAVEPOINT contact")
-            holder = self._contact_holder(project_id, name, value)
+            holder = self.find_contact(project_id, name, value)
             assert holder is not None
             return holder
         self._execute("RELEASE SAVEPOINT contact")
@@ -561,6 +576,112 @@ class SqlTransaction(Transaction, abc.ABC):
             " updated_at = excluded.updated_at",
             (project_id, name, lines, digest, now_ms()),
         )
+
+    # The admin console
+
+    _OPERATOR = "SELECT id, name, password_hash, created_at FROM operators"
+
+    @staticmethod
+    def _operator(row: Any) -> Operator | None:
+        return None if row is None else Operator(int(row[0]), row[1], row[2], row[3])
+
+    def create_operator(self, name: str, password_hash: str) -> Operator:
+        created = now_text()
+        row = self._one(
+            "INSERT INTO operators (name, password_hash, created_at) VALUES (?, ?, ?)"
+            " ON CONFLICT (name) DO NOTHING RETURNING id",
+            (name, password_hash, created),
+        )
+        if row is None:
+            raise Conflict(f"operator {name!r} already exists")
+        return Operator(int(row[0]), name, password_hash, created)
+
+    def get_operator(self, name: str) -> Operator | None:
+        return self._operator(self._one(self._OPERATOR + " WHERE name = ?", (name,)))
+
+    def list_operators(self) -> list[Operator]:
+        rows = self._all(self._OPERATOR + f" ORDER BY name{self.collate}")
+        return [o for o in map(self._operator, rows) if o is not None]
+
+    def _end_sessions(self, name: str) -> None:
+        self._execute(
+            "DELETE FROM console_sessions WHERE operator_id IN"
+            " (SELECT id FROM operators WHERE name = ?)",
+            (name,),
+        )
+
+    def delete_operator(self, name: str) -> bool:
+        self._end_sessions(name)
+        cur = self._execute("DELETE FROM operators WHERE name = ?", (name,))
+        return int(cur.rowcount) > 0
+
+    def set_operator_password(self, name: str, password_hash: str) -> bool:
+        self._end_sessions(name)
+        cur = self._execute(
+            "UPDATE operators SET password_hash = ? WHERE name = ?", (password_hash, name)
+        )
+        return int(cur.rowcount) > 0
+
+    def create_session(
+        self, session_id: str, operator_id: int, created_at: int, expires_at: int
+    ) -> None:
+        row = self._one(
+            "INSERT INTO console_sessions (id, operator_id, created_at, expires_at)"
+            " VALUES (?, ?, ?, ?) ON CONFLICT (id) DO NOTHING RETURNING id",
+            (session_id, operator_id, created_at, expires_at),
+        )
+        if row is None:
+            raise Conflict("session exists")
+
+    def session_operator(self, session_id: str, now_ms: int) -> Operator | None:
+        row = self._one(
+            "SELECT o.id, o.name, o.password_hash, o.created_at FROM console_sessions s"
+            " JOIN operators o ON o.id = s.operator_id WHERE s.id = ? AND s.expires_at > ?",
+            (session_id, now_ms),
+        )
+        return self._operator(row)
+
+    def delete_session(self, session_id: str) -> None:
+        self._execute("DELETE FROM console_sessions WHERE id = ?", (session_id,))
+
+    def delete_expired_sessions(self, now_ms: int) -> int:
+        cur = self._execute("DELETE FROM console_sessions WHERE expires_at <= ?", (now_ms,))
+        return int(cur.rowcount)
+
+    def console_key(self, name: str, candidate: str) -> str:
+        self._execute(
+            "INSERT INTO console_keys (name, value, created_at) VALUES (?, ?, ?)"
+            " ON CONFLICT (name) DO NOTHING",
+            (name, candidate, now_text()),
+        )
+        return str(self._one("SELECT value FROM console_keys WHERE name = ?", (name,))[0])
+
+    def record_audit(self, at: int, actor: str, action: str, target: str, details: str) -> None:
+        self._execute(
+            "INSERT INTO audit_log (at, actor, action, target, details) VALUES (?, ?, ?, ?, ?)",
+            (at, actor, action, target, details),
+        )
+
+    def list_audit(self, before: int | None, limit: int) -> list[AuditEntry]:
+        sql = "SELECT id, at, actor, action, target, details FROM audit_log"
+        params: list[Any] = []
+        if before is not None:
+            sql += " WHERE id < ?"
+            params.append(before)
+        rows = self._all(sql + " ORDER BY id DESC LIMIT ?", [*params, limit])
+        return [AuditEntry(int(r[0]), int(r[1]), *r[2:]) for r in rows]
+
+    def user_counts(self) -> dict[int, int]:
+        rows = self._all("SELECT project_id, count(*) FROM users GROUP BY project_id")
+        return {int(pid): int(n) for pid, n in rows}
+
+    def change_counts(self, project_id: int, since: int) -> dict[int, int]:
+        rows = self._all(
+            "SELECT at / 60000, count(*) FROM changes WHERE project_id = ? AND at >= ?"
+            " GROUP BY at / 60000",
+            (project_id, since),
+        )
+        return {int(minute): int(n) for minute, n in rows}
 
     # Idempotency keys
 
