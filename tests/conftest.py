@@ -22,10 +22,11 @@ from userprops.storage import Storage, open_storage
 HERE = Path(__file__).parent
 
 # The kinds of test (registered as markers in pyproject.toml), by the directory they live
-# in. tests/client is the client's: against real servers, but for its pure modules,
-# which say ``pytestmark = pytest.mark.unit``.
+# in. Two directories hold one subject's tests with their own fixtures: tests/client (the
+# client, against real servers) and tests/console (the admin console over HTTP); their
+# modules of another kind say so, e.g. ``pytestmark = pytest.mark.unit``.
 KINDS = ("unit", "storage", "http", "cli", "e2e")
-KIND_OF_DIRECTORY = {**{kind: kind for kind in KINDS}, "client": "e2e"}
+KIND_OF_DIRECTORY = {**{kind: kind for kind in KINDS}, "client": "e2e", "console": "http"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -40,7 +41,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if kind is None:
             raise pytest.UsageError(
                 f"{item.nodeid}: a test lives in one of tests/{{{','.join(KINDS)}}}/"
-                " (or tests/client/), which gives it its kind"
+                " (or tests/client/, tests/console/), which gives it its kind"
             )
         item.add_marker(kind)
 

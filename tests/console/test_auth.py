@@ -3,10 +3,12 @@ guessing."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import pytest
 
-from console.conftest import PAGES, PASSWORD, Browser, browser_on
+from tests.support.console import PAGES, PASSWORD, Browser, browser_on
 from userprops import audit, operators
 from userprops.clock import now_ms
 from userprops.storage import Storage
@@ -230,7 +232,7 @@ async def test_logins_are_limited_per_address(
 async def test_logins_are_limited_per_operator_name_across_addresses(
     storage_url: str, storage: Storage, alice: str
 ) -> None:
-    limits = {"console_login_burst": 3.0, "console_login_rate": 0.01}
+    limits: dict[str, Any] = {"console_login_burst": 3.0, "console_login_rate": 0.01}
     async with browser_on(storage_url, storage, **limits) as b:
         for i in range(3):
             await b.move_to(f"10.0.0.{i}")
@@ -254,7 +256,7 @@ async def test_the_login_form_needs_its_own_token(browser: Browser) -> None:
 async def test_names_no_operator_may_have_share_one_bucket(
     storage_url: str, storage: Storage, alice: str
 ) -> None:
-    limits = {"console_login_burst": 3.0, "console_login_rate": 0.01}
+    limits: dict[str, Any] = {"console_login_burst": 3.0, "console_login_rate": 0.01}
     async with browser_on(storage_url, storage, **limits) as b:
         for i in range(4):
             await b.move_to(f"10.0.1.{i}")

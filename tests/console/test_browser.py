@@ -20,7 +20,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from serverproc import Server
+from tests.support.serverproc import Server
+
+pytestmark = pytest.mark.e2e  # a real server and a real browser
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = [
@@ -165,7 +167,7 @@ def test_an_operator_does_the_daily_work_in_a_real_browser(
 
     # The business system writes through the API with it, some of it hostile.
     auth = (key, secret)
-    body = {"identity_name": "user_id", "identity_values": ["u-1", HOSTILE[1]]}
+    body: dict[str, object] = {"identity_name": "user_id", "identity_values": ["u-1", HOSTILE[1]]}
     answer = httpx.post(server.url + "/v1/user/register", json=body, auth=auth, timeout=10)
     euid, other = (item["euid"] for item in answer.json()["data"])
     values = {"plan": "gold", "score": 12.5, "vip": True, "note": HOSTILE[0], "bio": HOSTILE[1]}

@@ -14,6 +14,8 @@ from userprops import audit, operators
 from userprops.cli import main
 from userprops.storage import open_storage
 
+pytestmark = pytest.mark.cli  # the command line in-process, on a SQLite file
+
 
 @pytest.fixture
 def db(tmp_path: Path) -> str:

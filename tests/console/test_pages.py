@@ -7,7 +7,7 @@ import re
 import httpx
 import pytest
 
-from console.conftest import Browser, browser_on
+from tests.support.console import Browser, browser_on
 from userprops import admin, audit
 from userprops.schema import AttrType
 from userprops.storage import Storage

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from console.conftest import PAGES, PASSWORD, Browser, browser_on
+from tests.support.console import PAGES, PASSWORD, Browser, browser_on
 from userprops import admin, operators
 from userprops.console.app import CSP
 from userprops.storage import Storage

@@ -40,7 +40,7 @@ def test_concurrent_resolutions_agree_and_leave_no_orphan(storage_url: str) -> N
     first.migrate()
     pid = _project(first)
     keys = [(pid, "user_id", f"v{i}") for i in range(40)]
-    answers: list[dict[tuple[int, str, str], int]] = []
+    answers: list[object] = []  # each resolution's EUIDs by key, or its exception
     start = threading.Barrier(2)
 
     def resolve(storage: Storage, order: list[tuple[int, str, str]]) -> None:

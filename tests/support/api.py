@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import threading
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -20,10 +20,14 @@ from userprops.http.app import App
 from userprops.schema import SchemaMode
 
 
-def asgi_client(app: Any, base_url: str = "http://test") -> httpx.AsyncClient:
-    """An HTTP client of the ASGI ``app``, in-process. (``app`` is Any: userprops' apps
-    take their scope as a dict, where httpx's ASGI type offers a MutableMapping.)"""
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=base_url)
+def asgi_client(
+    app: Any, base_url: str = "http://test", *, client: tuple[str, int] = ("127.0.0.1", 123)
+) -> httpx.AsyncClient:
+    """An HTTP client of the ASGI ``app``, in-process, from the address ``client`` (httpx's
+    default). (``app`` is Any: userprops' apps take their scope as a dict, where httpx's
+    ASGI type offers a MutableMapping.)"""
+    transport = httpx.ASGITransport(app=app, client=client)
+    return httpx.AsyncClient(transport=transport, base_url=base_url)
 
 
 def basic_auth(key: str, secret: str) -> dict[str, str]:
@@ -59,7 +63,7 @@ class Api:
         assert r.json()["code"] == 0, r.text
         return [item["euid"] for item in r.json()["data"]]
 
-    async def set(self, euid: int, op: str, properties: dict[str, object]) -> httpx.Response:
+    async def set(self, euid: int, op: str, properties: Mapping[str, object]) -> httpx.Response:
         return await self.post(
             "/v1/user/property", {"euid": euid, "type": op, "properties": properties}
         )
