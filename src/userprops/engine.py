@@ -31,7 +31,7 @@ from userprops.errors import (
 )
 from userprops.eventlist import ListQuery
 from userprops.events import EventLog, ReportRequest
-from userprops.history import Feed, FeedQuery, HistoryQuery, read_history
+from userprops.history import Commits, Feed, FeedQuery, HistoryQuery, read_history
 from userprops.properties import PropertyJob, PropertyRequest
 from userprops.reader import Reader
 from userprops.schema import Rejected, checked_text, decode, to_json
@@ -63,6 +63,8 @@ class Engine:
         self._limits = limits
         self._history = history
         self.feed = Feed(writer.storage)
+        self.commits = Commits()
+        self.commits.subscribe(self.feed.notify_threadsafe)
         self.attribute_types = TypeCache()
         self._contacts = ContactBook(writer)
         self._events = EventLog(writer, limits)
@@ -77,7 +79,7 @@ class Engine:
         outcome = await self.writer.submit(self.property_job(who, request))
         self.attribute_types.learn(who.project_id, outcome.learned)
         if outcome.changes:
-            self.feed.notify(who.project_id)
+            self.commits.announce(who.project_id)
         errors = outcome.errors
         if len(errors) == len(request.properties):
             empty = all(e.code == EmptyProperties.code for e in errors)
