@@ -81,12 +81,13 @@ class Receiver:
                 if answer.hang:
                     receiver._released.wait(answer.hang)
                 got.answered = answer.status
+                body = b"" if answer.status in (204, 304) else b"ok"
                 self.send_response(answer.status)
                 for name, value in answer.headers.items():
                     self.send_header(name, value)
-                self.send_header("content-length", "2")
+                self.send_header("content-length", str(len(body)))
                 self.end_headers()
-                self.wfile.write(b"ok")
+                self.wfile.write(body)
 
             def log_message(self, *args: object) -> None:
                 pass

@@ -27,15 +27,14 @@ import asyncio
 import email.utils
 import functools
 import logging
+import ssl
 import threading
 import time
 from contextlib import suppress
 from dataclasses import dataclass
 from typing import NamedTuple
 
-import httpx
-
-from userprops import __version__, clock, webhooks
+from userprops import clock, webhooks
 from userprops.config import Settings
 from userprops.errors import UserpropsError
 from userprops.storage.base import (
@@ -46,6 +45,7 @@ from userprops.storage.base import (
     OutcomeKind,
     Transaction,
 )
+from userprops.webhook_http import Poster, PostError
 from userprops.writer import Writer
 
 DEFAULT_SCHEDULE = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
@@ -53,7 +53,6 @@ FAN_OUT_BATCH = 1000  # changes read per endpoint and writer job
 LEASE_MARGIN = 5.0  # a claim lasts twice the attempt's timeout and this many seconds more
 POLL_INTERVAL = 1.0
 STOP_GRACE = 2.0  # seconds attempts in flight get to finish when the deliverer stops
-MAX_ANSWER_BYTES = 64 * 1024  # read of an answer's body, so the connection can be reused
 MAX_ERROR_LENGTH = 300
 log = logging.getLogger("userprops.deliverer")
 
@@ -160,19 +159,15 @@ def _record(policy: Policy, outcomes: list[Outcome], tx: Transaction) -> list[tu
 
 class Deliverer:
     """Delivers webhooks from a thread of its own, with its own event loop, through
-    ``writer``; :meth:`start` and :meth:`stop` it with the writer running. ``transport``
-    replaces httpx's (tests)."""
+    ``writer``; :meth:`start` and :meth:`stop` it with the writer running.
+    ``ssl_context`` verifies https endpoints (default: the system's trust store)."""
 
     def __init__(
-        self,
-        writer: Writer,
-        policy: Policy,
-        *,
-        transport: httpx.AsyncBaseTransport | None = None,
+        self, writer: Writer, policy: Policy, *, ssl_context: ssl.SSLContext | None = None
     ) -> None:
         self._writer = writer
         self.policy = policy
-        self._transport = transport
+        self._ssl_context = ssl_context
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = False
@@ -235,30 +230,25 @@ class Deliverer:
         self._woken = asyncio.Event()
         self._outcome_ready = asyncio.Event()
         ready.set()
-        async with httpx.AsyncClient(
-            timeout=self.policy.timeout,
-            follow_redirects=False,
-            transport=self._transport,
-            headers={"user-agent": f"userprops/{__version__}"},
-            limits=httpx.Limits(max_connections=None, max_keepalive_connections=100),
-        ) as self._client:
-            recorder = asyncio.create_task(self._record_loop())
-            try:
-                while not self._stopping:
-                    self._woken.clear()
-                    try:
-                        wait = await self._step()
-                    except UserpropsError as exc:  # the database is away: try again later
-                        log.warning("webhook delivery paused: %s", exc.detail)
-                        wait = self.policy.poll_interval
-                    except Exception:  # never let the loop die: deliveries would stop
-                        log.exception("webhook delivery step failed")
-                        wait = self.policy.poll_interval
-                    if wait > 0 and not self._stopping:
-                        with suppress(TimeoutError):
-                            await asyncio.wait_for(self._woken.wait(), wait)
-            finally:
-                await self._drain(recorder)
+        self._poster = Poster(self._ssl_context)
+        recorder = asyncio.create_task(self._record_loop())
+        try:
+            while not self._stopping:
+                self._woken.clear()
+                try:
+                    wait = await self._step()
+                except UserpropsError as exc:  # the database is away: try again later
+                    log.warning("webhook delivery paused: %s", exc.detail)
+                    wait = self.policy.poll_interval
+                except Exception:  # never let the loop die: deliveries would stop
+                    log.exception("webhook delivery step failed")
+                    wait = self.policy.poll_interval
+                if wait > 0 and not self._stopping:
+                    with suppress(TimeoutError):
+                        await asyncio.wait_for(self._woken.wait(), wait)
+        finally:
+            await self._drain(recorder)
+            await self._poster.aclose()
         self._loop = None
 
     async def _step(self) -> float:
@@ -325,22 +315,16 @@ class Deliverer:
         headers = webhooks.headers(due.secret, msg_id, int(time.time()), body)
         try:
             async with asyncio.timeout(self.policy.timeout):
-                request = self._client.stream("POST", due.url, content=body, headers=headers)
-                async with request as answer:
-                    read = 0
-                    async for chunk in answer.aiter_raw():
-                        read += len(chunk)
-                        if read > MAX_ANSWER_BYTES:
-                            break
+                answer = await self._poster.post(due.url, body, headers)
         except TimeoutError:
             return self._failure(due, None, f"no answer within {self.policy.timeout:g} s", None)
-        except httpx.HTTPError as exc:
-            error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-            return self._failure(due, None, error, None)
-        if 200 <= answer.status_code < 300:
-            return self._outcome(due, "delivered", status=answer.status_code)
-        retry_after = parse_retry_after(answer.headers.get("retry-after"), time.time())
-        return self._failure(due, answer.status_code, f"HTTP {answer.status_code}", retry_after)
+        except PostError as exc:
+            return self._failure(due, None, str(exc), None)
+        if 200 <= answer.status < 300:
+            return self._outcome(due, "delivered", status=answer.status)
+        after = answer.headers.get(b"retry-after", b"").decode("latin-1") or None
+        retry_after = parse_retry_after(after, time.time())
+        return self._failure(due, answer.status, f"HTTP {answer.status}", retry_after)
 
     def _failure(
         self, due: DueDelivery, status: int | None, error: str, retry_after: float | None
