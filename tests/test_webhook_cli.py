@@ -46,7 +46,7 @@ def attempt_all(storage: Storage, kind: str) -> None:
     """Fan out, claim what is due and give every claimed attempt the outcome ``kind``."""
     with storage.transaction() as tx:
         tx.fan_out(NOW, 100)
-        due = tx.claim_deliveries(NOW, NOW + 1000, 100, {})
+        due = tx.claim_deliveries(NOW, NOW + 1000, {w.id: 100 for w in tx.list_webhooks(None)})
         tx.record_outcomes(
             [
                 Outcome(d.id, d.webhook_id, d.euid, d.attempt, kind, status=500, error="HTTP 500")  # type: ignore[arg-type]

@@ -11,7 +11,7 @@ crash loses nothing and any number of processes share the work:
    fans the new changes out into deliveries and claims the due ones (on PostgreSQL with
    ``FOR UPDATE SKIP LOCKED``: each delivery goes to one process), each with a lease;
 3. each claimed delivery is POSTed by a task of its own, so a slow or failing user never
-   holds up another, up to ``concurrency`` at once per endpoint;
+   holds up another, up to ``concurrency`` at once per endpoint (twice as many claimed);
 4. outcomes are recorded in batches, one writer job each: delivered, retried on the
    schedule, or dead; an endpoint that keeps failing is disabled.
 
@@ -50,6 +50,9 @@ from userprops.writer import Writer
 
 DEFAULT_SCHEDULE = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
 FAN_OUT_BATCH = 1000  # changes read per endpoint and writer job
+# Deliveries claimed per endpoint and process, in flight or waiting for a slot: twice the
+# concurrency, so a claim's job brings work for the next wave while this one is sent.
+CLAIMS_PER_SLOT = 2
 LEASE_MARGIN = 5.0  # a claim lasts twice the attempt's timeout and this many seconds more
 POLL_INTERVAL = 1.0
 STOP_GRACE = 2.0  # seconds attempts in flight get to finish when the deliverer stops
@@ -129,16 +132,19 @@ class Policy:
 
 
 class Cycle(NamedTuple):
-    fanned: FanOut
+    fanned: FanOut | None
     due: list[DueDelivery]
 
 
-def _cycle(policy: Policy, busy: dict[int, int], tx: Transaction) -> Cycle:
-    """The writer job that fans out new changes and claims what is due."""
+def _cycle(policy: Policy, wanted: dict[int, int], fan: bool, tx: Transaction) -> Cycle:
+    """The writer job that fans out new changes (when ``fan``) and claims what is due.
+    A claim is leased for twice the timeout and a margin: long enough for the attempt
+    and for the wave of attempts ahead of it at its endpoint (at most ``concurrency``,
+    see :data:`CLAIMS_PER_SLOT`)."""
     now = clock.now_ms()
-    fanned = tx.fan_out(now, FAN_OUT_BATCH)
+    fanned = tx.fan_out(now, FAN_OUT_BATCH) if fan else None
     lease = now + round((2 * policy.timeout + LEASE_MARGIN) * 1000)
-    return Cycle(fanned, tx.claim_deliveries(now, lease, policy.concurrency, busy))
+    return Cycle(fanned, tx.claim_deliveries(now, lease, wanted))
 
 
 def _record(policy: Policy, outcomes: list[Outcome], tx: Transaction) -> list[tuple[int, str]]:
@@ -173,10 +179,13 @@ class Deliverer:
         self._stopping = False
         self._wake_pending = False
         self._projects: frozenset[int] | None = None  # with an enabled endpoint; None: all
-        self._busy: dict[int, int] = {}  # endpoint -> attempts in flight or unrecorded
+        self._endpoints: frozenset[int] = frozenset()  # enabled, as last read
+        self._read_at = 0.0  # when they were read (monotonic)
+        self._eager = False  # the last cycle found work: another, without reading first
+        self._busy: dict[int, int] = {}  # endpoint -> claimed attempts not yet made
+        self._gates: dict[int, asyncio.Semaphore] = {}  # endpoint -> its attempts in flight
         self._sending: set[asyncio.Task[None]] = set()
         self._outcomes: list[Outcome] = []
-        self.delivered = self.failed = self.dead = 0
 
     # Running
 
@@ -253,27 +262,40 @@ class Deliverer:
 
     async def _step(self) -> float:
         """One look at the work: fan out and claim when there is something to do, start
-        the attempts; how long to sleep before the next look (0: at once)."""
+        the attempts; how long to sleep before the next look (0: at once). After a
+        cycle that found work, the next one goes without reading first, as long as the
+        last read is recent."""
         now = clock.now_ms()
-        work = await asyncio.to_thread(self._work, now)
-        self._projects = work.projects
-        due = [
-            wid
-            for wid, at in work.next_due.items()
-            if at is not None and at <= now and self._busy.get(wid, 0) < self.policy.concurrency
-        ]
-        if not work.behind and not due:
-            return self._until_due(work, now)
-        job = functools.partial(_cycle, self.policy, dict(self._busy))
-        cycle = await self._writer.submit(job)
+        eager = self._eager and time.monotonic() - self._read_at < self.policy.poll_interval
+        self._eager = fan = False
+        if eager:
+            fan = True
+        else:
+            work = await asyncio.to_thread(self._work, now)
+            self._read_at = time.monotonic()
+            self._projects, self._endpoints = work.projects, frozenset(work.next_due)
+            due = [w for w, at in work.next_due.items() if at is not None and at <= now]
+            if not work.behind and not any(self._room(w) for w in due):
+                return self._until_due(work, now)
+            fan = work.behind
+        wanted = {wid: self._room(wid) for wid in self._endpoints}
+        cycle = await self._writer.submit(functools.partial(_cycle, self.policy, wanted, fan))
         for delivery in cycle.due:
             self._busy[delivery.webhook_id] = self._busy.get(delivery.webhook_id, 0) + 1
             task = asyncio.create_task(self._send(delivery))
             self._sending.add(task)
             task.add_done_callback(self._sending.discard)
-        progressed = cycle.due or cycle.fanned.deliveries or cycle.fanned.more
-        # Nothing done though there seemed to be work: another process holds it.
-        return 0.0 if progressed else self.policy.poll_interval
+        fanned = cycle.fanned
+        self._eager = bool(cycle.due) or (
+            fanned is not None and (fanned.deliveries > 0 or fanned.more)
+        )
+        if self._eager or eager:
+            return 0.0
+        return self.policy.poll_interval  # there seemed to be work: another process has it
+
+    def _room(self, webhook_id: int) -> int:
+        """How many more deliveries of the endpoint this process may claim."""
+        return max(0, CLAIMS_PER_SLOT * self.policy.concurrency - self._busy.get(webhook_id, 0))
 
     def _work(self, now: int) -> DeliveryWork:
         with self._writer.storage.read() as tx:
@@ -285,7 +307,7 @@ class Deliverer:
         later = [
             at
             for wid, at in work.next_due.items()
-            if at is not None and at > now and self._busy.get(wid, 0) < self.policy.concurrency
+            if at is not None and at > now and self._room(wid)
         ]
         wait = self.policy.poll_interval
         if later:
@@ -295,17 +317,26 @@ class Deliverer:
     # Attempts
 
     async def _send(self, due: DueDelivery) -> None:
+        outcome = self._outcome(due, "released")  # if cancelled: another attempt is made
+        gate = self._gates.get(due.webhook_id)
+        if gate is None:
+            gate = self._gates[due.webhook_id] = asyncio.Semaphore(self.policy.concurrency)
         try:
-            outcome = await self._attempt(due)
-        except asyncio.CancelledError:  # stopping: another attempt will be made
-            self._outcomes.append(self._outcome(due, "released"))
-            self._outcome_ready.set()
-            raise
+            async with gate:
+                outcome = await self._attempt(due)
         except Exception as exc:  # a bug; the delivery is tried again on its schedule
             log.exception("webhook attempt failed")
             outcome = self._failure(due, None, f"internal error: {type(exc).__name__}", None)
-        self._outcomes.append(outcome)
-        self._outcome_ready.set()
+        finally:
+            # Room for another claim at once; this one's lease holds until recorded.
+            left = self._busy.get(due.webhook_id, 1) - 1
+            if left > 0:
+                self._busy[due.webhook_id] = left
+            else:
+                self._busy.pop(due.webhook_id, None)
+            self._outcomes.append(outcome)
+            self._outcome_ready.set()
+            self._woken.set()
 
     async def _attempt(self, due: DueDelivery) -> Outcome:
         if due.change is None:
@@ -367,15 +398,6 @@ class Deliverer:
             await asyncio.sleep(self.policy.poll_interval)
             self._outcome_ready.set()
             return
-        for outcome in batch:
-            left = self._busy.get(outcome.webhook_id, 1) - 1
-            if left > 0:
-                self._busy[outcome.webhook_id] = left
-            else:
-                self._busy.pop(outcome.webhook_id, None)
-            self.delivered += outcome.kind == "delivered"
-            self.failed += outcome.kind in ("retry", "dead")
-            self.dead += outcome.kind == "dead"
         for wid, reason in disabled:
             log.warning("webhook endpoint %d disabled: %s", wid, reason)
         self._woken.set()

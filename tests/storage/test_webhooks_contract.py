@@ -43,12 +43,12 @@ def fan_out(storage: Storage, limit: int = 100, now: int = NOW) -> tuple[int, bo
         return tx.fan_out(now, limit)
 
 
-def claim(
-    storage: Storage, now: int = NOW, limit: int = 10, busy: dict[int, int] | None = None
-) -> list[tuple[int, int]]:
-    """(euid, seq) of what a claim at ``now`` takes, leased for 1000 ms."""
+def claim(storage: Storage, now: int = NOW, limit: int = 10) -> list[tuple[int, int]]:
+    """(euid, seq) of what a claim at ``now`` of ``limit`` per endpoint takes, leased for
+    1000 ms."""
     with storage.transaction() as tx:
-        due = tx.claim_deliveries(now, now + 1000, limit, busy or {})
+        wanted = dict.fromkeys((w.id for w in tx.list_webhooks(None)), limit)
+        due = tx.claim_deliveries(now, now + 1000, wanted)
     return [(d.euid, d.seq) for d in due]
 
 
@@ -149,7 +149,7 @@ def test_a_claim_carries_the_change_the_endpoint_and_the_time_zone(
     record(storage, pid, (7, "plan"))
     fan_out(storage)
     with storage.transaction() as tx:
-        [due] = tx.claim_deliveries(NOW, NOW + 1000, 10, {})
+        [due] = tx.claim_deliveries(NOW, NOW + 1000, {wid: 10})
     assert (due.webhook_id, due.euid, due.seq, due.attempt) == (wid, 7, 1, 1)
     assert (due.url, due.secret, due.project_id) == ("http://127.0.0.1:9/hook", "whsec_x", pid)
     assert due.timezone == "Asia/Tokyo"
@@ -157,13 +157,15 @@ def test_a_claim_carries_the_change_the_endpoint_and_the_time_zone(
     assert (due.change.property, due.change.new, due.change.type) == ("plan", "v0", "STRING")
 
 
-def test_claims_per_endpoint_are_bounded_by_what_is_in_flight(storage: Storage, pid: int) -> None:
-    first, second = hook(storage, pid), hook(storage, pid)
+def test_claims_take_as_many_as_wanted_of_each_endpoint_named(storage: Storage, pid: int) -> None:
+    first, second, third = hook(storage, pid), hook(storage, pid), hook(storage, pid)
     record(storage, pid, *[(euid, "a") for euid in range(1, 6)])
     fan_out(storage)
     with storage.transaction() as tx:
-        due = tx.claim_deliveries(NOW, NOW + 1000, 3, {first: 1, second: 3})
-    assert [(d.webhook_id, d.euid) for d in due] == [(first, 1), (first, 2)]
+        due = tx.claim_deliveries(NOW, NOW + 1000, {first: 2, second: 0, 99: 5})
+        assert [(d.webhook_id, d.euid) for d in due] == [(first, 1), (first, 2)]
+        tx.set_webhook_enabled(third, False, "paused", NOW)
+    assert claim(storage, limit=1) == [(3, 3), (1, 1)]  # the first's third, the second's first
 
 
 def test_a_failure_is_retried_at_its_time_and_other_users_do_not_wait(
@@ -350,7 +352,7 @@ def test_a_claimed_change_no_longer_in_the_history_comes_without_it(
     fan_out(storage)
     with storage.transaction() as tx:  # as a copy or a hand-made delete could leave it
         tx._execute("DELETE FROM changes")  # type: ignore[attr-defined]
-        [due] = tx.claim_deliveries(NOW, NOW + 1, 5, {})
+        [due] = tx.claim_deliveries(NOW, NOW + 1, {1: 5})
     assert due.change is None and due.seq == 1
 
 
@@ -374,10 +376,10 @@ def test_postgres_claims_skip_what_another_transaction_holds(
     with first.transaction() as one:
         assert one.fan_out(NOW, 100) == (6, False)
     with first.transaction() as one:
-        mine = one.claim_deliveries(NOW, NOW + 1000, 3, {})
+        mine = one.claim_deliveries(NOW, NOW + 1000, {1: 3})
         with second.transaction() as other:  # does not wait: takes the others
             assert other.fan_out(NOW, 100) == (0, False)
-            theirs = other.claim_deliveries(NOW, NOW + 1000, 10, {})
+            theirs = other.claim_deliveries(NOW, NOW + 1000, {1: 10})
     assert sorted(d.euid for d in mine + theirs) == [1, 2, 3, 4, 5, 6]
 
 

@@ -645,12 +645,12 @@ class Transaction(abc.ABC):
 
     @abc.abstractmethod
     def claim_deliveries(
-        self, now: int, lease_until: int, limit: int, busy: Mapping[int, int]
+        self, now: int, lease_until: int, wanted: Mapping[int, int]
     ) -> list[DueDelivery]:
-        """Claim due deliveries for an attempt: per enabled endpoint, at most ``limit``
-        minus ``busy[endpoint]`` pending ones with ``next_at <= now``, no attempt in
-        flight (``lease_until <= now``) and no earlier pending change of their user,
-        oldest ``next_at`` first; rows another transaction holds are skipped, never
+        """Claim due deliveries for an attempt: of each endpoint of ``wanted`` that is
+        enabled, at most ``wanted[endpoint]`` pending ones with ``next_at <= now``, no
+        attempt in flight (``lease_until <= now``) and no earlier pending change of their
+        user, oldest ``next_at`` first; rows another transaction holds are skipped, never
         waited for. Each gets ``lease_until`` (no other claim takes it until then, or
         until its outcome releases it) and one more attempt."""
 

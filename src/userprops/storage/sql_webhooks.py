@@ -41,19 +41,30 @@ _DELIVERY = (
     "SELECT id, webhook_id, seq, euid, status, attempts, next_at, lease_until, last_status,"
     " last_error, created_at, finished_at FROM deliveries"
 )
-# No earlier pending change of the same user for the same endpoint (d is the delivery).
+# The pending delivery d is its user's earliest for its endpoint. A scalar subquery, not
+# NOT EXISTS: PostgreSQL turns that into an anti-join whose plan, when the statistics
+# say there is little pending, scans every pending delivery of the endpoint per row; this
+# is one probe of deliveries_by_user per row whatever the statistics.
 _HEAD = (
-    "NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.webhook_id = d.webhook_id"
-    " AND e.euid = d.euid AND e.status = 'pending' AND e.seq < d.seq)"
+    "d.seq = (SELECT min(e.seq) FROM deliveries e WHERE e.webhook_id = d.webhook_id"
+    " AND e.euid = d.euid AND e.status = 'pending')"
 )
-# The pending delivery of (webhook, euid) with the lowest seq is due at ? if it waits.
+# The pending delivery with the lowest seq of each (webhook, euid) of a VALUES list
+# (p: column1, column2) is due at ? if it waits.
 _PROMOTE = (
-    "UPDATE deliveries SET next_at = ? WHERE id = (SELECT id FROM deliveries"
-    " WHERE webhook_id = ? AND euid = ? AND status = 'pending' ORDER BY seq LIMIT 1)"
-    f" AND next_at = {WAITING}"
+    f"UPDATE deliveries SET next_at = ? WHERE next_at = {WAITING} AND id IN (SELECT"
+    " (SELECT x.id FROM deliveries x WHERE x.webhook_id = p.column1 AND x.euid = p.column2"
+    " AND x.status = 'pending' ORDER BY x.seq LIMIT 1) FROM (VALUES {values}) AS p)"
 )
 _NAMES = msgspec.json.Decoder(list[str])
 _TYPES = {kind.value: kind for kind in AttrType}
+
+
+def _values(rows: Sequence[Sequence[Any]]) -> tuple[str, list[Any]]:
+    """``(?, ?), (?, ?), ...`` for ``rows`` (not empty, all as long), and their values: a
+    statement for all of them, where ``executemany`` costs one per row."""
+    marks = "(" + ", ".join("?" * len(rows[0])) + ")"
+    return ", ".join([marks] * len(rows)), [value for row in rows for value in row]
 
 
 def _webhook(row: Any) -> Webhook:
@@ -238,29 +249,31 @@ class WebhookStatements(abc.ABC):
         }
         rows = []
         for seq, euid in changes:
-            rows.append((webhook_id, project_id, seq, euid, WAITING if euid in waiting else now))
+            due = WAITING if euid in waiting else now
+            rows.append((webhook_id, project_id, seq, euid, due, now))
             waiting.add(euid)
-        self._many(
+        values, params = _values(rows)
+        self._execute(
             "INSERT INTO deliveries (webhook_id, project_id, seq, euid, next_at, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (webhook_id, seq) DO NOTHING",
-            [(*r, now) for r in rows],
+            f" VALUES {values} ON CONFLICT (webhook_id, seq) DO NOTHING",
+            params,
         )
         return len(rows)
 
     def claim_deliveries(
-        self, now: int, lease_until: int, limit: int, busy: Mapping[int, int]
+        self, now: int, lease_until: int, wanted: Mapping[int, int]
     ) -> list[DueDelivery]:
         claimed: list[int] = []
-        for (wid,) in self._all("SELECT id FROM webhooks WHERE enabled ORDER BY id"):
-            room = limit - busy.get(wid, 0)
-            if room <= 0:
+        for wid, most in sorted(wanted.items()):
+            if most <= 0:
                 continue
             rows = self._all(
                 "UPDATE deliveries SET lease_until = ?, attempts = attempts + 1"
                 " WHERE id IN (SELECT d.id FROM deliveries d WHERE d.webhook_id = ?"
                 " AND d.status = 'pending' AND d.next_at <= ? AND d.lease_until <= ?"
-                f" AND {_HEAD} ORDER BY d.next_at LIMIT ?{self.skip_locked}) RETURNING id",
-                (lease_until, wid, now, now, room),
+                f" AND {_HEAD} AND EXISTS (SELECT 1 FROM webhooks w WHERE w.id = ?"
+                f" AND w.enabled) ORDER BY d.next_at LIMIT ?{self.skip_locked}) RETURNING id",
+                (lease_until, wid, now, now, wid, most),
             )
             claimed += [int(r[0]) for r in rows]
         if not claimed:
@@ -293,36 +306,51 @@ class WebhookStatements(abc.ABC):
             )
         }
         by_kind: dict[str, list[Outcome]] = {}
+        delivered: dict[int | None, list[int]] = {}  # by status: one statement each
         for o in outcomes:
             by_kind.setdefault(o.kind, []).append(o)
-        self._many(
-            "UPDATE deliveries SET status = 'delivered', finished_at = ?, lease_until = 0,"
-            " last_status = ?, last_error = NULL WHERE id = ? AND status = 'pending'",
-            [(now, o.status, o.delivery_id) for o in by_kind.get("delivered", [])],
-        )
-        self._many(
-            "UPDATE deliveries SET status = 'dead', finished_at = ?, lease_until = 0,"
-            " last_status = ?, last_error = ? WHERE id = ? AND status = 'pending'"
-            " AND attempts = ?",
-            [(now, o.status, o.error, o.delivery_id, o.attempt) for o in by_kind.get("dead", [])],
-        )
-        self._many(
-            "UPDATE deliveries SET next_at = ?, lease_until = 0, last_status = ?,"
-            " last_error = ? WHERE id = ? AND status = 'pending' AND attempts = ?",
-            [
-                (o.next_at, o.status, o.error, o.delivery_id, o.attempt)
-                for o in by_kind.get("retry", [])
-            ],
-        )
-        self._many(
-            "UPDATE deliveries SET lease_until = 0 WHERE id = ? AND status = 'pending'"
-            " AND attempts = ?",
-            [(o.delivery_id, o.attempt) for o in by_kind.get("released", [])],
-        )
+            if o.kind == "delivered":
+                delivered.setdefault(o.status, []).append(o.delivery_id)
+        for status, ids in delivered.items():
+            match, params = self._in(ids)
+            self._execute(
+                "UPDATE deliveries SET status = 'delivered', finished_at = ?, lease_until = 0,"
+                " last_status = ?, last_error = NULL WHERE status = 'pending' AND id" + match,
+                (now, status, *params),
+            )
+        dead = [(now, o.status, o.error, o.delivery_id, o.attempt) for o in by_kind.get("dead", [])]
+        retry = [
+            (o.next_at, o.status, o.error, o.delivery_id, o.attempt)
+            for o in by_kind.get("retry", [])
+        ]
+        released = [(o.delivery_id, o.attempt) for o in by_kind.get("released", [])]
+        if dead:
+            self._many(
+                "UPDATE deliveries SET status = 'dead', finished_at = ?, lease_until = 0,"
+                " last_status = ?, last_error = ? WHERE id = ? AND status = 'pending'"
+                " AND attempts = ?",
+                dead,
+            )
+        if retry:
+            self._many(
+                "UPDATE deliveries SET next_at = ?, lease_until = 0, last_status = ?,"
+                " last_error = ? WHERE id = ? AND status = 'pending' AND attempts = ?",
+                retry,
+            )
+        if released:
+            self._many(
+                "UPDATE deliveries SET lease_until = 0 WHERE id = ? AND status = 'pending'"
+                " AND attempts = ?",
+                released,
+            )
         # Whatever the updates found, the user's head is done or still pending: making
         # the lowest pending one due when it waits is right either way.
-        ended = {(o.webhook_id, o.euid) for o in outcomes if o.kind in ("delivered", "dead")}
-        self._many(_PROMOTE, [(now, wid, euid) for wid, euid in sorted(ended)])
+        ended = sorted(
+            {(o.webhook_id, o.euid) for o in outcomes if o.kind in ("delivered", "dead")}
+        )
+        if ended:
+            values, params = _values(ended)
+            self._execute(_PROMOTE.format(values=values), (now, *params))
         return self._count_failures(before, outcomes, now)
 
     def _count_failures(
@@ -402,7 +430,7 @@ class WebhookStatements(abc.ABC):
         self._execute(
             f"UPDATE deliveries SET next_at = {WAITING} WHERE id IN (SELECT d.id"
             " FROM deliveries d WHERE d.webhook_id = ? AND d.status = 'pending'"
-            f" AND d.next_at <> {WAITING} AND d.lease_until <= ? AND NOT {_HEAD})",
+            f" AND d.next_at <> {WAITING} AND d.lease_until <= ? AND NOT ({_HEAD}))",
             (webhook_id, now),
         )
         self._execute(
