@@ -16,7 +16,7 @@ from liveserver import Server, cli, live_server
 from receiver import Answer, Receiver, receiving, wait_until
 
 # Failed attempts retried every 0.2 s; an attempt in flight at the kill is claimed again
-# once its lease (2 x 1 s timeout + 5 s) has run out.
+# once its lease (4 x 1 s timeout + 5 s) has run out.
 SETTINGS = {"webhook_retry_schedule": ",".join(["0.2"] * 500), "webhook_timeout": 1.0}
 
 

@@ -11,12 +11,13 @@ crash loses nothing and any number of processes share the work:
    fans the new changes out into deliveries and claims the due ones (on PostgreSQL with
    ``FOR UPDATE SKIP LOCKED``: each delivery goes to one process), each with a lease;
 3. each claimed delivery is POSTed by a task of its own, so a slow or failing user never
-   holds up another, up to ``concurrency`` at once per endpoint (twice as many claimed);
+   holds up another, up to ``concurrency`` at once per endpoint (four times as many
+   claimed, so that one writer job brings the work of several waves);
 4. outcomes are recorded in batches, one writer job each: delivered, retried on the
    schedule, or dead; an endpoint that keeps failing is disabled.
 
 A delivery whose process dies mid-attempt is claimed again when its lease runs out
-(twice ``timeout``, and 5 s): at-least-once, with the same ``webhook-id``. The loop wakes
+(five times ``timeout``, and 5 s): at-least-once, with the same ``webhook-id``. The loop wakes
 when changes are committed (:meth:`Deliverer.wake`), when outcomes are recorded, when
 the earliest retry comes due, and at least every ``poll_interval`` seconds.
 """
@@ -50,10 +51,11 @@ from userprops.writer import Writer
 
 DEFAULT_SCHEDULE = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
 FAN_OUT_BATCH = 1000  # changes read per endpoint and writer job
-# Deliveries claimed per endpoint and process, in flight or waiting for a slot: twice the
-# concurrency, so a claim's job brings work for the next wave while this one is sent.
-CLAIMS_PER_SLOT = 2
-LEASE_MARGIN = 5.0  # a claim lasts twice the attempt's timeout and this many seconds more
+# Deliveries claimed per endpoint and process, in flight or waiting for a slot: four times
+# the concurrency, so that one claim (a writer job: on a busy PostgreSQL, tens of ms)
+# brings the work of several waves of attempts.
+CLAIMS_PER_SLOT = 4
+LEASE_MARGIN = 5.0  # seconds a claim outlives its worst wait and attempt (see _cycle)
 POLL_INTERVAL = 1.0
 STOP_GRACE = 2.0  # seconds attempts in flight get to finish when the deliverer stops
 MAX_ERROR_LENGTH = 300
@@ -138,12 +140,12 @@ class Cycle(NamedTuple):
 
 def _cycle(policy: Policy, wanted: dict[int, int], fan: bool, tx: Transaction) -> Cycle:
     """The writer job that fans out new changes (when ``fan``) and claims what is due.
-    A claim is leased for twice the timeout and a margin: long enough for the attempt
-    and for the wave of attempts ahead of it at its endpoint (at most ``concurrency``,
-    see :data:`CLAIMS_PER_SLOT`)."""
+    A claim is leased for long enough for its attempt and the waves of attempts ahead
+    of it at its endpoint (:data:`CLAIMS_PER_SLOT` - 1 of ``concurrency`` each), each at
+    most ``timeout``, and a margin."""
     now = clock.now_ms()
     fanned = tx.fan_out(now, FAN_OUT_BATCH) if fan else None
-    lease = now + round((2 * policy.timeout + LEASE_MARGIN) * 1000)
+    lease = now + round((CLAIMS_PER_SLOT * policy.timeout + LEASE_MARGIN) * 1000)
     return Cycle(fanned, tx.claim_deliveries(now, lease, wanted))
 
 
@@ -289,6 +291,8 @@ class Deliverer:
         self._eager = bool(cycle.due) or (
             fanned is not None and (fanned.deliveries > 0 or fanned.more)
         )
+        if self._eager and not any(self._room(w) for w in self._endpoints):
+            return self.policy.poll_interval  # until an attempt ends and makes room
         if self._eager or eager:
             return 0.0
         return self.policy.poll_interval  # there seemed to be work: another process has it
