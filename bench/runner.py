@@ -19,7 +19,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from bench import wrk
+from bench import changes, wrk
 from bench.preload import preload
 from bench.server import MemorySampler, Server, cpu_seconds, python_command, rss_kib
 from bench.setup import create_tenant, register_users, stored_sums
@@ -57,6 +57,7 @@ class Options:
     database: str | None = None
     server_cpus: str | None = None
     scenarios: tuple[str, ...] = ("write", "register", "read")
+    webhook_rate: float = changes.WEBHOOK_RATE  # changes a second of the webhook scenario
     profile: Path | None = None  # folder for py-spy profiles of the measured runs
     profile_format: str = "svg"  # svg (flame graph) or txt (collapsed stacks)
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="userprops-bench-")))
@@ -196,6 +197,9 @@ def backend(
         results["users"] = len(euids)
         target = Target(server, euids, token, slug)
         for scenario in scenarios:
+            if scenario in changes.SCENARIOS:
+                results[scenario] = changes.run(scenario, options, target, url)
+                continue
             result = paired(options, ceiling, target, scenario)
             if scenario == "write":
                 result["verification"] = verify(url, slug, euids, result["increase_units_total"])
