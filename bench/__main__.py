@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from bench import wrk
+from bench import changes, wrk
 from bench.pgcluster import Cluster
 from bench.runner import Options, run
 
@@ -23,6 +23,7 @@ TARGET_PRELOAD_RATIO = 0.8
 TARGET_POSTGRES_RATIO = 0.35
 TARGET_IMPORT_VALUES = 20_000  # values/s of userprops import on SQLite
 TARGET_BATCH_RATIO = 3.0  # updates per second in batches of 100, over single writes
+TARGET_CATCH_UP_S = 1.0  # a feed consumer is caught up within this long of the last write
 
 
 def cpu_sets(
@@ -61,7 +62,18 @@ def cpu_sets(
     help="taskset CPU list for both servers (ceiling and service), e.g. 0-1; overrides --pin.",
 )
 @click.option("--wrk-cpus", default=None, help="taskset CPU list for wrk; overrides --pin.")
-@click.option("--scenarios", default="write,register,read", show_default=True)
+@click.option(
+    "--scenarios",
+    default="write,register,read,webhook,feed",
+    show_default=True,
+    help="write, register, read (wrk against the ceiling); webhook, feed (bench/changes.py).",
+)
+@click.option(
+    "--webhook-rate",
+    default=changes.WEBHOOK_RATE,
+    show_default=True,
+    help="Changes a second the webhook scenario writes.",
+)
 @click.option("--out", default="bench-results", show_default=True, type=click.Path())
 @click.option(
     "--profile",
@@ -90,6 +102,7 @@ def main(
     server_cpus: str | None,
     wrk_cpus: str | None,
     scenarios: str,
+    webhook_rate: float,
     out: str,
     profile: str | None,
     import_users: int,
@@ -101,7 +114,7 @@ def main(
         ensure_py_spy()
     server_cpus, wrk_cpus = cpu_sets(pin, server_cpus, wrk_cpus)
     chosen = tuple(s for s in scenarios.split(",") if s)
-    unknown = set(chosen) - set(wrk.SCENARIOS)
+    unknown = set(chosen) - set(wrk.SCENARIOS) - set(changes.SCENARIOS)
     if unknown:
         raise click.BadParameter(f"unknown scenarios {sorted(unknown)}", param_hint="--scenarios")
     if postgres and database:
@@ -116,6 +129,7 @@ def main(
         server_cpus=server_cpus,
         scenarios=chosen,
         import_users=import_users,
+        webhook_rate=webhook_rate,
         profile=None if profile is None else Path(out),
         profile_format=profile or "svg",
     )
@@ -181,6 +195,18 @@ def targets(report: dict[str, Any]) -> dict[str, bool]:
         per_update = report.get(key, {}).get("batch", {}).get("per_update_ratio_to_write")
         if per_update is not None:
             met[f"{key}_batch_per_update>=3x_write"] = per_update >= TARGET_BATCH_RATIO
+    for key in ("sqlite", "database"):
+        hook, feed = report.get(key, {}).get("webhook"), report.get(key, {}).get("feed")
+        if hook is not None:
+            met[f"{key}_webhook_p99<=1s"] = hook["delay_ms"].get("p99", 1e9) <= 1000
+            met[f"{key}_webhook_every_change"] = (
+                hook["missing"] == hook["write_errors"] == hook["bad_signatures"] == 0
+                and hook["changes"] > 0
+            )
+        if feed is not None:
+            met[f"{key}_feed_kept_up"] = (
+                feed["seen"] >= feed["changes"] and feed["catch_up_s"] <= TARGET_CATCH_UP_S
+            )
     return met
 
 
@@ -240,6 +266,8 @@ def render(report: dict[str, Any]) -> list[str]:
                     f"{key} {name} server RSS start/end/peak: {r['rss_start_mib']}/"
                     f"{r['rss_end_mib']}/{r['rss_peak_mib']} MiB"
                 )
+    for key in ("sqlite", "database"):
+        lines += changes.render(key, report.get(key, {}))
     for name, ok in report["targets"].items():
         lines.append(f"target {name}: {'met' if ok else 'MISSED'}")
     return lines

@@ -19,7 +19,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from bench import bulkimport, wrk
+from bench import bulkimport, changes, wrk
 from bench.preload import preload
 from bench.server import MemorySampler, Server, cpu_seconds, python_command, rss_kib
 from bench.setup import create_tenant, register_users, stored_sums
@@ -58,6 +58,7 @@ class Options:
     server_cpus: str | None = None
     scenarios: tuple[str, ...] = ("write", "register", "read")
     import_users: int = 0  # time `userprops import` of this many users on each database
+    webhook_rate: float = changes.WEBHOOK_RATE  # changes a second of the webhook scenario
     profile: Path | None = None  # folder for py-spy profiles of the measured runs
     profile_format: str = "svg"  # svg (flame graph) or txt (collapsed stacks)
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="userprops-bench-")))
@@ -197,6 +198,9 @@ def backend(
         results["users"] = len(euids)
         target = Target(server, euids, token, slug)
         for scenario in scenarios:
+            if scenario in changes.SCENARIOS:
+                results[scenario] = changes.run(scenario, options, target, url)
+                continue
             result = paired(options, ceiling, target, scenario)
             counters = VERIFIED.get(scenario)
             if counters is not None:

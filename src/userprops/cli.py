@@ -26,14 +26,18 @@ from userprops.storage import Storage, open_storage, redact_url
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-database_option = click.option(
+Decorator = Callable[[F], F]
+
+database_option: Decorator[Any] = click.option(
     "--database",
     envvar="USERPROPS_DATABASE",
     default=DEFAULT_DATABASE,
     show_default=True,
     help="Database URL: sqlite:///relative/path, sqlite:////absolute/path or postgresql://...",
 )
-json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+json_option: Decorator[Any] = click.option(
+    "--json", "as_json", is_flag=True, help="Print one JSON document."
+)
 
 
 def _fail(message: str) -> None:
@@ -113,11 +117,18 @@ def main() -> None:
     show_default=True,
     type=click.Choice(["debug", "info", "warning", "error"]),
 )
+@click.option(
+    "--deliveries/--no-deliveries",
+    default=None,
+    help="Deliver webhooks in this process (default: on; USERPROPS_DELIVERIES).",
+)
 @handles_errors
-def serve(host: str, port: int, database: str, log_level: str) -> None:
+def serve(host: str, port: int, database: str, log_level: str, deliveries: bool | None) -> None:
     """Run the HTTP API. On an empty database, create a default project and data source
     and print their key and secret once."""
-    settings = Settings.from_env(host=host, port=port, database=database, log_level=log_level)
+    settings = Settings.from_env(
+        host=host, port=port, database=database, log_level=log_level, deliveries=deliveries
+    )
     try:
         with sole_server(settings.database):
             _serve(settings)
@@ -128,10 +139,12 @@ def serve(host: str, port: int, database: str, log_level: str) -> None:
 def _serve(settings: Settings) -> None:
     import uvicorn
 
+    from userprops.deliverer import Policy
     from userprops.http.app import App
     from userprops.http.httpguard import header_deadline_protocol
 
     log_level = settings.log_level
+    Policy.from_settings(settings)  # a bad webhook setting stops it here, named
     with opened(settings.database) as storage:
         created = admin.bootstrap(storage)
     if created is not None:
@@ -803,3 +816,8 @@ def _operator_commands() -> click.Group:
 
 
 main.add_command(_operator_commands())
+# Webhooks: their own module (userprops.cli_webhooks), which uses the helpers above.
+from userprops.cli_webhooks import deliver, webhook  # noqa: E402
+
+main.add_command(webhook)
+main.add_command(deliver)

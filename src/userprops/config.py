@@ -60,6 +60,13 @@ class Settings:
     console_login_rate: float = 0.1
     console_login_burst: float = 10.0
     console_secure_cookie: bool = False
+    deliveries: bool = True
+    webhook_timeout: float = 10.0
+    webhook_retry_schedule: str = "5,300,1800,7200,18000,36000,36000"
+    webhook_disable_after: float = 432000.0
+    webhook_disable_failures: int = 10
+    webhook_concurrency: int = 32
+    webhook_retention: float = 604800.0
 
     @property
     def limits(self) -> Limits:

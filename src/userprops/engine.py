@@ -30,7 +30,7 @@ from userprops.errors import (
 )
 from userprops.eventlist import ListQuery
 from userprops.events import EventLog, ReportRequest
-from userprops.history import Feed, FeedQuery, HistoryQuery, read_history
+from userprops.history import Commits, Feed, FeedQuery, HistoryQuery, read_history
 from userprops.properties import (
     BatchItem,
     BatchJob,
@@ -70,6 +70,8 @@ class Engine:
         self._limits = limits
         self._history = history
         self.feed = Feed(writer.storage)
+        self.commits = Commits()
+        self.commits.subscribe(self.feed.notify_threadsafe)
         self.attribute_types = TypeCache()
         self._contacts = ContactBook(writer)
         self._events = EventLog(writer, limits)
@@ -98,7 +100,7 @@ class Engine:
         """After a commit: cache the attribute types learned, wake the feed's waiters."""
         self.attribute_types.learn(who.project_id, learned)
         if changes:
-            self.feed.notify(who.project_id)
+            self.commits.announce(who.project_id)
 
     def property_job(self, who: Principal, request: PropertyRequest) -> PropertyJob:
         known = self.attribute_types.known(who.project_id)

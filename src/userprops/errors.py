@@ -113,6 +113,18 @@ class DataSourceNotFound(UserpropsError):
     message = "data source not found"
 
 
+class WebhookNotFound(UserpropsError):
+    code = 40412
+    status = 404
+    message = "webhook endpoint not found"
+
+
+class DeliveryNotFound(UserpropsError):
+    code = 40413
+    status = 404
+    message = "delivery not found"
+
+
 class MethodNotAllowed(UserpropsError):
     code = 40500
     status = 405
@@ -198,6 +210,8 @@ CODE_TABLE: tuple[type[UserpropsError], ...] = (
     UserNotFound,
     ProjectNotFound,
     DataSourceNotFound,
+    WebhookNotFound,
+    DeliveryNotFound,
     MethodNotAllowed,
     RequestTimeout,
     Conflict,

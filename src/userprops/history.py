@@ -13,6 +13,7 @@ import base64
 import binascii
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import tzinfo
 from typing import Any
@@ -140,6 +141,23 @@ def read_feed(
     }
 
 
+class Commits:
+    """Who hears that a project committed changes: the feed's long polls and the webhook
+    deliverer. The engine announces its own commits, and on PostgreSQL the storage's
+    LISTEN those of other processes (:meth:`Storage.watch_changes`). A listener is
+    called in the announcing thread, so it must be quick and thread-safe."""
+
+    def __init__(self) -> None:
+        self._listeners: list[Callable[[int], None]] = []
+
+    def subscribe(self, listener: Callable[[int], None]) -> None:
+        self._listeners.append(listener)
+
+    def announce(self, project_id: int) -> None:
+        for listener in self._listeners:
+            listener(project_id)
+
+
 class Feed:
     """Long polls of the change feed: a request finding no change registers as a waiter
     of its project and sleeps until :meth:`notify` says that project committed changes
@@ -163,9 +181,18 @@ class Feed:
                 future.set_result(None)
 
     def notify_threadsafe(self, project_id: int) -> None:
-        """:meth:`notify` from another thread; nothing when nobody waits yet."""
+        """:meth:`notify` from any thread; nothing when nobody waits for the project (a
+        waiter registers before it reads, so it reads what was committed before this)."""
         loop = self._loop
-        if loop is not None and not loop.is_closed():
+        if loop is None or project_id not in self._waiters or loop.is_closed():
+            return
+        try:
+            here = asyncio.get_running_loop()
+        except RuntimeError:
+            here = None
+        if here is loop:  # the engine, after its own commit: no wake-up through the loop
+            self.notify(project_id)
+        else:
             loop.call_soon_threadsafe(self.notify, project_id)
 
     def waiting(self) -> int:

@@ -1,5 +1,6 @@
 """Retention: a background sweep deleting events, and changes of the history, older than
-their project keeps.
+their project keeps, and webhook deliveries that ended longer ago than the server keeps
+them (``webhook_retention``).
 
 A project keeps every event unless ``userprops project set SLUG --event-retention-days N``
 gives it a retention; then events whose ``itime`` is more than N days before now are
@@ -34,6 +35,10 @@ def _delete_changes(project_id: int, cutoff: int, limit: int, tx: Transaction) -
     return tx.delete_changes_before(project_id, cutoff, limit)
 
 
+def _delete_deliveries(cutoff: int, limit: int, tx: Transaction) -> int:
+    return tx.delete_deliveries_before(cutoff, limit)
+
+
 def _event_retention(tx: Transaction) -> dict[int, int]:
     return tx.event_retention()
 
@@ -56,11 +61,20 @@ async def sweep_events(
     *,
     batch: int = SWEEP_BATCH,
     stop: threading.Event | None = None,
+    delivery_retention: float | None = None,
 ) -> int:
     """Delete every event, and every change of the history, past its project's
-    retention as of ``now_ms``, ``batch`` per writer job; return how many were deleted.
-    Stops early once ``stop`` is set."""
+    retention as of ``now_ms``, and the webhook deliveries that ended more than
+    ``delivery_retention`` seconds ago (where given), ``batch`` per writer job; return
+    how many were deleted. Stops early once ``stop`` is set."""
     total = 0
+    if delivery_retention is not None:
+        cutoff = now_ms - round(delivery_retention * 1000)
+        job = functools.partial(_delete_deliveries, cutoff, batch)
+        deleted = await _batches(writer, job, batch, stop)
+        if deleted:
+            log.info("retention sweep deleted %d webhook deliveries", deleted)
+        total += deleted
     for what, retention, delete in _KINDS:
 
         def read(retention: Retention = retention) -> dict[int, int]:
@@ -70,24 +84,39 @@ async def sweep_events(
         deleted_here = 0
         for project_id, days in (await asyncio.to_thread(read)).items():
             job = functools.partial(delete, project_id, now_ms - days * DAY_MS, batch)
-            while stop is None or not stop.is_set():
-                deleted = await writer.submit(job)
-                deleted_here += deleted
-                if deleted < batch:
-                    break
+            deleted_here += await _batches(writer, job, batch, stop)
         if deleted_here:
             log.info("retention sweep deleted %d %s(s)", deleted_here, what)
         total += deleted_here
     return total
 
 
+async def _batches(
+    writer: Writer,
+    job: Callable[[Transaction], int],
+    batch: int,
+    stop: threading.Event | None,
+) -> int:
+    """Run ``job`` (deleting at most ``batch``) until it deletes fewer, or ``stop``."""
+    deleted = 0
+    while stop is None or not stop.is_set():
+        gone = await writer.submit(job)
+        deleted += gone
+        if gone < batch:
+            break
+    return deleted
+
+
 class Sweeper:
     """Runs :func:`sweep_events` every ``interval`` seconds in its own thread (with its
     own event loop), first one interval after :meth:`start`; ``interval <= 0`` disables."""
 
-    def __init__(self, writer: Writer, interval: float) -> None:
+    def __init__(
+        self, writer: Writer, interval: float, *, delivery_retention: float | None = None
+    ) -> None:
         self._writer = writer
         self._interval = interval
+        self._delivery_retention = delivery_retention
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -114,7 +143,10 @@ class Sweeper:
         a failure is logged and retried at the next interval, never raised."""
         now_ms = clock.now_ms()
         try:
-            return asyncio.run(sweep_events(self._writer, now_ms, stop=self._stop))
+            sweep = sweep_events(
+                self._writer, now_ms, stop=self._stop, delivery_retention=self._delivery_retention
+            )
+            return asyncio.run(sweep)
         except Exception:
             log.exception("retention sweep failed; retrying next interval")
             return 0

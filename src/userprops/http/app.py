@@ -17,6 +17,7 @@ from userprops import idempotency
 from userprops.auth import Authenticator
 from userprops.config import Settings
 from userprops.console.app import Console, mounted
+from userprops.deliverer import Deliverer, Policy
 from userprops.engine import Engine
 from userprops.errors import (
     HeadersTooLarge,
@@ -65,6 +66,7 @@ class App:
         self.writer: Writer | None = None
         self.reader: Reader | None = None
         self.sweeper: Sweeper | None = None
+        self.deliverer: Deliverer | None = None
         self.metrics = Metrics()
         self.idempotency = idempotency.Policy(settings.idempotency_ttl)
         self.rate_limits = RateLimits(
@@ -91,7 +93,7 @@ class App:
         self.reader.start()
         limits = self.settings.limits
         engine = Engine(self.writer, self.reader, limits, history=self.settings.history)
-        storage.watch_changes(engine.feed.notify_threadsafe)
+        storage.watch_changes(engine.commits.announce)
         self.services = Services(
             engine=engine,
             auth=Authenticator(storage, self.settings.auth_cache_ttl, self.rate_limits),
@@ -101,14 +103,25 @@ class App:
             reader=self.reader,
             metrics=self.metrics,
         )
-        self.sweeper = Sweeper(self.writer, self.settings.event_sweep_interval)
+        self.sweeper = Sweeper(
+            self.writer,
+            self.settings.event_sweep_interval,
+            delivery_retention=self.settings.webhook_retention,
+        )
         self.sweeper.start()
+        if self.settings.deliveries:
+            self.deliverer = Deliverer(self.writer, Policy.from_settings(self.settings))
+            engine.commits.subscribe(self.deliverer.wake)
+            self.deliverer.start()
         if self.console is not None:
             self.console.start(storage)
 
     def stop(self) -> None:
         if self.console is not None:
             self.console.stop()
+        if self.deliverer is not None:
+            self.deliverer.stop()
+            self.deliverer = None
         if self.sweeper is not None:
             self.sweeper.stop()
             self.sweeper = None

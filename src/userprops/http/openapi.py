@@ -25,6 +25,7 @@ from userprops.errors import (
     Conflict,
     ContactExists,
     DataSourceNotFound,
+    DeliveryNotFound,
     EmptyProperties,
     EuidMissing,
     HeadersTooLarge,
@@ -41,6 +42,7 @@ from userprops.errors import (
     StorageUnavailable,
     UserNotFound,
     UserpropsError,
+    WebhookNotFound,
 )
 from userprops.eventlist import MAX_LIMIT
 from userprops.history import CHANGE_OPS, FEED_MAX_LIMIT, MAX_LIMIT as HISTORY_LIMIT, MAX_WAIT
@@ -54,7 +56,13 @@ NAME_PATTERN = f"^[a-z][a-z0-9_]{{0,{MAX_NAME_LENGTH - 1}}}$"
 Errors = tuple[type[UserpropsError], ...]
 
 # Codes no HTTP endpoint answers: the command line's.
-NOT_OVER_HTTP: Errors = (ProjectNotFound, DataSourceNotFound, Conflict)
+NOT_OVER_HTTP: Errors = (
+    ProjectNotFound,
+    DataSourceNotFound,
+    WebhookNotFound,
+    DeliveryNotFound,
+    Conflict,
+)
 
 EUID: Schema = {"type": "integer", "minimum": 1, "maximum": INT64_MAX, "format": "int64"}
 VALUE: Schema = {

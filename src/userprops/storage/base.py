@@ -21,7 +21,7 @@ import abc
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, Literal, NamedTuple, TypeVar
 
 from userprops.schema import AttrType, SchemaMode
 
@@ -86,6 +86,7 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
         "fanned_seq",
         "failing_since",
         "created_at",
+        "failures",
     ),
     "deliveries": (
         "id",
@@ -231,6 +232,118 @@ class AuditEntry(NamedTuple):
     action: str
     target: str
     details: str
+
+
+WAITING = 1 << 62
+"""The ``next_at`` of a pending delivery that waits for an earlier change of its user to
+be delivered or dead-lettered: never due by itself."""
+
+
+@dataclass(frozen=True)
+class Webhook:
+    """A webhook endpoint. ``properties`` None gets every change; ``fanned_seq`` is the
+    last seq of its project whose deliveries were made; ``failing_since`` (epoch ms) and
+    ``failures`` count the attempts that failed in a row since it last answered 2xx."""
+
+    id: int
+    project_id: int
+    url: str
+    secret: str
+    properties: tuple[str, ...] | None
+    enabled: bool
+    disabled_reason: str | None
+    fanned_seq: int
+    failing_since: int | None
+    failures: int
+    created_at: str
+
+
+DeliveryStatus = Literal["pending", "delivered", "dead"]
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One change for one endpoint. Times are epoch ms; ``next_at`` is :data:`WAITING`
+    while an earlier change of the user is pending for the endpoint, and ``lease_until``
+    is in the future while an attempt is in flight."""
+
+    id: int
+    webhook_id: int
+    seq: int
+    euid: int
+    status: DeliveryStatus
+    attempts: int
+    next_at: int
+    lease_until: int
+    last_status: int | None
+    last_error: str | None
+    created_at: int
+    finished_at: int | None
+
+
+class DueDelivery(NamedTuple):
+    """A delivery claimed for its attempt number ``attempt``, with what sending it needs:
+    the endpoint, the project's time zone and the change (None when the history no longer
+    has it)."""
+
+    id: int
+    webhook_id: int
+    euid: int
+    seq: int
+    attempt: int
+    url: str
+    secret: str
+    project_id: int
+    timezone: str
+    change: StoredChange | None
+
+
+OutcomeKind = Literal["delivered", "retry", "dead", "released"]
+
+
+class Outcome(NamedTuple):
+    """What became of an attempt: ``delivered``; ``retry`` at ``next_at``; ``dead``;
+    or ``released`` (never sent, or its answer never seen: the process stopped), which
+    frees the delivery for another attempt at once. ``status`` is the HTTP status
+    answered, ``error`` why it failed."""
+
+    delivery_id: int
+    webhook_id: int
+    euid: int
+    attempt: int
+    kind: OutcomeKind
+    next_at: int = 0
+    status: int | None = None
+    error: str | None = None
+
+
+class WebhookHealth(NamedTuple):
+    """An endpoint after outcomes were recorded: failing since when, and how many
+    attempts failed in a row (None and 0 once one succeeded)."""
+
+    enabled: bool
+    failing_since: int | None
+    failures: int
+
+
+class FanOut(NamedTuple):
+    """What :meth:`Transaction.fan_out` did: deliveries made, and whether an endpoint had
+    more changes than the limit (another run has more to do)."""
+
+    deliveries: int
+    more: bool
+
+
+class DeliveryWork(NamedTuple):
+    """What the deliverer has to do, read without taking anything: the projects with an
+    enabled endpoint, whether one of those endpoints is behind its project's feed, and
+    per enabled endpoint the earliest ``next_at`` of the deliveries a claim could take
+    when due: not waiting, not in flight, no earlier pending change of their user (None
+    when it has none)."""
+
+    projects: frozenset[int]
+    behind: bool
+    next_due: dict[int, int | None]
 
 
 class Transaction(abc.ABC):
@@ -522,8 +635,9 @@ class Transaction(abc.ABC):
     @abc.abstractmethod
     def delete_changes_before(self, project_id: int, cutoff: int, limit: int) -> int:
         """Delete at most ``limit`` changes of the project with ``at < cutoff``, keeping
-        every change an enabled webhook endpoint has not fanned out yet; return how many
-        were deleted (fewer than ``limit``: none are left)."""
+        every change an enabled webhook endpoint has not fanned out yet and every change a
+        pending or dead delivery needs; return how many were deleted (fewer than
+        ``limit``: none are left)."""
 
     @abc.abstractmethod
     def set_history_retention(self, project_id: int, days: int | None) -> None:
@@ -607,6 +721,104 @@ class Transaction(abc.ABC):
     def change_counts(self, project_id: int, since: int) -> dict[int, int]:
         """The project's changes with ``at >= since`` (epoch ms), counted per minute: the
         minute (``at // 60000``) to its count, for minutes that have any."""
+
+    # Webhook endpoints and their deliveries (docs/history-and-webhooks.md). A delivery is
+    # pending until it is delivered or dead. Of the pending deliveries of one endpoint and
+    # user, only the one with the lowest seq (the user's head) has a real ``next_at``; the
+    # others wait (:data:`WAITING`) and the head's end makes the next one due: changes of
+    # a user are delivered in order, other users' do not wait. Every change of which one
+    # is the head (fan-out, outcomes, redelivery, enabling) takes the endpoint's row first,
+    # so that two processes never disagree about it.
+
+    @abc.abstractmethod
+    def create_webhook(
+        self, project_id: int, url: str, secret: str, properties: Sequence[str] | None
+    ) -> Webhook:
+        """A new enabled endpoint of the project that starts at the project's last seq: it
+        gets the changes committed after this transaction. ``properties`` None gets every
+        change; else only changes whose ``property`` is one of them. Raise
+        :class:`userprops.errors.ProjectNotFound` when there is no such project."""
+
+    @abc.abstractmethod
+    def get_webhook(self, webhook_id: int) -> Webhook | None: ...
+
+    @abc.abstractmethod
+    def list_webhooks(self, project_id: int | None) -> list[Webhook]:
+        """Every endpoint, or those of one project, by id."""
+
+    @abc.abstractmethod
+    def set_webhook_enabled(
+        self, webhook_id: int, enabled: bool, reason: str | None, now: int
+    ) -> bool:
+        """Disable an endpoint with ``reason`` (its fan-out and attempts stop, its pending
+        deliveries stay), or enable it: the reason and failure count are cleared, fan-out
+        resumes after ``fanned_seq``, and pending deliveries waiting for a retry are due
+        at ``now``. False when there is no such endpoint."""
+
+    @abc.abstractmethod
+    def delete_webhook(self, webhook_id: int) -> bool:
+        """Delete an endpoint and every delivery of it; False when there is none."""
+
+    @abc.abstractmethod
+    def delivery_counts(self, webhook_ids: Sequence[int]) -> dict[int, dict[str, int]]:
+        """Per endpoint of ``webhook_ids``, its deliveries by status (absent: none)."""
+
+    @abc.abstractmethod
+    def delivery_work(self, now: int) -> DeliveryWork:
+        """What is there to do as of ``now`` (a read: no lock, nothing written)."""
+
+    @abc.abstractmethod
+    def fan_out(self, now: int, limit: int) -> FanOut:
+        """Make the deliveries of enabled endpoints behind their project's feed: for each
+        one that no other transaction holds (taken for the rest of this one, without
+        waiting), the deliveries of at most ``limit`` changes after its ``fanned_seq``
+        that its properties match, due at ``now`` or waiting for the user's pending one;
+        then ``fanned_seq`` moves past every change read. A delivery already made for a
+        (endpoint, seq) is never made twice."""
+
+    @abc.abstractmethod
+    def claim_deliveries(
+        self, now: int, lease_until: int, wanted: Mapping[int, int]
+    ) -> list[DueDelivery]:
+        """Claim due deliveries for an attempt: of each endpoint of ``wanted`` that is
+        enabled, at most ``wanted[endpoint]`` pending ones with ``next_at <= now``, no
+        attempt in flight (``lease_until <= now``) and no earlier pending change of their
+        user, oldest ``next_at`` first; rows another transaction holds are skipped, never
+        waited for. Each gets ``lease_until`` (no other claim takes it until then, or
+        until its outcome releases it) and one more attempt."""
+
+    @abc.abstractmethod
+    def record_outcomes(self, outcomes: Sequence[Outcome], now: int) -> dict[int, WebhookHealth]:
+        """Record attempts' outcomes (:class:`Outcome`). A success is recorded whatever
+        happened meanwhile, unless the delivery is no longer pending; any other outcome
+        only while the delivery is still at that attempt (a late answer of an attempt that
+        was claimed again is ignored). A delivery that ends (delivered, dead) makes the
+        next pending change of its user and endpoint due at ``now``. An endpoint with a
+        success is no longer failing; one with failures only counts them, failing since
+        ``now`` unless it already was. Returns the health of each endpoint concerned."""
+
+    @abc.abstractmethod
+    def list_deliveries(
+        self, webhook_id: int, status: DeliveryStatus | None, limit: int, before: int | None
+    ) -> list[Delivery]:
+        """An endpoint's deliveries, newest first (by id), of one status where given,
+        with ``id < before`` where given, at most ``limit``."""
+
+    @abc.abstractmethod
+    def get_delivery(self, delivery_id: int) -> Delivery | None: ...
+
+    @abc.abstractmethod
+    def redeliver(self, webhook_id: int, delivery_ids: Sequence[int] | None, now: int) -> int:
+        """Queue again deliveries of the endpoint (those of ``delivery_ids``; None: every
+        dead one): each becomes pending with no attempt made, due at ``now`` unless an
+        earlier change of its user is pending for the endpoint (then after it, and the
+        user's later pending changes after it); a pending one waiting for a retry becomes
+        due at ``now``. Returns how many were queued."""
+
+    @abc.abstractmethod
+    def delete_deliveries_before(self, cutoff: int, limit: int) -> int:
+        """Delete at most ``limit`` delivered or dead deliveries that ended before
+        ``cutoff``; return how many were deleted (fewer than ``limit``: none are left)."""
 
     # Idempotency keys (see userprops.idempotency)
 

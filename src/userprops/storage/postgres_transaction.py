@@ -151,6 +151,7 @@ class PostgresTransaction(SqlTransaction):
     placeholder = "%s"
     collate = ' COLLATE "C"'
     for_update = " FOR UPDATE"
+    skip_locked = " FOR UPDATE SKIP LOCKED"
     unique_violation = psycopg.errors.UniqueViolation
 
     def __init__(self, conn: psycopg.Connection[Any], *, batch: bool = False) -> None:

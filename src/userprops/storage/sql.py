@@ -4,11 +4,13 @@ contract written once, in the dialect SQLite 3.38+ and PostgreSQL 15 have in com
 Statements are written with ``?`` placeholders; a backend says how its driver spells them
 (:attr:`SqlTransaction.placeholder`), how a list parameter is matched (:meth:`_in`), how
 names sort byte-wise (:attr:`SqlTransaction.collate`) and how a row is locked
-(:attr:`SqlTransaction.for_update`). Each backend module keeps only what truly differs:
+(:attr:`SqlTransaction.for_update`, or skipped when another transaction holds it:
+:attr:`SqlTransaction.skip_locked`). Each backend module keeps only what truly differs:
 its locking and batching of the group-commit read and write, event inserts in bulk, and
 copying rows between databases. Uniqueness under concurrent writers is the database's:
 ``INSERT ... ON CONFLICT DO NOTHING RETURNING`` then a read of the winner (a new
-statement, so under PostgreSQL's READ COMMITTED it sees that winner's commit).
+statement, so under PostgreSQL's READ COMMITTED it sees that winner's commit). The
+statements of webhooks and their deliveries are in :mod:`userprops.storage.sql_webhooks`.
 """
 
 from __future__ import annotations
@@ -34,12 +36,14 @@ from userprops.storage.base import (
     StoredValue,
     Transaction,
 )
+from userprops.storage.sql_webhooks import WebhookStatements
 
 _TYPES = {kind.value: kind for kind in AttrType}
 
 
-class SqlTransaction(Transaction, abc.ABC):
-    """The shared statements; subclasses give the dialect and the driver."""
+class SqlTransaction(WebhookStatements, Transaction, abc.ABC):
+    """The shared statements (webhooks' in :class:`WebhookStatements`); subclasses give
+    the dialect and the driver."""
 
     placeholder: ClassVar[str] = "?"
     """How the driver spells a positional parameter."""
@@ -47,6 +51,9 @@ class SqlTransaction(Transaction, abc.ABC):
     """Appended to a name in ORDER BY, so that names sort by code point on every backend."""
     for_update: ClassVar[str] = ""
     """Appended to a SELECT that takes the rows it reads for the rest of the transaction."""
+    skip_locked: ClassVar[str] = ""
+    """Appended to a SELECT that takes the rows it reads, leaving out rows another
+    transaction holds instead of waiting for them (a backend with one writer: nothing)."""
     unique_violation: ClassVar[type[Exception]]
     """The driver's error for a UNIQUE constraint violated by an INSERT or UPDATE."""
 
@@ -540,10 +547,12 @@ class SqlTransaction(Transaction, abc.ABC):
 
     def delete_changes_before(self, project_id: int, cutoff: int, limit: int) -> int:
         cur = self._execute(
-            "DELETE FROM changes WHERE project_id = ? AND seq IN (SELECT seq FROM changes"
+            "DELETE FROM changes WHERE project_id = ? AND seq IN (SELECT seq FROM changes c"
             " WHERE project_id = ? AND at < ? AND seq <= coalesce((SELECT min(fanned_seq)"
-            " FROM webhooks WHERE project_id = ? AND enabled), seq) ORDER BY seq LIMIT ?)",
-            (project_id, project_id, cutoff, project_id, limit),
+            " FROM webhooks WHERE project_id = ? AND enabled), seq) AND NOT EXISTS"
+            " (SELECT 1 FROM deliveries d WHERE d.project_id = ? AND d.seq = c.seq"
+            " AND d.status <> 'delivered') ORDER BY seq LIMIT ?)",
+            (project_id, project_id, cutoff, project_id, project_id, limit),
         )
         return int(cur.rowcount)
 
