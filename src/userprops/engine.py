@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import tzinfo
 from typing import Any
 
-from userprops import users
+from userprops import queries, segments, users
 from userprops.auth import Principal
 from userprops.config import Limits
 from userprops.contacts import ContactBook, ContactRequest
@@ -39,8 +39,10 @@ from userprops.properties import (
     PropertyRequest,
     answer,
 )
+from userprops.queries import MembersQuery, SegmentQuery
 from userprops.reader import Reader
 from userprops.schema import AttrType, Rejected, checked_text, decode, to_json
+from userprops.segments import SegmentCache, SegmentRequest
 from userprops.storage.base import StoredValue, Transaction
 from userprops.users import LookupQuery
 from userprops.writer import Writer
@@ -71,6 +73,7 @@ class Engine:
         self._history = history
         self.feed = Feed(writer.storage)
         self.attribute_types = TypeCache()
+        self.segments = SegmentCache()
         self._contacts = ContactBook(writer)
         self._events = EventLog(writer, limits)
 
@@ -89,7 +92,7 @@ class Engine:
         """Apply each update of a batch as its own request, all in one group; one answer
         per update, in order, with the code it would have got alone."""
         known = self.attribute_types.known(who.project_id)
-        job = BatchJob(who, request, self._limits, known, self._history)
+        job = BatchJob(who, request, self._limits, known, self._history, self.segments)
         outcome = await self.writer.submit(job)
         self._committed(who, outcome.learned, outcome.changes)
         return outcome.items
@@ -102,7 +105,7 @@ class Engine:
 
     def property_job(self, who: Principal, request: PropertyRequest) -> PropertyJob:
         known = self.attribute_types.known(who.project_id)
-        return PropertyJob(who, request, self._limits, known, self._history)
+        return PropertyJob(who, request, self._limits, known, self._history, self.segments)
 
     async def get_properties(self, who: Principal, euid: int) -> dict[str, Any]:
         """``{"euid", "properties"}``; 404 unless the user is in the caller's project."""
@@ -143,18 +146,24 @@ class Engine:
             raise InvalidParameters("no valid identity value", errors=errors)
         name = request.identity_name
 
-        def job(tx: Transaction) -> dict[str, int]:
+        def job(tx: Transaction) -> tuple[dict[str, int], int]:
             resolved: dict[str, int] = {}
+            created: list[int] = []
             for value in dict.fromkeys(values):
                 euid = tx.find_identity(who.project_id, name, value)
                 if euid is None:
-                    euid = tx.bind_identity(
-                        who.project_id, name, value, tx.create_user(who.project_id)
-                    )
+                    new = tx.create_user(who.project_id)
+                    euid = tx.bind_identity(who.project_id, name, value, new)
+                    if euid == new:
+                        created.append(new)
                 resolved[value] = euid
-            return resolved
+            entered = segments.admit(
+                tx, self.segments, who.project_id, created, who.source, record=self._history
+            )
+            return resolved, entered
 
-        resolved = await self.writer.submit(job)
+        resolved, entered = await self.writer.submit(job)
+        self._committed(who, {}, entered)
         data = [{"identity_value": v, "euid": resolved[v]} for v in values]
         return RegisterOutcome(data, errors)
 
@@ -171,6 +180,38 @@ class Engine:
 
         await self.writer.submit(job)
         self._committed(who, {}, 1)
+
+    # Segments (docs/segments.md)
+
+    async def query_segment(self, who: Principal, query: SegmentQuery) -> dict[str, Any]:
+        """``{"count", "euids", "next_cursor"}`` of a condition over the caller's users."""
+        storage, limits = self.writer.storage, self._limits
+        return await asyncio.to_thread(
+            queries.run_query, storage, who.project_id, who.tz, query, limits
+        )
+
+    async def save_segment(self, who: Principal, request: SegmentRequest) -> dict[str, Any]:
+        """Create or replace a saved segment and build its membership (a span of users
+        per writer job, writes going on between them); ``{"name", "created", "count"}``."""
+        pid, name = who.project_id, request.name
+
+        def define(tx: Transaction) -> bool:
+            return segments.define(tx, pid, name, request.where, self._limits, who.tz)
+
+        created = await self.writer.submit(define)
+        await segments.build_async(self.writer, pid, name, who.source, self._history)
+        self.feed.notify(pid)
+        storage = self.writer.storage
+        page = await asyncio.to_thread(queries.members, storage, pid, MembersQuery(name, 0))
+        return {"name": name, "created": created, "count": page["count"]}
+
+    async def segment_members(self, who: Principal, query: MembersQuery) -> dict[str, Any]:
+        storage = self.writer.storage
+        return await asyncio.to_thread(queries.members, storage, who.project_id, query)
+
+    async def user_segments(self, who: Principal, euid: int) -> dict[str, Any]:
+        storage = self.writer.storage
+        return await asyncio.to_thread(queries.user_segments, storage, who.project_id, euid)
 
     # Contacts
 

@@ -9,10 +9,11 @@ handler, which authenticates first.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from typing import Any
 
-from userprops import idempotency
+from userprops import idempotency, segments
 from userprops.auth import Authenticator
 from userprops.config import Settings
 from userprops.engine import Engine
@@ -46,6 +47,7 @@ log = logging.getLogger("userprops")
 
 # How much of an oversized body is read and dropped so the client can read the 413.
 DRAIN_FACTOR = 16
+SEGMENT_SWEEP_FIRST = 10.0  # seconds after start: resume builds a stop left unfinished
 
 
 class _ClientGone(Exception):
@@ -63,6 +65,7 @@ class App:
         self.writer: Writer | None = None
         self.reader: Reader | None = None
         self.sweeper: Sweeper | None = None
+        self.segment_sweeper: Sweeper | None = None
         self.metrics = Metrics()
         self.idempotency = idempotency.Policy(settings.idempotency_ttl)
         self.rate_limits = RateLimits(
@@ -100,11 +103,23 @@ class App:
         )
         self.sweeper = Sweeper(self.writer, self.settings.event_sweep_interval)
         self.sweeper.start()
+        # Conditions relative to now checked again, and builds a stop left unfinished
+        # resumed: soon after start, then every interval (docs/segments.md).
+        self.segment_sweeper = Sweeper(
+            self.writer,
+            self.settings.segment_sweep_interval,
+            sweep=functools.partial(segments.sweep, record=self.settings.history),
+            name="userprops-segment-sweeper",
+            what="segment sweep",
+            first=min(self.settings.segment_sweep_interval, SEGMENT_SWEEP_FIRST),
+        )
+        self.segment_sweeper.start()
 
     def stop(self) -> None:
-        if self.sweeper is not None:
-            self.sweeper.stop()
-            self.sweeper = None
+        for sweeper in (self.sweeper, self.segment_sweeper):
+            if sweeper is not None:
+                sweeper.stop()
+        self.sweeper = self.segment_sweeper = None
         if self.writer is not None:
             self.writer.stop()
             self.writer = None

@@ -18,6 +18,8 @@ import functools
 from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar
 
+import msgspec
+
 from userprops.clock import now_ms, now_text
 from userprops.errors import Conflict, ProjectNotFound
 from userprops.schema import AttrType, SchemaMode
@@ -31,12 +33,15 @@ from userprops.storage.base import (
     StoredValue,
     Transaction,
 )
+from userprops.storage.sql_segments import SegmentStatements
 
 _TYPES = {kind.value: kind for kind in AttrType}
+_JSON = msgspec.json.Encoder()
 
 
-class SqlTransaction(Transaction, abc.ABC):
-    """The shared statements; subclasses give the dialect and the driver."""
+class SqlTransaction(SegmentStatements, Transaction, abc.ABC):
+    """The shared statements; subclasses give the dialect and the driver. Those of
+    segments are in :class:`~userprops.storage.sql_segments.SegmentStatements`."""
 
     placeholder: ClassVar[str] = "?"
     """How the driver spells a positional parameter."""
@@ -77,6 +82,12 @@ class SqlTransaction(Transaction, abc.ABC):
         """``column`` + the first item matches any of ``values`` (never empty); the
         parameters to add. The default spreads them as ``IN (?, ?, ...)``."""
         return f" IN ({', '.join('?' * len(values))})", list(values)
+
+    def _in_list(self, column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
+        """``column`` matches any of ``values``, passed as one JSON parameter (so a list
+        of any length is one parameter and the statement's text stays the same)."""
+        values_json = _JSON.encode(list(values)).decode()
+        return f"{column} IN (SELECT value FROM json_each(?))", [values_json]
 
     # Projects and data sources
 
@@ -237,7 +248,14 @@ class SqlTransaction(Transaction, abc.ABC):
     def erase_user(self, project_id: int, euid: int) -> bool:
         if not self.lock_user(project_id, euid):
             return False
-        for table in ("user_values", "contacts", "events", "identities"):  # constants
+        for table in (  # constants
+            "user_values",
+            "user_list_items",
+            "segment_members",
+            "contacts",
+            "events",
+            "identities",
+        ):
             self._execute(
                 f"DELETE FROM {table} WHERE project_id = ? AND euid = ?", (project_id, euid)
             )
