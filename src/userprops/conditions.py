@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from decimal import Decimal
 from typing import Any
@@ -86,7 +86,7 @@ class Leaf:
     (in, not_in), a (low, high) pair (between), a string (contains, starts_with,
     ends_with, has), a tuple of strings (has_any, has_all), a number of days, or None."""
 
-    path: str
+    path: str = field(compare=False)  # where it stood, for messages; not its meaning
     name: str
     kind: AttrType
     op: Operator

@@ -34,6 +34,7 @@ class SegmentStatements(abc.ABC):
     position: ClassVar[str] = "instr({0}, {1})"
     key_index: ClassVar[str] = ""
     user_index: ClassVar[str] = ""
+    join: ClassVar[str] = "JOIN"
     collate: ClassVar[str] = ""
 
     @abc.abstractmethod

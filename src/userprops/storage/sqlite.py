@@ -86,6 +86,7 @@ class SqliteTransaction(SqlTransaction):
     # two to three times as much here (a wide row per value; docs/performance.md).
     key_index = " INDEXED BY user_values_by_key"
     user_index = " INDEXED BY user_values_by_user"
+    join = "CROSS JOIN"  # SQLite's way to say: keep this order
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         super().__init__()
