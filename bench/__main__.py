@@ -24,6 +24,9 @@ TARGET_POSTGRES_RATIO = 0.35
 TARGET_IMPORT_VALUES = 20_000  # values/s of userprops import on SQLite
 TARGET_BATCH_RATIO = 3.0  # updates per second in batches of 100, over single writes
 TARGET_CATCH_UP_S = 1.0  # a feed consumer is caught up within this long of the last write
+TARGET_SEGMENT_COUNT_MS = 250.0  # a two-leaf count over the preloaded users, median
+TARGET_SEGMENT_PAGE_MS = 100.0  # a page of 1,000 EUIDs, median
+TARGET_SEGMENT_WRITE_RATIO = 0.8  # writes with 10 saved segments, over writes without
 
 
 def cpu_sets(
@@ -87,6 +90,13 @@ def cpu_sets(
     show_default=True,
     help="Also time `userprops import` of N users x 20 values (NDJSON and CSV) on each database.",
 )
+@click.option(
+    "--segments",
+    is_flag=True,
+    help="With --preload: segment queries (a two-leaf count, pages of 1,000 EUIDs) and the"
+    " write scenario again with 10 saved segments, on the preloaded users (and, with"
+    " --postgres or --database, the same users preloaded there).",
+)
 @click.option("--keep", is_flag=True, help="Keep the temporary databases and logs.")
 def main(
     duration: float,
@@ -106,6 +116,7 @@ def main(
     out: str,
     profile: str | None,
     import_users: int,
+    segments: bool,
     keep: bool,
 ) -> None:
     """Benchmark userprops against a bare ASGI ceiling on the same server stack."""
@@ -119,6 +130,8 @@ def main(
         raise click.BadParameter(f"unknown scenarios {sorted(unknown)}", param_hint="--scenarios")
     if postgres and database:
         raise click.BadParameter("give --postgres or --database, not both", param_hint="--postgres")
+    if segments and not preload:
+        raise click.BadParameter("--segments needs --preload N", param_hint="--segments")
     options = Options(
         load=wrk.Load(connections, threads, duration, cpus=wrk_cpus),
         rounds=rounds,
@@ -130,6 +143,7 @@ def main(
         scenarios=chosen,
         import_users=import_users,
         webhook_rate=webhook_rate,
+        segments=segments,
         profile=None if profile is None else Path(out),
         profile_format=profile or "svg",
     )
@@ -178,7 +192,7 @@ def targets(report: dict[str, Any]) -> dict[str, bool]:
     db_write = report.get("database", {}).get("write")
     if db_write is not None and report["database"]["backend"].startswith("postgres"):
         met["postgres_write_ratio>=0.35"] = db_write["ratio_to_ceiling"] >= TARGET_POSTGRES_RATIO
-    for key in ("sqlite", "database", "preloaded"):
+    for key in ("sqlite", "database", "preloaded", "database_preloaded"):
         for name, result in report.get(key, {}).items():
             if isinstance(result, dict) and "errors" in result:
                 met[f"{key}_{name}_no_errors"] = result["errors"] == 0
@@ -191,6 +205,24 @@ def targets(report: dict[str, Any]) -> dict[str, bool]:
     if imported is not None:
         slowest = min(imported[fmt]["values_per_second"] for fmt in ("ndjson", "csv"))
         met["sqlite_import>=20k_values/s"] = slowest >= TARGET_IMPORT_VALUES
+    for key in ("preloaded", "database_preloaded"):
+        found = report.get(key, {}).get("segments")
+        if found is None:
+            continue
+        queries = found["queries"]
+        met[f"{key}_segment_count<=250ms"] = (
+            queries["count"]["median_ms"] <= TARGET_SEGMENT_COUNT_MS
+        )
+        if queries["next_pages"] is not None:
+            met[f"{key}_segment_page<=100ms"] = (
+                queries["next_pages"]["median_ms"] <= TARGET_SEGMENT_PAGE_MS
+            )
+        write = found["write_with_10_segments"]
+        met[f"{key}_write_with_10_segments>=0.8x"] = (
+            write["ratio_to_without_segments"] >= TARGET_SEGMENT_WRITE_RATIO
+        )
+        met[f"{key}_write_with_10_segments_verified"] = write["verification"]["passed"]
+        met[f"{key}_write_with_10_segments_no_errors"] = write["errors"] == 0
     for key in ("sqlite", "database"):
         per_update = report.get(key, {}).get("batch", {}).get("per_update_ratio_to_write")
         if per_update is not None:
@@ -218,7 +250,7 @@ def render(report: dict[str, Any]) -> list[str]:
     lines = [header, "-" * len(header)]
     if "error" in report.get("database", {}):
         lines.append(f"database: not run: {report['database']['error']}")
-    for key in ("sqlite", "database", "preloaded"):
+    for key in ("sqlite", "database", "preloaded", "database_preloaded"):
         for name, r in report.get(key, {}).items():
             if not isinstance(r, dict) or "throughput" not in r:
                 continue
@@ -254,6 +286,24 @@ def render(report: dict[str, Any]) -> list[str]:
                 f"{key} batch: {batch['updates_per_second']:,.0f} updates/s,"
                 f" {batch['per_update_ratio_to_write']:.2f}x the single writes' requests/s"
             )
+    for key in ("preloaded", "database_preloaded"):
+        found = report.get(key, {}).get("segments")
+        if found is None:
+            continue
+        q = found["queries"]
+        lines.append(
+            f"{key} segments ({q['matches']:,} of {report[key]['users']:,} users match):"
+            f" count {q['count']['median_ms']} ms, first page of 1,000 with the count"
+            f" {q['first_page_with_count']['median_ms']} ms, next pages"
+            f" {(q['next_pages'] or {}).get('median_ms')} ms (medians)"
+        )
+        built = sum(s["seconds"] for s in found["saved"].values())
+        write = found["write_with_10_segments"]
+        lines.append(
+            f"{key} 10 saved segments built in {built:.1f} s; writes with them:"
+            f" {write['throughput']:,.0f} req/s, {write['ratio_to_without_segments']:.2f}x"
+            f" without ({write['ratio_to_without_over_ceilings']:.2f}x over paired ceilings)"
+        )
     for key in ("sqlite", "database", "preloaded"):
         for name, r in report.get(key, {}).items():
             if isinstance(r, dict) and "server_cpu_us_per_request" in r:

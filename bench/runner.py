@@ -19,8 +19,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from bench import bulkimport, changes, wrk
-from bench.preload import preload
+from bench import bulkimport, changes, segments, wrk
+from bench.preload import preload, preload_postgres
 from bench.server import MemorySampler, Server, cpu_seconds, python_command, rss_kib
 from bench.setup import create_tenant, register_users, stored_sums
 from userprops.storage import open_storage, sqlite_path
@@ -59,6 +59,7 @@ class Options:
     scenarios: tuple[str, ...] = ("write", "register", "read")
     import_users: int = 0  # time `userprops import` of this many users on each database
     webhook_rate: float = changes.WEBHOOK_RATE  # changes a second of the webhook scenario
+    segments: bool = False  # segment queries and writes with 10 saved segments, preloaded
     profile: Path | None = None  # folder for py-spy profiles of the measured runs
     profile_format: str = "svg"  # svg (flame graph) or txt (collapsed stacks)
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="userprops-bench-")))
@@ -170,7 +171,8 @@ def backend(
     preloaded: int = 0,
     scenarios: tuple[str, ...],
 ) -> dict[str, Any]:
-    """Every scenario on one database; ``preloaded`` users are bulk-seeded first (SQLite)."""
+    """Every scenario on one database; ``preloaded`` users are bulk-seeded first, and then,
+    with ``options.segments``, the segment figures are taken (:func:`measure_segments`)."""
     slug = f"bench{int(time.time() * 1000) % 10**9}"
     token = create_tenant(url, slug)
     results: dict[str, Any] = {"database": url.split("@")[-1], "backend": url.split(":")[0]}
@@ -182,9 +184,12 @@ def backend(
             project = tx.get_project(slug)
         storage.close()
         assert project is not None
-        euids = preload(sqlite_path(url), project.id, preloaded)
+        if url.startswith("sqlite"):
+            euids = preload(sqlite_path(url), project.id, preloaded)
+            results["database_mib"] = round(Path(sqlite_path(url)).stat().st_size / 2**20, 1)
+        else:
+            euids = preload_postgres(url, project.id, preloaded)
         results["preload_seconds"] = round(time.monotonic() - started, 1)
-        results["database_mib"] = round(Path(sqlite_path(url)).stat().st_size / 2**20, 1)
     server = Server(
         name,
         python_command("-m", "userprops", "serve", "--database", url, "--log-level", "warning"),
@@ -209,6 +214,8 @@ def backend(
             if scenario == "batch":
                 result["updates_per_second"] = round(result["throughput"] * BATCH_SIZE, 1)
             results[scenario] = result
+        if preloaded and options.segments:
+            results["segments"] = measure_segments(options, ceiling, target, url, results)
         if "batch" in results and "write" in results:
             per_update = results["batch"]["updates_per_second"] / results["write"]["throughput"]
             results["batch"]["per_update_ratio_to_write"] = round(per_update, 2)
@@ -220,6 +227,32 @@ def backend(
         folder.mkdir(exist_ok=True)
         results["import"] = bulkimport.measure(url, folder, options.import_users)
     return results
+
+
+def measure_segments(
+    options: Options, ceiling: Target, target: Target, url: str, results: dict[str, Any]
+) -> dict[str, Any]:
+    """On the preloaded users, after the write scenario: query latencies and plans, 10
+    saved segments created (their builds timed), then the write scenario again with them
+    (verified, and its ratio to the run without them)."""
+    client = segments.Client(target.server.port, target.token)
+    try:
+        found: dict[str, Any] = {"queries": segments.measure_queries(client)}
+        found["plans"] = segments.explain(url, target.tag)
+        found["saved"] = segments.save_segments(client)
+    finally:
+        client.close()
+    write = paired(options, ceiling, target, "write")
+    units = write["increase_units_total"] + results["write"]["increase_units_total"]
+    write["verification"] = verify(url, target.tag, target.euids, units, VERIFIED["write"])
+    write["ratio_to_without_segments"] = round(
+        write["throughput"] / results["write"]["throughput"], 3
+    )
+    write["ratio_to_without_over_ceilings"] = round(
+        write["ratio_to_ceiling"] / results["write"]["ratio_to_ceiling"], 3
+    )
+    found["write_with_10_segments"] = write
+    return found
 
 
 # Scenarios whose increases are verified: attribute -> units per increase sent.
@@ -288,6 +321,15 @@ def run(options: Options) -> dict[str, Any]:
                 options, ceiling, "preloaded", url, preloaded=options.preload, scenarios=("write",)
             )
             _preload_ratio(report)
+        if options.preload and options.segments and options.database:
+            report["database_preloaded"] = backend(
+                options,
+                ceiling,
+                "database-preloaded",
+                options.database,
+                preloaded=options.preload,
+                scenarios=("write",),
+            )
         report["ceiling_rss_hwm_mib"] = round(rss_kib(server.pid, "VmHWM") / 1024, 1)
     finally:
         server.stop()

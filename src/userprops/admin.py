@@ -1,4 +1,5 @@
-"""Administration: projects, data sources, attribute definitions, and looking users up.
+"""Administration: projects, data sources, attribute definitions, saved segments, and
+looking users up.
 
 Synchronous functions over a :class:`~userprops.storage.base.Storage`, called by the CLI
 and the admin console. Each runs in one transaction, so they are safe beside a running
@@ -9,11 +10,14 @@ transaction, with ``actor`` as who did it (:mod:`userprops.audit`).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from datetime import tzinfo
+from typing import Any, TypeVar
 
-from userprops import audit, users
+from userprops import audit, queries, segments, users
 from userprops.auth import hash_secret, new_key
+from userprops.config import Limits
 from userprops.errors import (
     Conflict,
     DataSourceNotFound,
@@ -36,6 +40,7 @@ SLUG_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 DEFAULT_PROJECT = "default"
 RECENT_EVENTS = 10
 CLI_SOURCE = audit.CLI  # who wrote, in the history, when the command line did
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -370,3 +375,54 @@ def erase_user(storage: Storage, euid: int, source: str = CLI_SOURCE) -> str:
         users.erase(tx, project.id, euid, source)
         audit.record(tx, source, "user.erase", str(euid), project=project.slug)
     return project.slug
+
+
+# Segments (docs/segments.md)
+
+
+def _project_zone(storage: Storage, project_slug: str) -> tuple[int, tzinfo]:
+    with storage.read() as tx:
+        project = _project(tx, project_slug)
+    return project.id, check_timezone(project.timezone)
+
+
+def save_segment(
+    storage: Storage, project_slug: str, name: str, where: Any, limits: Limits
+) -> dict[str, Any]:
+    """Create or replace a saved segment and build its membership, a span of users per
+    transaction (writes of a server beside it go on between spans):
+    ``{"name", "created", "count"}``."""
+    pid, tz = _project_zone(storage, project_slug)
+
+    def run(job: Callable[[Transaction], T]) -> T:
+        with storage.transaction() as tx:
+            return job(tx)
+
+    created = run(lambda tx: segments.define(tx, pid, name, where, limits, tz))
+    segments.build(run, pid, name, CLI_SOURCE)
+    count = queries.members(storage, pid, queries.MembersQuery(name, 0))["count"]
+    return {"name": name, "created": created, "count": count}
+
+
+def list_segments(storage: Storage, project_slug: str) -> list[dict[str, Any]]:
+    pid, tz = _project_zone(storage, project_slug)
+    return queries.list_all(storage, pid, tz)
+
+
+def show_segment(storage: Storage, project_slug: str, name: str) -> dict[str, Any]:
+    pid, tz = _project_zone(storage, project_slug)
+    return queries.show(storage, pid, name, tz)
+
+
+def segment_members(
+    storage: Storage, project_slug: str, query: queries.MembersQuery
+) -> dict[str, Any]:
+    pid, _ = _project_zone(storage, project_slug)
+    return queries.members(storage, pid, query)
+
+
+def query_segment(
+    storage: Storage, project_slug: str, query: queries.SegmentQuery, limits: Limits
+) -> dict[str, Any]:
+    pid, tz = _project_zone(storage, project_slug)
+    return queries.run_query(storage, pid, tz, query, limits)

@@ -32,6 +32,7 @@ from typing import IO, Any
 
 import msgspec
 
+from userprops import segments
 from userprops.auth import Principal
 from userprops.config import Limits
 from userprops.engine import render
@@ -51,6 +52,7 @@ from userprops.properties import (
     run_property_jobs,
 )
 from userprops.schema import AttrType, check_timezone
+from userprops.segments import SegmentCache
 from userprops.storage.base import Storage, Transaction
 from userprops.users import IDENTITY_NAMES
 
@@ -370,6 +372,7 @@ def _apply(
         known.update(tx.attribute_types(pid, missing))
     answers: dict[int, LineResult] = {}
     jobs: list[tuple[_Record, PropertyRequest]] = []
+    created: list[int] = []
     for record in records:
         try:
             if record.refusal is not None:
@@ -381,14 +384,18 @@ def _apply(
                     n: csv_value(known.get(n), c) for n, c in record.cells.items()
                 }
             if record.identities:
-                body["euid"] = _resolve(tx, pid, record.identities)
+                body["euid"] = _resolve(tx, pid, record.identities, created)
                 if not body.get("properties"):
                     answers[record.line] = LineResult(record.line, 0, "success")
                     continue
             jobs.append((record, parse_property_object(body, limits)))
         except UserpropsError as error:
             answers[record.line] = LineResult(record.line, error.code, error.detail, error.errors)
-    property_jobs = [PropertyJob(who, request, limits, known) for _, request in jobs]
+    cache = SegmentCache()
+    segments.admit(tx, cache, pid, created, who.source)  # new users, as register does
+    property_jobs = [
+        PropertyJob(who, request, limits, known, segments=cache) for _, request in jobs
+    ]
     results = run_property_jobs(tx, property_jobs) if property_jobs else []
     for (record, request), result in zip(jobs, results, strict=True):
         if isinstance(result, PropertyOutcome):
@@ -403,13 +410,19 @@ def _apply(
     return [answers[r.line] for r in records]
 
 
-def _resolve(tx: Transaction, pid: int, identities: list[tuple[str, str]]) -> int:
-    """The user holding these identity values, created (and given them all) when none is;
-    55004 when they belong to different users."""
+def _resolve(
+    tx: Transaction, pid: int, identities: list[tuple[str, str]], created: list[int]
+) -> int:
+    """The user holding these identity values, created (added to ``created``, and given
+    them all) when none is; 55004 when they belong to different users."""
     found = {e for n, v in identities if (e := tx.find_identity(pid, n, v)) is not None}
     if len(found) > 1:
         raise InvalidParameters("these identities belong to different users")
-    euid = found.pop() if found else tx.create_user(pid)
+    if found:
+        euid = found.pop()
+    else:
+        euid = tx.create_user(pid)
+        created.append(euid)
     for n, v in identities:
         if tx.bind_identity(pid, n, v, euid) != euid:
             raise InvalidParameters(f"{n} {v!r} belongs to another user")

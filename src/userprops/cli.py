@@ -10,13 +10,14 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 import msgspec
 
-from userprops import admin, bulk, history, users
+from userprops import admin, bulk, history, queries, users
 from userprops.config import DEFAULT_DATABASE, Settings
 from userprops.errors import UserpropsError
 from userprops.eventlist import DEFAULT_LIMIT, MAX_LIMIT, ListQuery, decode_cursor
@@ -742,6 +743,148 @@ def event_property_list(
         [{"event": e, "name": n, "type": str(t), "created_at": c} for e, n, t, c in props],
         _table([[e, n, str(t), c] for e, n, t, c in props], ["EVENT", "NAME", "TYPE", "CREATED"]),
     )
+
+
+# Segments
+
+
+@main.group()
+def segment() -> None:
+    """Saved segments and queries over users' attributes (docs/segments.md)."""
+
+
+where_option = click.option(
+    "--where",
+    "where_text",
+    required=True,
+    help="The condition as JSON, @PATH to read it from a file, or - for standard input.",
+)
+
+
+def _where(text: str) -> Any:
+    if text == "-":
+        text = sys.stdin.read()
+    elif text.startswith("@"):
+        text = Path(text[1:]).read_text(encoding="utf-8")
+    try:
+        return _CONDITION.decode(text)
+    except msgspec.DecodeError as exc:
+        raise ValueError(f"--where is not valid JSON: {exc}") from None
+
+
+_CONDITION = msgspec.json.Decoder(float_hook=Decimal)
+page_limit = click.option(
+    "--limit", type=click.IntRange(0, queries.MAX_LIMIT), default=queries.DEFAULT_LIMIT
+)
+page_cursor = click.option("--cursor", default=None, help="next_cursor of the previous page.")
+project_option = click.option(
+    "--project", "project_slug", required=True, envvar="USERPROPS_PROJECT"
+)
+
+
+def _page_lines(page: dict[str, Any]) -> list[str]:
+    lines = [f"{page['count']} users"] + [str(e) for e in page["euids"]]
+    if page["next_cursor"]:
+        lines.append(f"more: --cursor {page['next_cursor']}")
+    return lines
+
+
+@segment.command("create")
+@click.argument("name")
+@where_option
+@project_option
+@database_option
+@json_option
+@handles_errors
+def segment_create(
+    name: str, where_text: str, project_slug: str, database: str, as_json: bool
+) -> None:
+    """Create segment NAME, or replace its condition; prints its member count once its
+    membership is built (a replaced condition records who entered and left)."""
+    where = _where(where_text)
+    limits = Settings.from_env().limits
+    with opened(database) as storage:
+        saved = admin.save_segment(storage, project_slug, name, where, limits)
+    verb = "created" if saved["created"] else "replaced"
+    emit(as_json, saved, [f"{verb} segment {name}: {saved['count']} members"])
+
+
+@segment.command("list")
+@project_option
+@database_option
+@json_option
+@handles_errors
+def segment_list(project_slug: str, database: str, as_json: bool) -> None:
+    """List a project's saved segments with their member counts."""
+    with opened(database) as storage:
+        found = admin.list_segments(storage, project_slug)
+    rows = [
+        [s["name"], s["count"], "done" if s["complete"] else "building", to_json(s["where"])]
+        for s in found
+    ]
+    emit(as_json, found, _table(rows, ["NAME", "MEMBERS", "STATE", "WHERE"]))
+
+
+@segment.command("show")
+@click.argument("name")
+@project_option
+@database_option
+@json_option
+@handles_errors
+def segment_show(name: str, project_slug: str, database: str, as_json: bool) -> None:
+    """Print a saved segment: its condition, member count, and dates."""
+    with opened(database) as storage:
+        doc = admin.show_segment(storage, project_slug, name)
+    lines = [
+        f"segment {doc['name']}: {doc['count']} members"
+        + ("" if doc["complete"] else " (building)"),
+        f"  where: {to_json(doc['where'])}",
+        f"  created {doc['created_at']}, updated {doc['updated_at']}",
+    ]
+    emit(as_json, doc, lines)
+
+
+@segment.command("members")
+@click.argument("name")
+@project_option
+@page_limit
+@page_cursor
+@database_option
+@json_option
+@handles_errors
+def segment_members(
+    name: str, project_slug: str, limit: int, cursor: str | None, database: str, as_json: bool
+) -> None:
+    """List a saved segment's members, EUIDs ascending, a page at a time."""
+    with opened(database) as storage:
+        page = admin.segment_members(
+            storage, project_slug, queries.MembersQuery(name, limit, cursor)
+        )
+    emit(as_json, page, _page_lines(page))
+
+
+@segment.command("query")
+@where_option
+@project_option
+@page_limit
+@page_cursor
+@database_option
+@json_option
+@handles_errors
+def segment_query(
+    where_text: str,
+    project_slug: str,
+    limit: int,
+    cursor: str | None,
+    database: str,
+    as_json: bool,
+) -> None:
+    """Count the users matching a condition and list a page of their EUIDs."""
+    query = queries.SegmentQuery(_where(where_text), limit, cursor)
+    limits = Settings.from_env().limits
+    with opened(database) as storage:
+        page = admin.query_segment(storage, project_slug, query, limits)
+    emit(as_json, page, _page_lines(page))
 
 
 # Backup and restore

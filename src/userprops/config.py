@@ -48,6 +48,7 @@ class Settings:
     db_timeout: float = 5.0
     db_pool_size: int = 10
     event_sweep_interval: float = 3600.0
+    segment_sweep_interval: float = 3600.0
     log_level: str = "info"
     idempotency_ttl: float = 86400.0
     auth_fail_rate: float = 1.0

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import tzinfo
 from typing import Any
 
-from userprops import users
+from userprops import queries, segments, users
 from userprops.auth import Principal
 from userprops.config import Limits
 from userprops.contacts import ContactBook, ContactRequest
@@ -39,8 +39,10 @@ from userprops.properties import (
     PropertyRequest,
     answer,
 )
+from userprops.queries import MembersQuery, SegmentQuery
 from userprops.reader import Reader
 from userprops.schema import AttrType, Rejected, checked_text, decode, to_json
+from userprops.segments import SegmentCache, SegmentRequest
 from userprops.storage.base import StoredValue, Transaction
 from userprops.users import LookupQuery
 from userprops.writer import Writer
@@ -73,6 +75,7 @@ class Engine:
         self.commits = Commits()
         self.commits.subscribe(self.feed.notify_threadsafe)
         self.attribute_types = TypeCache()
+        self.segments = SegmentCache()
         self._contacts = ContactBook(writer)
         self._events = EventLog(writer, limits)
 
@@ -91,7 +94,7 @@ class Engine:
         """Apply each update of a batch as its own request, all in one group; one answer
         per update, in order, with the code it would have got alone."""
         known = self.attribute_types.known(who.project_id)
-        job = BatchJob(who, request, self._limits, known, self._history)
+        job = BatchJob(who, request, self._limits, known, self._history, self.segments)
         outcome = await self.writer.submit(job)
         self._committed(who, outcome.learned, outcome.changes)
         return outcome.items
@@ -104,7 +107,7 @@ class Engine:
 
     def property_job(self, who: Principal, request: PropertyRequest) -> PropertyJob:
         known = self.attribute_types.known(who.project_id)
-        return PropertyJob(who, request, self._limits, known, self._history)
+        return PropertyJob(who, request, self._limits, known, self._history, self.segments)
 
     async def get_properties(self, who: Principal, euid: int) -> dict[str, Any]:
         """``{"euid", "properties"}``; 404 unless the user is in the caller's project."""
@@ -143,8 +146,16 @@ class Engine:
                 )
         if not values:
             raise InvalidParameters("no valid identity value", errors=errors)
-        job = users.RegisterJob(who.project_id, request.identity_name, list(dict.fromkeys(values)))
-        resolved = await self.writer.submit(job)
+
+        def admit(tx: Transaction, created: list[int]) -> int:
+            return segments.admit(
+                tx, self.segments, who.project_id, created, who.source, record=self._history
+            )
+
+        unique = list(dict.fromkeys(values))
+        job = users.RegisterJob(who.project_id, request.identity_name, unique, admit)
+        resolved, entered = await self.writer.submit(job)
+        self._committed(who, {}, entered)
         data = [{"identity_value": v, "euid": resolved[v]} for v in values]
         return RegisterOutcome(data, errors)
 
@@ -161,6 +172,38 @@ class Engine:
 
         await self.writer.submit(job)
         self._committed(who, {}, 1)
+
+    # Segments (docs/segments.md)
+
+    async def query_segment(self, who: Principal, query: SegmentQuery) -> dict[str, Any]:
+        """``{"count", "euids", "next_cursor"}`` of a condition over the caller's users."""
+        storage, limits = self.writer.storage, self._limits
+        return await asyncio.to_thread(
+            queries.run_query, storage, who.project_id, who.tz, query, limits
+        )
+
+    async def save_segment(self, who: Principal, request: SegmentRequest) -> dict[str, Any]:
+        """Create or replace a saved segment and build its membership (a span of users
+        per writer job, writes going on between them); ``{"name", "created", "count"}``."""
+        pid, name = who.project_id, request.name
+
+        def define(tx: Transaction) -> bool:
+            return segments.define(tx, pid, name, request.where, self._limits, who.tz)
+
+        created = await self.writer.submit(define)
+        await segments.build_async(self.writer, pid, name, who.source, self._history)
+        self.feed.notify(pid)
+        storage = self.writer.storage
+        page = await asyncio.to_thread(queries.members, storage, pid, MembersQuery(name, 0))
+        return {"name": name, "created": created, "count": page["count"]}
+
+    async def segment_members(self, who: Principal, query: MembersQuery) -> dict[str, Any]:
+        storage = self.writer.storage
+        return await asyncio.to_thread(queries.members, storage, who.project_id, query)
+
+    async def user_segments(self, who: Principal, euid: int) -> dict[str, Any]:
+        storage = self.writer.storage
+        return await asyncio.to_thread(queries.user_segments, storage, who.project_id, euid)
 
     # Contacts
 

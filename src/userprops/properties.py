@@ -38,6 +38,7 @@ from userprops.schema import (
     is_empty,
     parse_value,
 )
+from userprops.segments import Membership, SegmentCache
 from userprops.storage.base import NewChange, StoredValue, Transaction, UserKey, ValueKey
 
 
@@ -118,11 +119,14 @@ def run_property_jobs(
     checked = [_candidates(job.request, job.known) for job in jobs]
     types = _group_types(tx, jobs, checked)
     wanted: dict[UserKey, set[str]] = {}
+    membership = Membership(jobs[0].segments)
     for job, (candidates, _) in zip(jobs, checked, strict=True):
-        names = wanted.setdefault((job.who.project_id, job.request.euid), set())
+        key = (job.who.project_id, job.request.euid)
+        names = wanted.setdefault(key, set())
         if job.history or needs_current(job.request.op):
             names.update(candidates)
-    current = tx.lock_values(wanted)
+        membership.want(key, candidates)
+    current = membership.read(tx, wanted)  # with what the touched segments need
     puts: dict[ValueKey, StoredValue] = {}
     deletes: set[ValueKey] = set()
     changes: list[NewChange] = []
@@ -135,6 +139,7 @@ def run_property_jobs(
             continue
         outcome, job_puts, job_deletes = _compute(tx, job, candidates, errors, view, types[pid])
         op, source, recorded = job.request.op.value, job.who.source, len(changes)
+        changed: list[str] = []
         for name, value in job_puts.items():
             old = view.get(name)
             if job.history:
@@ -147,6 +152,7 @@ def run_property_jobs(
             view[name] = value
             deletes.discard((pid, euid, name))
             puts[pid, euid, name] = value
+            changed.append(name)
         for name in job_deletes:
             old = view.pop(name, None)
             if job.history:
@@ -155,10 +161,16 @@ def run_property_jobs(
                 changes.append(NewChange(pid, euid, name, op, old.type, old.text, None, source))
             puts.pop((pid, euid, name), None)
             deletes.add((pid, euid, name))
+            changed.append(name)
+        # Saved segments reading a changed attribute: entered and left, after the values.
+        moved = membership.after(pid, euid, changed, view, source)
+        if job.history:
+            changes += moved
         outcome.changes = len(changes) - recorded
         results.append(outcome)
     if puts or deletes:
         tx.write_values(puts, deletes)
+    membership.write(tx)
     if changes:
         tx.record_changes(changes)
     return results
@@ -175,6 +187,7 @@ class PropertyJob:
     limits: Limits
     known: dict[str, AttrType]
     history: bool = True  # record changes (and skip writes that change nothing)
+    segments: SegmentCache = field(default_factory=SegmentCache)  # shared by a process's jobs
 
     def __call__(self, tx: Transaction) -> PropertyOutcome:
         (result,) = run_property_jobs(tx, [self])
@@ -324,11 +337,12 @@ class BatchJob:
     limits: Limits
     known: dict[str, AttrType]
     history: bool = True
+    segments: SegmentCache = field(default_factory=SegmentCache)
 
     def __call__(self, tx: Transaction) -> BatchOutcome:
         updates = self.request.updates
         jobs = [
-            PropertyJob(self.who, update, self.limits, self.known, self.history)
+            PropertyJob(self.who, update, self.limits, self.known, self.history, self.segments)
             for update in updates
             if isinstance(update, PropertyRequest)
         ]

@@ -16,7 +16,8 @@ import asyncio
 import functools
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from userprops import clock
 from userprops.storage.base import Transaction
@@ -107,16 +108,39 @@ async def _batches(
     return deleted
 
 
+Sweep = Callable[[Writer, int, threading.Event], Coroutine[Any, Any, int]]
+
+
+def retention_sweep(delivery_retention: float | None = None) -> Sweep:
+    """:func:`sweep_events` as a :class:`Sweeper`'s sweep."""
+
+    async def sweep(writer: Writer, now_ms: int, stop: threading.Event) -> int:
+        return await sweep_events(writer, now_ms, stop=stop, delivery_retention=delivery_retention)
+
+    return sweep
+
+
 class Sweeper:
-    """Runs :func:`sweep_events` every ``interval`` seconds in its own thread (with its
-    own event loop), first one interval after :meth:`start`; ``interval <= 0`` disables."""
+    """Runs ``sweep`` (by default :func:`sweep_events`; ``what`` names it in the log) every
+    ``interval`` seconds in its own thread (with its own event loop), first ``first``
+    seconds (by default one interval) after :meth:`start`; ``interval <= 0`` disables."""
 
     def __init__(
-        self, writer: Writer, interval: float, *, delivery_retention: float | None = None
+        self,
+        writer: Writer,
+        interval: float,
+        *,
+        sweep: Sweep | None = None,
+        name: str = "userprops-sweeper",
+        what: str = "retention sweep",
+        first: float | None = None,
     ) -> None:
         self._writer = writer
         self._interval = interval
-        self._delivery_retention = delivery_retention
+        self._sweep = retention_sweep() if sweep is None else sweep
+        self._name = name
+        self._what = what
+        self._first = interval if first is None else first
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -124,7 +148,7 @@ class Sweeper:
         if self._interval <= 0:
             return
         self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="userprops-sweeper", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
@@ -143,14 +167,13 @@ class Sweeper:
         a failure is logged and retried at the next interval, never raised."""
         now_ms = clock.now_ms()
         try:
-            sweep = sweep_events(
-                self._writer, now_ms, stop=self._stop, delivery_retention=self._delivery_retention
-            )
-            return asyncio.run(sweep)
+            return asyncio.run(self._sweep(self._writer, now_ms, self._stop))
         except Exception:
-            log.exception("retention sweep failed; retrying next interval")
+            log.exception("%s failed; retrying next interval", self._what)
             return 0
 
     def _run(self) -> None:
-        while not self._stop.wait(self._interval):
+        wait = self._first
+        while not self._stop.wait(wait):
             self.run_once()
+            wait = self._interval

@@ -9,7 +9,7 @@ unknown everywhere (40404) and its identity values can register a new user.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,12 +30,29 @@ class LookupQuery:
     identity_value: str
 
 
-def run_register_jobs(tx: Transaction, jobs: Sequence[RegisterJob]) -> list[dict[str, int]]:
+Admit = Callable[[Transaction, list[int]], int]
+"""Puts users just created into the segments a user without values matches; returns how
+many changes it recorded (:func:`userprops.segments.admit`)."""
+
+
+def run_register_jobs(
+    tx: Transaction, jobs: Sequence[RegisterJob]
+) -> list[tuple[dict[str, int], int]]:
     """Each job's value -> EUID, from one resolution of every value of the group (a value
-    in two requests of a group is one user)."""
+    in two requests of a group is one user), and the changes recorded for its new users
+    (a user made for a value of two jobs is the first one's)."""
     keys = [(j.project_id, j.identity_name, v) for j in jobs for v in j.values]
-    resolved = tx.resolve_identities(keys)
-    return [{v: resolved[j.project_id, j.identity_name, v] for v in j.values} for j in jobs]
+    made: list[int] = []
+    resolved = tx.resolve_identities(keys, made)
+    fresh = set(made)
+    results = []
+    for job in jobs:
+        found = {v: resolved[job.project_id, job.identity_name, v] for v in job.values}
+        new = [e for e in dict.fromkeys(found.values()) if e in fresh]
+        fresh.difference_update(new)
+        entered = job.admit(tx, new) if new and job.admit is not None else 0
+        results.append((found, entered))
+    return results
 
 
 @dataclass(eq=False)
@@ -48,8 +65,9 @@ class RegisterJob:
     project_id: int
     identity_name: str
     values: list[str]
+    admit: Admit | None = None
 
-    def __call__(self, tx: Transaction) -> dict[str, int]:
+    def __call__(self, tx: Transaction) -> tuple[dict[str, int], int]:
         (result,) = run_register_jobs(tx, [self])
         return result
 

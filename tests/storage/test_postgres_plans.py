@@ -7,7 +7,7 @@ read of ``GET /v1/user/property`` (``READ_USERS``), reported by auto_explain."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import psycopg
 import pytest
@@ -35,8 +35,10 @@ def conn(pg_url: str) -> Iterator[Conn]:
         yield conn
 
 
-def _plans(conn: Conn, mode: str) -> list[str]:
-    """The plan of every statement a batch's read and write run, nested ones included."""
+def explained(conn: Conn, mode: str, run: Callable[[Conn], None]) -> list[str]:
+    """The plan of every statement ``run`` makes, nested ones included, each run six
+    times: psycopg prepares a statement on its fifth run, PL/pgSQL plans generic ones
+    after five."""
     plans: list[str] = []
     conn.add_notice_handler(lambda diag: plans.append(diag.message_primary or ""))
     conn.execute("LOAD 'auto_explain'")
@@ -49,6 +51,15 @@ def _plans(conn: Conn, mode: str) -> list[str]:
         conn.execute(f"SET {setting}")
     # psycopg prepares a statement on its fifth run, PL/pgSQL plans generic ones after five.
     for _ in range(6):
+        run(conn)
+    conn.execute("RESET ALL")
+    return plans
+
+
+def _plans(conn: Conn, mode: str) -> list[str]:
+    """The plan of every statement a batch's read and write run, nested ones included."""
+
+    def batch(conn: Conn) -> None:
         with conn.transaction():
             tx = PostgresTransaction(conn)
             tx.lock_values({(1, 1): ["a3", "a7"], (1, 2): []})
@@ -56,8 +67,8 @@ def _plans(conn: Conn, mode: str) -> list[str]:
                 {(1, 1, "a3"): StoredValue(AttrType.NUMBER, "1")}, [(1, 2, "a7"), (1, 2, "b")]
             )
         conn.execute(READ_USERS, (json_text([[1, 1], [1, 2], [2, 1]]),))
-    conn.execute("RESET ALL")
-    return plans
+
+    return explained(conn, mode, batch)
 
 
 def _assert_keyed(conn: Conn) -> None:

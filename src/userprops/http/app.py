@@ -10,10 +10,11 @@ below it goes to the admin console (:mod:`userprops.console`), whose answers are
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from typing import Any
 
-from userprops import idempotency
+from userprops import idempotency, segments
 from userprops.auth import Authenticator
 from userprops.config import Settings
 from userprops.console.app import Console, mounted
@@ -41,7 +42,7 @@ from userprops.http.responses import (
 from userprops.http.routes import ROUTES, Request, Route, Services
 from userprops.ratelimit import RateLimits
 from userprops.reader import Reader
-from userprops.retention import Sweeper
+from userprops.retention import Sweeper, retention_sweep
 from userprops.storage import Storage, open_storage
 from userprops.writer import Writer
 
@@ -49,6 +50,7 @@ log = logging.getLogger("userprops")
 
 # How much of an oversized body is read and dropped so the client can read the 413.
 DRAIN_FACTOR = 16
+SEGMENT_SWEEP_FIRST = 10.0  # seconds after start: resume builds a stop left unfinished
 
 
 class _ClientGone(Exception):
@@ -67,6 +69,7 @@ class App:
         self.reader: Reader | None = None
         self.sweeper: Sweeper | None = None
         self.deliverer: Deliverer | None = None
+        self.segment_sweeper: Sweeper | None = None
         self.metrics = Metrics()
         self.idempotency = idempotency.Policy(settings.idempotency_ttl)
         self.rate_limits = RateLimits(
@@ -106,7 +109,7 @@ class App:
         self.sweeper = Sweeper(
             self.writer,
             self.settings.event_sweep_interval,
-            delivery_retention=self.settings.webhook_retention,
+            sweep=retention_sweep(self.settings.webhook_retention),
         )
         self.sweeper.start()
         if self.settings.deliveries:
@@ -115,6 +118,17 @@ class App:
             self.deliverer.start()
         if self.console is not None:
             self.console.start(storage)
+        # Conditions relative to now checked again, and builds a stop left unfinished
+        # resumed: soon after start, then every interval (docs/segments.md).
+        self.segment_sweeper = Sweeper(
+            self.writer,
+            self.settings.segment_sweep_interval,
+            sweep=functools.partial(segments.sweep, record=self.settings.history),
+            name="userprops-segment-sweeper",
+            what="segment sweep",
+            first=min(self.settings.segment_sweep_interval, SEGMENT_SWEEP_FIRST),
+        )
+        self.segment_sweeper.start()
 
     def stop(self) -> None:
         if self.console is not None:
@@ -122,9 +136,10 @@ class App:
         if self.deliverer is not None:
             self.deliverer.stop()
             self.deliverer = None
-        if self.sweeper is not None:
-            self.sweeper.stop()
-            self.sweeper = None
+        for sweeper in (self.sweeper, self.segment_sweeper):
+            if sweeper is not None:
+                sweeper.stop()
+        self.sweeper = self.segment_sweeper = None
         if self.writer is not None:
             self.writer.stop()
             self.writer = None

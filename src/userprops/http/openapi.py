@@ -17,6 +17,7 @@ from typing import Any
 import msgspec
 
 from userprops import __version__
+from userprops.conditions import MAX_DEPTH, MAX_LEAVES, Operator
 from userprops.config import Limits
 from userprops.contacts import CONTACT_NAMES
 from userprops.errors import (
@@ -47,6 +48,7 @@ from userprops.errors import (
 from userprops.eventlist import MAX_LIMIT
 from userprops.history import CHANGE_OPS, FEED_MAX_LIMIT, MAX_LIMIT as HISTORY_LIMIT, MAX_WAIT
 from userprops.operations import Op
+from userprops.queries import MAX_LIMIT as SEGMENT_MAX
 from userprops.schema import INT64_MAX, MAX_NAME_LENGTH
 from userprops.users import IDENTITY_NAMES
 
@@ -167,6 +169,26 @@ CHANGE: Schema = {
         "at": MILLIS,
     },
 }
+
+
+def _page_schema(**more: Schema) -> Schema:
+    """A page of EUIDs: the count (computed with the first page, carried by the cursor),
+    the EUIDs ascending, the cursor of the next page."""
+    return {
+        "type": "object",
+        "required": [*more, "count", "euids", "next_cursor"],
+        "properties": {
+            **more,
+            "count": {"type": "integer", "minimum": 0},
+            "euids": {"type": "array", "items": EUID, "maxItems": SEGMENT_MAX},
+            "next_cursor": {"type": ["string", "null"]},
+        },
+    }
+
+
+def _ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
 
 SCHEMAS: dict[str, Schema] = {
     "PropertyRequest": {
@@ -354,6 +376,98 @@ SCHEMAS: dict[str, Schema] = {
             },
         },
     ),
+    "Condition": {
+        "description": "a segment condition (docs/segments.md): and, or, not, or a leaf; at "
+        f"most {MAX_DEPTH} levels and {MAX_LEAVES} leaves; a bad leaf is 55004 naming it",
+        "anyOf": [
+            {
+                "type": "object",
+                "required": ["and"],
+                "additionalProperties": False,
+                "properties": {"and": {"type": "array", "minItems": 1, "items": _ref("Condition")}},
+            },
+            {
+                "type": "object",
+                "required": ["or"],
+                "additionalProperties": False,
+                "properties": {"or": {"type": "array", "minItems": 1, "items": _ref("Condition")}},
+            },
+            {
+                "type": "object",
+                "required": ["not"],
+                "additionalProperties": False,
+                "properties": {"not": _ref("Condition")},
+            },
+            {
+                "type": "object",
+                "required": ["property", "op"],
+                "additionalProperties": False,
+                "properties": {
+                    "property": {"type": "string", "pattern": NAME_PATTERN},
+                    "op": {"enum": [op.value for op in Operator]},
+                    "value": {
+                        "description": "by operator: a value of the attribute's type; an "
+                        "array of them (in, not_in, between [low, high], has_any, has_all); "
+                        "a string (contains, starts_with, ends_with, has); a number of days "
+                        "(within_last_days, more_than_days_ago); none for is_set, not_set"
+                    },
+                },
+            },
+        ],
+    },
+    "SegmentQuery": {
+        "type": "object",
+        "required": ["where"],
+        "properties": {
+            "where": _ref("Condition"),
+            "limit": {
+                "type": "integer",
+                "minimum": 0,
+                "maximum": SEGMENT_MAX,
+                "description": "EUIDs per page (default 100); 0 counts only",
+            },
+            "cursor": {"type": ["string", "null"], "description": "next_cursor of a page"},
+        },
+    },
+    "SegmentPage": _envelope({"const": 0}, data=_page_schema()),
+    "SegmentRequest": {
+        "type": "object",
+        "required": ["name", "where"],
+        "properties": {
+            "name": {"type": "string", "pattern": NAME_PATTERN},
+            "where": _ref("Condition"),
+        },
+    },
+    "SegmentSaved": _envelope(
+        {"const": 0},
+        data={
+            "type": "object",
+            "required": ["name", "created", "count"],
+            "properties": {
+                "name": {"type": "string"},
+                "created": {"type": "boolean", "description": "false: a condition replaced"},
+                "count": {"type": "integer", "minimum": 0, "description": "its members"},
+            },
+        },
+    ),
+    "SegmentMembers": _envelope(
+        {"const": 0},
+        data=_page_schema(
+            name={"type": "string"},
+            complete={"type": "boolean", "description": "false while membership is built"},
+        ),
+    ),
+    "UserSegments": _envelope(
+        {"const": 0},
+        data={
+            "type": "object",
+            "required": ["euid", "segments"],
+            "properties": {
+                "euid": EUID,
+                "segments": {"type": "array", "items": {"type": "string"}},
+            },
+        },
+    ),
     "Changes": _envelope(
         {"const": 0},
         data={
@@ -366,10 +480,6 @@ SCHEMAS: dict[str, Schema] = {
         },
     ),
 }
-
-
-def _ref(name: str) -> Schema:
-    return {"$ref": f"#/components/schemas/{name}"}
 
 
 def _json(schema: Schema) -> Schema:
@@ -550,6 +660,42 @@ def _paths() -> dict[str, Schema]:
                 ],
                 "responses": _answers(_ref("Changes"), (*AUTHENTICATED, InvalidParameters)),
             }
+        },
+        "/v1/segment/query": {
+            "post": _post(
+                "Count and page the users matching a condition, EUIDs ascending",
+                "SegmentQuery",
+                "SegmentPage",
+                POST,
+            )
+        },
+        "/v1/segment": {
+            "post": _post(
+                "Create or replace a saved segment; answers once its membership is built",
+                "SegmentRequest",
+                "SegmentSaved",
+                POST,
+            )
+        },
+        "/v1/segment/members": {
+            "get": {
+                "summary": "A page of a saved segment's members, EUIDs ascending",
+                "security": BASIC,
+                "parameters": [
+                    {
+                        "name": "name",
+                        "in": "query",
+                        "required": True,
+                        "schema": {"type": "string", "pattern": NAME_PATTERN},
+                    },
+                    _query("limit", {"type": "integer", "minimum": 0, "maximum": SEGMENT_MAX}),
+                    _query("cursor", {"type": "string"}),
+                ],
+                "responses": _answers(_ref("SegmentMembers"), (*AUTHENTICATED, InvalidParameters)),
+            }
+        },
+        "/v1/user/segments": {
+            "get": _read("The saved segments a user is in, by name", "UserSegments")
         },
         "/metrics": {
             "get": {

@@ -24,9 +24,12 @@ from userprops.http.wire import (
     parse_history_query,
     parse_list_query,
     parse_lookup_query,
+    parse_members_query,
     parse_property_request,
     parse_register_request,
     parse_report_request,
+    parse_segment_query,
+    parse_segment_request,
 )
 from userprops.reader import Reader
 from userprops.storage.base import Storage
@@ -147,6 +150,30 @@ async def get_changes(services: Services, request: Request) -> Response:
     return success(await services.engine.changes(who, query))
 
 
+async def post_segment_query(services: Services, request: Request) -> Response:
+    who = await authenticated(services, request)
+    query = parse_segment_query(request.body)
+    return success(await services.engine.query_segment(who, query))
+
+
+async def post_segment(services: Services, request: Request) -> Response:
+    who = await authenticated(services, request)
+    parsed = parse_segment_request(request.body)
+    return success(await services.engine.save_segment(who, parsed))
+
+
+async def get_segment_members(services: Services, request: Request) -> Response:
+    who = await authenticated(services, request)
+    query = parse_members_query(request.query)
+    return success(await services.engine.segment_members(who, query))
+
+
+async def get_user_segments(services: Services, request: Request) -> Response:
+    who = await authenticated(services, request)
+    euid = parse_euid_query(request.query)
+    return success(await services.engine.user_segments(who, euid))
+
+
 async def healthz(services: Services, request: Request) -> Response:
     return json_response({"code": 0, "message": "alive"})
 
@@ -185,6 +212,10 @@ ROUTES: dict[str, dict[str, Route]] = {
     "/v1/event/list": {"GET": Route(get_event_list)},
     "/v1/user/history": {"GET": Route(get_history)},
     "/v1/changes": {"GET": Route(get_changes)},
+    "/v1/segment": {"POST": Route(post_segment, reads_body=True)},
+    "/v1/segment/query": {"POST": Route(post_segment_query, reads_body=True)},
+    "/v1/segment/members": {"GET": Route(get_segment_members)},
+    "/v1/user/segments": {"GET": Route(get_user_segments)},
     "/healthz": {"GET": Route(healthz)},
     "/readyz": {"GET": Route(readyz)},
     "/metrics": {"GET": Route(metrics)},

@@ -35,7 +35,14 @@ from userprops.events import MAX_ITIME, Candidate, EventRejected, ReportRequest
 from userprops.history import FeedQuery, HistoryQuery
 from userprops.operations import Op
 from userprops.properties import BatchRequest, PropertyRequest
+from userprops.queries import (
+    DEFAULT_LIMIT as SEGMENT_LIMIT,
+    MAX_LIMIT as SEGMENT_MAX,
+    MembersQuery,
+    SegmentQuery,
+)
 from userprops.schema import INT64_MAX, Rejected, check_name, checked_text, is_empty
+from userprops.segments import SegmentRequest, check_segment_name
 from userprops.users import IDENTITY_NAMES, LookupQuery
 
 # Non-integral numbers become Decimal, so arithmetic stays exact.
@@ -331,3 +338,40 @@ def parse_lookup_query(query_string: bytes, limits: Limits) -> LookupQuery:
     except Rejected as reason:
         raise InvalidParameters(reason.reason) from None
     return LookupQuery(name, value)
+
+
+def parse_segment_query(body: bytes) -> SegmentQuery:
+    """``POST /v1/segment/query``: ``where`` (checked by the engine), ``limit`` (0 to
+    1000, default 100; 0 counts only), ``cursor``; 55004 when malformed."""
+    obj = decode_object(body)
+    if "where" not in obj:
+        raise InvalidParameters("where is required: a condition")
+    limit = obj.get("limit", SEGMENT_LIMIT)
+    if type(limit) is not int or not 0 <= limit <= SEGMENT_MAX:
+        raise InvalidParameters(f"limit must be an integer from 0 to {SEGMENT_MAX}")
+    return SegmentQuery(obj["where"], limit, _cursor(obj.get("cursor")))
+
+
+def _cursor(raw: Any) -> str | None:
+    if raw is None or raw == "":
+        return None
+    if not isinstance(raw, str):
+        raise InvalidParameters("cursor must be a string")
+    return raw
+
+
+def parse_segment_request(body: bytes) -> SegmentRequest:
+    """``POST /v1/segment``: ``name`` (an attribute-like name) and ``where``."""
+    obj = decode_object(body)
+    name = check_segment_name(obj.get("name"))
+    if "where" not in obj:
+        raise InvalidParameters("where is required: a condition")
+    return SegmentRequest(name, obj["where"])
+
+
+def parse_members_query(query_string: bytes) -> MembersQuery:
+    """``GET /v1/segment/members``: ``name``, ``limit`` (0 to 1000), ``cursor``."""
+    query = _Query(query_string)
+    name = check_segment_name(query.text("name"))
+    limit = query.integer("limit", 0, SEGMENT_MAX, SEGMENT_LIMIT)
+    return MembersQuery(name, limit, query.text("cursor") or None)

@@ -7,7 +7,8 @@ Rules every backend keeps:
   ends it returns (SQLite WAL with ``synchronous=FULL``; PostgreSQL with
   ``synchronous_commit=on``).
 - Values are TEXT in the form :func:`userprops.schema.encode` gives, one row per
-  (project, euid, attribute); every statement on user data is keyed by project and EUID.
+  (project, euid, attribute); every statement on user data is keyed by project and EUID,
+  except segment queries, which read a project's index ranges (docs/segments.md).
 - A failure of the database itself (unreachable, disk full, I/O error) is raised as
   :class:`userprops.errors.StorageUnavailable`; nothing of that transaction is applied.
 - Uniqueness is enforced by the database: a project slug, an API key, an identity value
@@ -21,9 +22,14 @@ import abc
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any, Literal, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypeVar
 
 from userprops.schema import AttrType, SchemaMode
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from userprops.conditions import Condition
 
 T = TypeVar("T")
 
@@ -41,12 +47,14 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
         "created_at",
         "event_retention_days",
         "history_retention_days",
+        "segments_version",
     ),
     "datasources": ("id", "project_id", "name", "api_key", "secret_hash", "enabled", "created_at"),
     "attributes": ("project_id", "name", "type", "created_at"),
     "users": ("euid", "project_id", "created_at"),
     "identities": ("project_id", "name", "value", "euid"),
-    "user_values": ("project_id", "euid", "name", "type", "value", "updated_at"),
+    "user_values": ("project_id", "euid", "name", "type", "value", "updated_at", "sort_key"),
+    "user_list_items": ("project_id", "euid", "name", "item"),
     "contacts": ("project_id", "euid", "name", "value", "updated_at"),
     "event_definitions": ("project_id", "name", "created_at"),
     "event_properties": ("project_id", "event_name", "name", "type", "created_at"),
@@ -106,6 +114,17 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
     "import_checkpoints": ("project_id", "name", "lines_done", "digest", "updated_at"),
     "operators": ("id", "name", "password_hash", "created_at"),
     "audit_log": ("id", "at", "actor", "action", "target", "details"),
+    "segments": (
+        "id",
+        "project_id",
+        "name",
+        "condition",
+        "built_to",
+        "quiet",
+        "created_at",
+        "updated_at",
+    ),
+    "segment_members": ("project_id", "segment_id", "euid"),
 }
 """The tables every backend has and their columns, parents before children: the order
 ``userprops copy`` moves them in."""
@@ -117,6 +136,7 @@ TABLE_KEYS: dict[str, str] = {
     "users": "euid",
     "identities": "project_id, name, value",
     "user_values": "project_id, euid, name",
+    "user_list_items": "project_id, euid, name, item",
     "contacts": "project_id, euid, name",
     "event_definitions": "project_id, name",
     "event_properties": "project_id, event_name, name",
@@ -129,6 +149,8 @@ TABLE_KEYS: dict[str, str] = {
     "import_checkpoints": "project_id, name",
     "operators": "id",
     "audit_log": "id",
+    "segments": "id",
+    "segment_members": "project_id, segment_id, euid",
 }
 """The primary key of each table, as an ORDER BY list."""
 
@@ -346,6 +368,31 @@ class DeliveryWork(NamedTuple):
     next_due: dict[int, int | None]
 
 
+class StoredSegment(NamedTuple):
+    """A saved segment (docs/segments.md). ``condition`` is its JSON
+    (:func:`userprops.conditions.to_wire`, DATETIME in UTC). Its members are exact for
+    every EUID up to ``built_to``; None: for every EUID (the build is complete). While
+    ``quiet``, the first build runs: it records no change."""
+
+    id: int
+    project_id: int
+    name: str
+    condition: str
+    built_to: int | None
+    quiet: bool
+    created_at: str
+    updated_at: str
+
+
+class LockedRead(NamedTuple):
+    """:meth:`Transaction.lock_segment_values`: the values read, each project's segments
+    version, and which of the (project id, EUID, segment id) memberships asked for hold."""
+
+    values: dict[UserKey, dict[str, StoredValue]]
+    versions: dict[int, int]
+    members: set[tuple[int, int, int]]
+
+
 class Transaction(abc.ABC):
     """Statements inside one transaction. Not thread-safe; used by one thread at a time."""
 
@@ -429,11 +476,14 @@ class Transaction(abc.ABC):
     def find_identity(self, project_id: int, name: str, value: str) -> int | None: ...
 
     @abc.abstractmethod
-    def resolve_identities(self, keys: Sequence[IdentityKey]) -> dict[IdentityKey, int]:
+    def resolve_identities(
+        self, keys: Sequence[IdentityKey], created: list[int] | None = None
+    ) -> dict[IdentityKey, int]:
         """Get or create (register): the EUID holding each identity value of ``keys``,
         creating one new user for each value no user holds. Exactly one user per value,
         also under concurrent callers: a value another writer binds first is answered
-        with that writer's user, and the user made for it here is removed."""
+        with that writer's user, and the user made for it here is removed. The users
+        made and kept are appended to ``created``."""
 
     @abc.abstractmethod
     def list_users(self, project_id: int, after: int, limit: int) -> list[int]:
@@ -489,7 +539,11 @@ class Transaction(abc.ABC):
     ) -> None:
         """The group-commit write: insert or overwrite ``puts`` and remove ``deletes``
         (absent ones are ignored), keyed by (project_id, euid, name), in as few statements
-        as the backend can. A key is in at most one of the two."""
+        as the backend can (one on PostgreSQL). A key is in at most one of the two.
+
+        It keeps what segment queries read in step: each value's ``sort_key``
+        (:func:`userprops.keys.sort_key`), and a LIST's elements as rows of
+        ``user_list_items`` (those of a deleted key removed)."""
 
     def put_values(self, project_id: int, euid: int, values: dict[str, StoredValue]) -> None:
         """Insert or overwrite one user's values."""
@@ -498,6 +552,18 @@ class Transaction(abc.ABC):
     def delete_values(self, project_id: int, euid: int, names: Sequence[str]) -> None:
         """Remove one user's values; absent ones are ignored."""
         self.write_values({}, [(project_id, euid, n) for n in names])
+
+    @abc.abstractmethod
+    def lock_segment_values(
+        self,
+        wanted: Mapping[UserKey, Collection[str]],
+        projects: Collection[int],
+        members: Collection[tuple[int, int, int]],
+    ) -> LockedRead:
+        """:meth:`lock_values`, and in the same read the segments version of each of
+        ``projects`` (taken as :meth:`segments_versions` does) and which of ``members``
+        ((project id, EUID, segment id)) hold: what a write needs to keep saved segments'
+        membership (userprops.segments), in one statement on PostgreSQL."""
 
     # Contacts (docs/contacts-events.md). One value of a contact name belongs to at most one
     # user of a project: the database enforces UNIQUE (project_id, name, value).
@@ -646,6 +712,99 @@ class Transaction(abc.ABC):
     @abc.abstractmethod
     def history_retention(self) -> dict[int, int]:
         """Project id to history retention days, for every project that has one."""
+
+    # Segments (docs/segments.md; userprops.segments)
+
+    @abc.abstractmethod
+    def count_matching(self, project_id: int, cond: Condition, now: datetime) -> int:
+        """How many of the project's users match ``cond`` at instant ``now``."""
+
+    @abc.abstractmethod
+    def match_page(
+        self, project_id: int, cond: Condition, now: datetime, after: int, limit: int
+    ) -> list[int]:
+        """The first ``limit`` EUIDs above ``after`` of the project's users matching
+        ``cond`` at ``now``, ascending."""
+
+    @abc.abstractmethod
+    def match_span(
+        self, project_id: int, cond: Condition, now: datetime, low: int, high: int
+    ) -> list[int]:
+        """Every EUID ``low < euid <= high`` of the project's users matching ``cond``,
+        ascending (a segment is built a span of users at a time)."""
+
+    @abc.abstractmethod
+    def user_after(self, project_id: int, after: int, skip: int) -> int | None:
+        """The EUID of the project's ``skip``-th user above ``after`` (1: the next one),
+        None when there are fewer."""
+
+    @abc.abstractmethod
+    def save_segment(
+        self, project_id: int, name: str, condition: str
+    ) -> tuple[StoredSegment, bool]:
+        """Create a segment, or replace the condition of the one of that name; either way
+        its build starts again (``built_to`` 0; a new segment is ``quiet``, a replaced one
+        keeps its quiet only while its first build runs). Returns it and whether it is
+        new. Bumps the project's segments version."""
+
+    @abc.abstractmethod
+    def get_segment(self, project_id: int, name: str) -> StoredSegment | None: ...
+
+    @abc.abstractmethod
+    def list_segments(self, project_id: int) -> list[StoredSegment]:
+        """The project's segments, by name."""
+
+    @abc.abstractmethod
+    def segments_building(self) -> list[StoredSegment]:
+        """Every segment of every project whose build has not finished."""
+
+    @abc.abstractmethod
+    def set_segment_built(self, segment_id: int, built_to: int | None) -> None:
+        """Record how far a build went (None: done; the segment is no longer quiet), and
+        bump its project's segments version."""
+
+    @abc.abstractmethod
+    def rebuild_segment(self, segment_id: int) -> None:
+        """Start the build of a built segment again (``built_to`` 0, recording changes):
+        how conditions relative to now are checked again. Bumps the version."""
+
+    @abc.abstractmethod
+    def lock_segments(self, project_id: int) -> None:
+        """Hold the project's saved segments until the transaction ends, against every
+        writer reading them (:meth:`segments_versions`): a build's span is computed and
+        stored while no write of the project changes its users. SQLite's single writer
+        already does so; PostgreSQL takes an advisory lock that writers take shared."""
+
+    @abc.abstractmethod
+    def segments_versions(self, project_ids: Collection[int]) -> dict[int, int]:
+        """Each project's segments version, which every change to its segments (a
+        definition, a build's progress) bumps; on PostgreSQL taken under the shared side
+        of :meth:`lock_segments` (held until the transaction ends), in project order."""
+
+    @abc.abstractmethod
+    def members_between(self, project_id: int, segment_id: int, low: int, high: int) -> list[int]:
+        """The segment's members ``low < euid <= high``, ascending."""
+
+    @abc.abstractmethod
+    def write_members(
+        self,
+        entered: Collection[tuple[int, int, int]],
+        left: Collection[tuple[int, int, int]],
+    ) -> None:
+        """Add ``entered`` and remove ``left`` memberships, each (project id, segment id,
+        EUID); present or absent ones are ignored. One statement on PostgreSQL (deferred
+        with the group-commit write, see :meth:`write_values`)."""
+
+    @abc.abstractmethod
+    def list_members(self, project_id: int, segment_id: int, after: int, limit: int) -> list[int]:
+        """The segment's members above ``after``, ascending, at most ``limit``."""
+
+    @abc.abstractmethod
+    def count_members(self, project_id: int, segment_id: int) -> int: ...
+
+    @abc.abstractmethod
+    def user_segments(self, project_id: int, euid: int) -> list[str]:
+        """The names of the segments the user is a member of, by name."""
 
     # Imports (see userprops.bulk)
 

@@ -17,18 +17,20 @@ import psycopg.errors
 from psycopg import sql
 
 from userprops.clock import now_ms, now_text
+from userprops.keys import sort_key
 from userprops.schema import AttrType
 from userprops.storage.base import (
     TABLE_COLUMNS,
     TABLE_KEYS,
     IdentityKey,
+    LockedRead,
     NewChange,
     NewEvent,
     StoredValue,
     UserKey,
     ValueKey,
 )
-from userprops.storage.sql import SqlTransaction, by_project
+from userprops.storage.sql import SqlTransaction, _dialect, by_project
 
 _TYPES = {kind.value: kind for kind in AttrType}
 
@@ -50,22 +52,55 @@ _TYPES = {kind.value: kind for kind in AttrType}
 # a function of migration 0004 (it locks, then reads with a snapshot taken once every lock
 # is granted).
 LOCK_VALUES: LiteralString = "SELECT * FROM userprops_lock_values(%s::jsonb, %s::jsonb)"
-# deletes [[project_id, euid, name], ...] (found by key, deleted by row address), then
-# updated_at and puts [[project_id, euid, name, type, value], ...].
+# deletes [[project_id, euid, name], ...] (found by key, deleted by row address); lists
+# [[project_id, euid, name, elements or null], ...] for every LIST put (its new elements)
+# and every delete (null: no element stays); then updated_at and puts [[project_id, euid,
+# name, type, value, sort_key], ...]. A list's elements no longer in it are deleted, new
+# ones inserted (the two sets are disjoint, so the two parts never touch one row).
 WRITE_VALUES: LiteralString = (
     "WITH gone AS (DELETE FROM user_values AS v USING (SELECT x.ctid"
     " FROM (SELECT (r->>0)::bigint AS p, (r->>1)::bigint AS e, r->>2 AS n"
     " FROM jsonb_array_elements(%s::jsonb) AS r) AS k,"
     " LATERAL (SELECT ctid FROM user_values"
     " WHERE project_id = k.p AND euid = k.e AND name = k.n OFFSET 0) AS x) AS d"
-    " WHERE v.ctid = d.ctid)"
-    " INSERT INTO user_values (project_id, euid, name, type, value, updated_at)"
-    " SELECT (r->>0)::bigint, (r->>1)::bigint, r->>2, r->>3, r->>4, %s"
+    " WHERE v.ctid = d.ctid),"
+    " lists AS (SELECT (r->>0)::bigint AS p, (r->>1)::bigint AS e, r->>2 AS n, r->3 AS keep"
+    " FROM jsonb_array_elements(%s::jsonb) AS r),"
+    " items_gone AS (DELETE FROM user_list_items AS i USING (SELECT x.ctid FROM lists AS k,"
+    " LATERAL (SELECT ctid, item FROM user_list_items"
+    " WHERE project_id = k.p AND euid = k.e AND name = k.n OFFSET 0) AS x"
+    " WHERE NOT coalesce(k.keep ? x.item, false)) AS d WHERE i.ctid = d.ctid),"
+    " items_new AS (INSERT INTO user_list_items (project_id, euid, name, item)"
+    " SELECT k.p, k.e, k.n, x.item FROM lists AS k,"
+    " jsonb_array_elements_text(k.keep) AS x(item) WHERE jsonb_typeof(k.keep) = 'array'"
+    " ON CONFLICT DO NOTHING)"
+    " INSERT INTO user_values (project_id, euid, name, type, value, updated_at, sort_key)"
+    " SELECT (r->>0)::bigint, (r->>1)::bigint, r->>2, r->>3, r->>4, %s, r->>5"
     " FROM jsonb_array_elements(%s::jsonb) AS r"
     " ON CONFLICT (project_id, euid, name)"
     " DO UPDATE SET type = excluded.type, value = excluded.value,"
-    " updated_at = excluded.updated_at"
+    " updated_at = excluded.updated_at, sort_key = excluded.sort_key"
 )
+# The group-commit read of writes that keep saved segments (migration 0008): users, pairs
+# as LOCK_VALUES, projects [project_id, ...] sorted, members [[project_id, euid,
+# segment_id], ...].
+LOCK_SEGMENT_VALUES: LiteralString = (
+    "SELECT * FROM userprops_lock_segment_values(%s::jsonb, %s::jsonb, %s::jsonb, %s::jsonb)"
+)
+# Memberships of saved segments: left [[project_id, segment_id, euid], ...] deleted, then
+# entered ones inserted.
+WRITE_MEMBERS: LiteralString = (
+    "WITH gone AS (DELETE FROM segment_members AS m USING (SELECT x.ctid"
+    " FROM (SELECT (r->>0)::bigint AS p, (r->>1)::bigint AS s, (r->>2)::bigint AS e"
+    " FROM jsonb_array_elements(%s::jsonb) AS r) AS k,"
+    " LATERAL (SELECT ctid FROM segment_members"
+    " WHERE project_id = k.p AND segment_id = k.s AND euid = k.e OFFSET 0) AS x) AS d"
+    " WHERE m.ctid = d.ctid)"
+    " INSERT INTO segment_members (project_id, segment_id, euid)"
+    " SELECT (r->>0)::bigint, (r->>1)::bigint, (r->>2)::bigint"
+    " FROM jsonb_array_elements(%s::jsonb) AS r ON CONFLICT DO NOTHING"
+)
+SEGMENTS_LOCK = 1936025972  # the class of the advisory lock of a project's segments
 # GET /v1/user/property for a batch of reads: keys [[project_id, euid], ...]; a row per
 # value of each key's user (a NULL name when it has none), none when the user is not there.
 READ_USERS: LiteralString = (
@@ -131,6 +166,7 @@ IDENTITY_COLUMNS = {
     "deliveries": "id",
     "operators": "id",
     "audit_log": "id",
+    "segments": "id",
 }
 
 
@@ -159,7 +195,7 @@ class PostgresTransaction(SqlTransaction):
         self._conn = conn
         self._begin = batch  # BEGIN not sent yet
         self._batch = batch
-        self._deferred: tuple[LiteralString, tuple[Any, ...]] | None = None
+        self._deferred: list[tuple[LiteralString, tuple[Any, ...]]] = []
         self._changes: list[NewChange] = []
         # COMMIT was sent (or queued): from here a lost connection leaves the outcome
         # unknown, and the batch must not be run again (it may have been applied).
@@ -168,29 +204,36 @@ class PostgresTransaction(SqlTransaction):
     @property
     def _c(self) -> psycopg.Connection[Any]:
         """The connection, once what was deferred (BEGIN, a write) has been sent."""
-        if self._begin or self._deferred is not None:
+        if self._begin or self._deferred:
             self._send_deferred()
         return self._conn
 
     def _send_deferred(self) -> None:
-        """Send BEGIN and the deferred write, if not yet sent (queued, in a pipeline)."""
+        """Send BEGIN and the deferred writes, if not yet sent (queued, in a pipeline)."""
         if self._begin:
             self._begin = False
             self._conn.execute("BEGIN")
-        if self._deferred is not None:
-            query, params = self._deferred
-            self._deferred = None
+        deferred, self._deferred = self._deferred, []
+        for query, params in deferred:
             self._conn.execute(query, params)
 
     def end_job(self) -> None:
-        """Batch mode: send the deferred write, so that its errors are this job's."""
-        if self._deferred is not None:
-            self._send_deferred()
+        """Batch mode: send the deferred writes, so that their errors are this job's."""
+        if self._deferred:
+            if len(self._deferred) == 1:
+                self._send_deferred()
+            else:
+                with self._conn.pipeline():
+                    self._send_deferred()
+
+    def _defer(self, query: LiteralString, params: tuple[Any, ...]) -> None:
+        """Batch mode: hold a write until the next statement, end_job or commit."""
+        self._deferred.append((query, params))
 
     def commit(self) -> None:
         """Batch mode: send the deferred write, the changes and COMMIT, in one round trip."""
         changes, self._changes = self._changes, []
-        if self._deferred is None and not changes:
+        if not self._deferred and not changes:
             if self._begin:  # no statement at all: nothing to commit
                 self._begin = False
             else:
@@ -250,7 +293,9 @@ class PostgresTransaction(SqlTransaction):
             return cursor.fetchall()
         return self._run(query, params).fetchall()
 
-    def resolve_identities(self, keys: Sequence[IdentityKey]) -> dict[IdentityKey, int]:
+    def resolve_identities(
+        self, keys: Sequence[IdentityKey], created: list[int] | None = None
+    ) -> dict[IdentityKey, int]:
         # A few statements for the whole group, however many values: find the bound ones,
         # make a user for each of the others, bind them (in one order, so that two
         # processes binding overlapping values wait rather than deadlock), and for values
@@ -266,12 +311,14 @@ class PostgresTransaction(SqlTransaction):
         rows: list[tuple[int, str, str, int]] = []
         for pid, group in itertools.groupby(missing, key=lambda k: k[0]):
             values = list(group)
-            created = self._run(CREATE_USERS, (pid, now_text(), len(values))).fetchall()
-            euids = [int(r[0]) for r in created]
+            new = self._run(CREATE_USERS, (pid, now_text(), len(values))).fetchall()
+            euids = [int(r[0]) for r in new]
             made += euids
             rows += [(p, n, v, e) for (p, n, v), e in zip(values, euids, strict=True)]
         bound = self._run(BIND_IDENTITIES, (json_text(rows),)).fetchall()
         resolved.update({(p, n, v): e for p, n, v, e in bound})
+        if created is not None:
+            created += [e for *_, e in bound]
         lost = [key for key in missing if key not in resolved]
         if lost:  # another process bound them first (ON CONFLICT waited for its commit)
             resolved.update(self._find_identities(lost, first=False))
@@ -312,14 +359,106 @@ class PostgresTransaction(SqlTransaction):
         self, puts: Mapping[ValueKey, StoredValue], deletes: Collection[ValueKey]
     ) -> None:
         if puts or deletes:
-            rows = [(p, e, n, v.type.value, v.text) for (p, e, n), v in puts.items()]
+            rows = [
+                (p, e, n, v.type.value, v.text, sort_key(v.type, v.text))
+                for (p, e, n), v in puts.items()
+            ]
+            lists: list[tuple[int, int, str, msgspec.Raw | None]] = [
+                (p, e, n, msgspec.Raw(v.text))
+                for (p, e, n), v in puts.items()
+                if v.type is AttrType.LIST
+            ]
+            lists += [(p, e, n, None) for p, e, n in deletes]
             stamp = now_ms()
-            params = (json_text(list(deletes)), stamp, json_text(rows))
+            params = (json_text(list(deletes)), json_text(lists), stamp, json_text(rows))
             if self._batch:
                 self.end_job()  # one deferred write at a time
-                self._deferred = (WRITE_VALUES, params)
+                self._defer(WRITE_VALUES, params)
             else:
                 self._c.execute(WRITE_VALUES, params)
+
+    def lock_segment_values(
+        self,
+        wanted: Mapping[UserKey, Collection[str]],
+        projects: Collection[int],
+        members: Collection[tuple[int, int, int]],
+    ) -> LockedRead:
+        users = sorted(wanted)
+        pairs = [(pid, euid, name) for pid, euid in users for name in wanted[pid, euid]]
+        params = (
+            json_text(users),
+            json_text(pairs),
+            json_text(sorted(projects)),
+            json_text(list(members)),
+        )
+        if self._begin or self._deferred:  # one round trip for all of them
+            with self._conn.pipeline():
+                self._send_deferred()
+                cursor = self._conn.execute(LOCK_SEGMENT_VALUES, params)
+            rows = cursor.fetchall()
+        else:
+            rows = self._run(LOCK_SEGMENT_VALUES, params).fetchall()
+        versions: dict[int, int] = {}
+        held: set[tuple[int, int, int]] = set()
+        found: dict[UserKey, dict[str, StoredValue]] = {}
+        for pid, euid, name, kind, text in rows:
+            if name is not None:
+                values = found.get((pid, euid))
+                if values is not None:
+                    values[name] = StoredValue(_TYPES[kind], text)
+            elif kind is None:
+                found[pid, euid] = {}
+            elif kind == "version":
+                versions[pid] = int(text)
+            else:
+                held.add((pid, euid, int(text)))
+        return LockedRead(found, versions, held)
+
+    def write_members(
+        self,
+        entered: Collection[tuple[int, int, int]],
+        left: Collection[tuple[int, int, int]],
+    ) -> None:
+        if entered or left:
+            params = (json_text(list(left)), json_text(list(entered)))
+            if self._batch:
+                self._defer(WRITE_MEMBERS, params)
+            else:
+                self._c.execute(WRITE_MEMBERS, params)
+
+    # Segments
+
+    position = "strpos({0}, {1})"
+
+    def _in_list(self, column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
+        return f"{column} = ANY(?)", [list(values)]
+
+    def _query(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        # Never prepared: each query is planned for its own values (a driver's range may
+        # hold ten users or a million).
+        return list(self._c.execute(_dialect(sql, self.placeholder), params, prepare=False))
+
+    def lock_segments(self, project_id: int) -> None:
+        self._c.execute(
+            "SELECT pg_advisory_xact_lock(%s, (%s::bigint %% 2147483647)::int)",
+            (SEGMENTS_LOCK, project_id),
+        )
+
+    def segments_versions(self, project_ids: Collection[int]) -> dict[int, int]:
+        if not project_ids:
+            return {}
+        ordered = sorted(project_ids)  # the order every writer takes them in
+        conn = self._c
+        with conn.pipeline():  # one round trip; the read is a statement after the locks
+            for pid in ordered:
+                conn.execute(
+                    "SELECT pg_advisory_xact_lock_shared(%s, (%s::bigint %% 2147483647)::int)",
+                    (SEGMENTS_LOCK, pid),
+                )
+            cursor = conn.execute(
+                "SELECT id, segments_version FROM projects WHERE id = ANY(%s)", (ordered,)
+            )
+        return {int(pid): int(version) for pid, version in cursor.fetchall()}
 
     # Events
 

@@ -20,6 +20,8 @@ import functools
 from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar
 
+import msgspec
+
 from userprops.clock import now_ms, now_text
 from userprops.errors import Conflict, ProjectNotFound
 from userprops.schema import AttrType, SchemaMode
@@ -36,14 +38,17 @@ from userprops.storage.base import (
     StoredValue,
     Transaction,
 )
+from userprops.storage.sql_segments import SegmentStatements
 from userprops.storage.sql_webhooks import WebhookStatements
 
 _TYPES = {kind.value: kind for kind in AttrType}
+_JSON = msgspec.json.Encoder()
 
 
-class SqlTransaction(WebhookStatements, Transaction, abc.ABC):
-    """The shared statements (webhooks' in :class:`WebhookStatements`); subclasses give
-    the dialect and the driver."""
+class SqlTransaction(WebhookStatements, SegmentStatements, Transaction, abc.ABC):
+    """The shared statements; subclasses give the dialect and the driver. Those of
+    webhooks are in :class:`~userprops.storage.sql_webhooks.WebhookStatements`, those of
+    segments in :class:`~userprops.storage.sql_segments.SegmentStatements`."""
 
     placeholder: ClassVar[str] = "?"
     """How the driver spells a positional parameter."""
@@ -87,6 +92,12 @@ class SqlTransaction(WebhookStatements, Transaction, abc.ABC):
         """``column`` + the first item matches any of ``values`` (never empty); the
         parameters to add. The default spreads them as ``IN (?, ?, ...)``."""
         return f" IN ({', '.join('?' * len(values))})", list(values)
+
+    def _in_list(self, column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
+        """``column`` matches any of ``values``, passed as one JSON parameter (so a list
+        of any length is one parameter and the statement's text stays the same)."""
+        values_json = _JSON.encode(list(values)).decode()
+        return f"{column} IN (SELECT value FROM json_each(?))", [values_json]
 
     # Projects and data sources
 
@@ -237,7 +248,9 @@ class SqlTransaction(WebhookStatements, Transaction, abc.ABC):
         )
         return None if row is None else int(row[0])
 
-    def resolve_identities(self, keys: Sequence[IdentityKey]) -> dict[IdentityKey, int]:
+    def resolve_identities(
+        self, keys: Sequence[IdentityKey], created: list[int] | None = None
+    ) -> dict[IdentityKey, int]:
         # One value at a time: on SQLite each statement is a call into the library, no
         # round trip (PostgreSQL does them all in a few statements).
         resolved: dict[IdentityKey, int] = {}
@@ -245,7 +258,10 @@ class SqlTransaction(WebhookStatements, Transaction, abc.ABC):
             pid, name, value = key
             euid = self.find_identity(pid, name, value)
             if euid is None:
-                euid = self.bind_identity(pid, name, value, self.create_user(pid))
+                new = self.create_user(pid)
+                euid = self.bind_identity(pid, name, value, new)
+                if euid == new and created is not None:
+                    created.append(new)
             resolved[key] = euid
         return resolved
 
@@ -259,7 +275,14 @@ class SqlTransaction(WebhookStatements, Transaction, abc.ABC):
     def erase_user(self, project_id: int, euid: int) -> bool:
         if not self.lock_user(project_id, euid):
             return False
-        for table in ("user_values", "contacts", "events", "identities"):  # constants
+        for table in (  # constants
+            "user_values",
+            "user_list_items",
+            "segment_members",
+            "contacts",
+            "events",
+            "identities",
+        ):
             self._execute(
                 f"DELETE FROM {table} WHERE project_id = ? AND euid = ?", (project_id, euid)
             )

@@ -17,11 +17,13 @@ import msgspec
 
 from userprops.clock import now_ms, now_text
 from userprops.errors import StorageUnavailable
+from userprops.keys import sort_key
 from userprops.schema import AttrType
 from userprops.storage.base import (
     TABLE_COLUMNS,
     TABLE_KEYS,
     JobResult,
+    LockedRead,
     NewChange,
     NewEvent,
     Storage,
@@ -37,7 +39,9 @@ BUSY_TIMEOUT_MS = 5000
 _JSON = msgspec.json.Encoder()
 # (euid, name, type, value); the last three are null for a user without the names wanted.
 _ROWS = msgspec.json.Decoder(list[tuple[int, Any, Any, Any]])
+_TRIPLES = msgspec.json.Decoder(list[tuple[int, int, int]])
 _TYPES = {kind.value: kind for kind in AttrType}
+_LIST = AttrType.LIST
 # Errors of the database itself fail a whole batch; others (constraints) fail one job.
 _FATAL = (sqlite3.OperationalError, sqlite3.InternalError, sqlite3.NotSupportedError)
 
@@ -77,6 +81,12 @@ class SqliteTransaction(SqlTransaction):
     so no row locks), events in bulk, and copying rows."""
 
     unique_violation = sqlite3.IntegrityError
+    # Segment queries: probes and scans go by (attribute, EUID), ranges by (attribute,
+    # key). Named, because the planner prefers the primary key for a probe, which costs
+    # two to three times as much here (a wide row per value; docs/performance.md).
+    key_index = " INDEXED BY user_values_by_key"
+    user_index = " INDEXED BY user_values_by_user"
+    join = "CROSS JOIN"  # SQLite's way to say: keep this order
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         super().__init__()
@@ -127,17 +137,57 @@ class SqliteTransaction(SqlTransaction):
         if puts:
             stamp = now_ms()
             self._c.executemany(
-                "INSERT INTO user_values (project_id, euid, name, type, value, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (project_id, euid, name)"
+                "INSERT INTO user_values (project_id, euid, name, type, value, updated_at,"
+                " sort_key) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (project_id, euid, name)"
                 " DO UPDATE SET type = excluded.type, value = excluded.value,"
-                " updated_at = excluded.updated_at",
-                [(p, e, n, v.type.value, v.text, stamp) for (p, e, n), v in puts.items()],
+                " updated_at = excluded.updated_at, sort_key = excluded.sort_key",
+                [
+                    (p, e, n, v.type.value, v.text, stamp, sort_key(v.type, v.text))
+                    for (p, e, n), v in puts.items()
+                ],
             )
+            lists = [(p, e, n, v.text) for (p, e, n), v in puts.items() if v.type is _LIST]
+            if lists:  # a LIST's elements as rows: those gone removed, new ones added
+                self._c.executemany(
+                    "DELETE FROM user_list_items WHERE project_id = ?1 AND euid = ?2"
+                    " AND name = ?3 AND item NOT IN (SELECT value FROM json_each(?4))",
+                    lists,
+                )
+                self._c.executemany(
+                    "INSERT INTO user_list_items (project_id, euid, name, item)"
+                    " SELECT ?1, ?2, ?3, value FROM json_each(?4) WHERE true"
+                    " ON CONFLICT DO NOTHING",
+                    lists,
+                )
         if deletes:
+            keys = list(deletes)
             self._c.executemany(
-                "DELETE FROM user_values WHERE project_id = ? AND euid = ? AND name = ?",
-                list(deletes),
+                "DELETE FROM user_values WHERE project_id = ? AND euid = ? AND name = ?", keys
             )
+            self._c.executemany(
+                "DELETE FROM user_list_items WHERE project_id = ? AND euid = ? AND name = ?", keys
+            )
+
+    def lock_segment_values(
+        self,
+        wanted: Mapping[UserKey, Collection[str]],
+        projects: Collection[int],
+        members: Collection[tuple[int, int, int]],
+    ) -> LockedRead:
+        # The write transaction holds the database: three plain reads.
+        versions = self.segments_versions(projects)
+        values = self.lock_values(wanted)
+        held: set[tuple[int, int, int]] = set()
+        if members:
+            (rows,) = self._c.execute(
+                "SELECT json_group_array(json_array(m.project_id, m.euid, m.segment_id))"
+                " FROM json_each(?) AS k JOIN segment_members m"
+                " ON m.project_id = k.value ->> 0 AND m.segment_id = k.value ->> 2"
+                " AND m.euid = k.value ->> 1",
+                (_JSON.encode(list(members)),),
+            ).fetchone()
+            held = {(p, e, s) for p, e, s in _TRIPLES.decode(rows)}
+        return LockedRead(values, versions, held)
 
     # History
 

@@ -1,0 +1,47 @@
+"""The benchmark's segments part: the preload fills sort keys and list elements on both
+backends (so queries over preloaded users answer what the reference answers), and its
+conditions and query plans come out as the benchmark reports them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from bench import segments as bench_segments
+from bench.preload import preload, preload_postgres
+
+from userprops.conditions import matches
+from userprops.config import Limits
+from userprops.schema import AttrType, SchemaMode, decode
+from userprops.segments import parse_where
+from userprops.storage import Storage, sqlite_path
+
+
+def test_queries_over_preloaded_users_answer_as_the_reference(
+    storage: Storage, storage_url: str
+) -> None:
+    with storage.transaction() as tx:
+        pid = tx.create_project("bench", SchemaMode.AUTO, "UTC").id
+        for name in ("counter", "points"):  # what the write scenario defines
+            tx.define_attribute(pid, name, AttrType.NUMBER)
+    if storage_url.startswith("sqlite"):
+        euids = preload(sqlite_path(storage_url), pid, 84, chunk=30, progress=False)
+    else:
+        euids = preload_postgres(storage_url, pid, 84, chunk=30, progress=False)
+    now = datetime.now(UTC)
+    found: dict[str, int] = {}
+    with storage.read() as tx:
+        users = {
+            e: {n: decode(v.type, v.text) for n, v in tx.get_values(pid, e).items()} for e in euids
+        }
+        for name, where in {
+            "two_leaves": bench_segments.TWO_LEAVES,
+            **bench_segments.SAVED,
+        }.items():
+            cond = parse_where(tx, pid, where, Limits(), UTC)
+            expected = [e for e in euids if matches(cond, users[e], now)]
+            assert tx.match_page(pid, cond, now, 0, 1000) == expected, where
+            assert tx.count_matching(pid, cond, now) == len(expected), where
+            found[name] = len(expected)
+    assert (found["golden"], found["adults"], found["two_leaves"]) == (12, 14, 2)  # 1/7, 1/6, 1/42
+    plans = bench_segments.explain(storage_url, "bench")
+    assert set(plans) == {"count", "page"} and all(plans.values())

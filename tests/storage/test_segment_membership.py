@@ -1,0 +1,174 @@
+"""Saved segments' membership at the unit seams (userprops.segments), on every backend: a
+build a span of users at a time with writes between spans, a replaced condition's changes,
+several users and segments in one group of writes, and on PostgreSQL a write waiting for
+a build's span in another process."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from datetime import UTC
+
+import pytest
+
+from userprops import segments
+from userprops.auth import Principal
+from userprops.conditions import Condition
+from userprops.config import Limits
+from userprops.operations import Op
+from userprops.properties import PropertyJob, PropertyRequest, run_property_jobs
+from userprops.schema import AttrType, SchemaMode
+from userprops.storage import Storage, StoredValue, Transaction
+
+ADULT = {"property": "age", "op": "gte", "value": 18}
+
+
+def setup(storage: Storage, ages: list[int]) -> tuple[int, list[int]]:
+    with storage.transaction() as tx:
+        pid = tx.create_project("p", SchemaMode.AUTO, "UTC").id
+        tx.define_attribute(pid, "age", AttrType.NUMBER)
+        tx.define_attribute(pid, "plan", AttrType.STRING)
+        euids = [tx.create_user(pid) for _ in ages]
+        for euid, age in zip(euids, ages, strict=True):
+            tx.put_values(pid, euid, {"age": StoredValue(AttrType.NUMBER, str(age))})
+    return pid, euids
+
+
+def job(pid: int, euid: int, op: Op, props: dict[str, object]) -> PropertyJob:
+    who = Principal(0, "key", pid, SchemaMode.AUTO, UTC, source="test")
+    return PropertyJob(who, PropertyRequest(euid, op, props), Limits(), {})
+
+
+def write(storage: Storage, *jobs: PropertyJob) -> None:
+    with storage.transaction() as tx:
+        results = run_property_jobs(tx, list(jobs))
+    assert all(not isinstance(r, Exception) for r in results), results
+
+
+def members(storage: Storage, pid: int, name: str) -> list[int]:
+    with storage.read() as tx:
+        stored = tx.get_segment(pid, name)
+        assert stored is not None
+        return tx.members_between(pid, stored.id, 0, 2**63 - 1)
+
+
+def moves(storage: Storage, pid: int) -> list[tuple[int, str, str]]:
+    with storage.read() as tx:
+        return [
+            (c.euid, c.property, c.op)
+            for c in tx.list_changes(pid, 0, 1000)
+            if c.op.startswith("segment.")
+        ]
+
+
+def step(storage: Storage, pid: int, name: str) -> bool:
+    with storage.transaction() as tx:
+        return segments.build_step(pid, name, "test", True, tx)
+
+
+def define(storage: Storage, pid: int, name: str, where: object) -> bool:
+    with storage.transaction() as tx:
+        return segments.define(tx, pid, name, where, Limits(), UTC)
+
+
+def test_a_build_goes_a_span_at_a_time_and_writes_between_spans_stay_exact(
+    storage: Storage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(segments, "BUILD_SPAN", 2)
+    pid, (a, b, c, d, _e) = setup(storage, [30, 10, 40, 50, 5])
+    assert define(storage, pid, "adults", ADULT) is True
+    assert step(storage, pid, "adults") is False  # a and b
+    assert members(storage, pid, "adults") == [a]
+    # b is built: the write keeps it (and records it); d is not yet: the build will.
+    write(storage, job(pid, b, Op.INCREASE, {"age": 10}), job(pid, d, Op.SET, {"age": 1}))
+    assert members(storage, pid, "adults") == [a, b]
+    while not step(storage, pid, "adults"):
+        pass
+    assert members(storage, pid, "adults") == [a, b, c]
+    assert moves(storage, pid) == [(b, "adults", "segment.entered")]  # the build is quiet
+    with storage.read() as tx:
+        stored = tx.get_segment(pid, "adults")
+    assert stored is not None and stored.built_to is None and not stored.quiet
+
+
+def test_a_replaced_condition_records_who_entered_and_left(
+    storage: Storage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(segments, "BUILD_SPAN", 2)
+    pid, (a, b, c) = setup(storage, [30, 10, 70])
+    define(storage, pid, "s", ADULT)
+    segments.build(_runner(storage), pid, "s", "test")
+    assert define(storage, pid, "s", {"property": "age", "op": "lt", "value": 65}) is False
+    segments.build(_runner(storage), pid, "s", "test")
+    assert members(storage, pid, "s") == [a, b]
+    assert moves(storage, pid) == [(b, "s", "segment.entered"), (c, "s", "segment.left")]
+
+
+def _runner(storage: Storage) -> Callable[[Callable[[Transaction], bool]], bool]:
+    def run(work: Callable[[Transaction], bool]) -> bool:
+        with storage.transaction() as tx:
+            return work(tx)
+
+    return run
+
+
+def test_one_group_moves_several_users_in_several_segments(storage: Storage) -> None:
+    pid, (a, b) = setup(storage, [30, 10])
+    for name, where in (
+        ("adults", ADULT),
+        ("golden", {"property": "plan", "op": "eq", "value": "gold"}),
+        ("golden_adults", {"and": [ADULT, {"property": "plan", "op": "eq", "value": "gold"}]}),
+    ):
+        define(storage, pid, name, where)
+        segments.build(_runner(storage), pid, name, "test")
+    write(
+        storage,
+        job(pid, a, Op.SET, {"plan": "gold"}),
+        job(pid, b, Op.SET, {"age": 20, "plan": "gold"}),
+        job(pid, a, Op.DELETE, {"age": None}),
+    )
+    assert moves(storage, pid) == [
+        (a, "golden", "segment.entered"),
+        (a, "golden_adults", "segment.entered"),
+        (b, "adults", "segment.entered"),
+        (b, "golden", "segment.entered"),
+        (b, "golden_adults", "segment.entered"),
+        (a, "adults", "segment.left"),
+        (a, "golden_adults", "segment.left"),
+    ]
+    assert members(storage, pid, "adults") == [b]
+    assert members(storage, pid, "golden") == [a, b]
+    assert members(storage, pid, "golden_adults") == [b]
+    with storage.read() as tx:
+        assert tx.user_segments(pid, a) == ["golden"]
+        assert tx.user_segments(pid, b) == ["adults", "golden", "golden_adults"]
+
+
+def test_a_write_waits_for_a_build_span_in_another_process_then_keeps_it(
+    two: tuple[Storage, Storage],
+) -> None:
+    first, second = two
+    pid, (a,) = setup(first, [10])
+    entered = threading.Event()
+    results: list[object] = []
+
+    def writer() -> None:
+        entered.wait()
+        results.extend(second.run_batch([job(pid, a, Op.SET, {"age": 40})]))
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    with first.transaction() as tx:  # what segments.define and a build span do
+        tx.lock_segments(pid)
+        stored, _ = tx.save_segment(pid, "adults", segments.condition_json(_adult(tx, pid)))
+        entered.set()  # the write starts now, and must wait for this commit
+        thread.join(0.2)
+        tx.set_segment_built(stored.id, None)
+    thread.join()
+    assert [type(r).__name__ for r in results] == ["PropertyOutcome"]
+    assert members(first, pid, "adults") == [a]  # it read the new segment after waiting
+    assert moves(first, pid) == [(a, "adults", "segment.entered")]
+
+
+def _adult(tx: Transaction, pid: int) -> Condition:
+    return segments.parse_where(tx, pid, ADULT, Limits(), UTC)
