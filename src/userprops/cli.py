@@ -119,7 +119,7 @@ def serve(host: str, port: int, database: str, log_level: str) -> None:
     import uvicorn
 
     from userprops.http.app import App
-    from userprops.http.httpguard import header_deadline_protocol
+    from userprops.http.httpguard import guarded_protocol
 
     settings = Settings.from_env(host=host, port=port, database=database, log_level=log_level)
     with opened(settings.database) as storage:
@@ -137,7 +137,13 @@ def serve(host: str, port: int, database: str, log_level: str) -> None:
         host=settings.host,
         port=settings.port,
         loop="uvloop",
-        http=header_deadline_protocol(settings.header_timeout),
+        http=guarded_protocol(
+            header_timeout=settings.header_timeout,
+            send_timeout=settings.send_timeout,
+            max_header_bytes=settings.max_header_bytes,
+            max_connections=settings.max_connections,
+        ),
+        ws="none",
         lifespan="on",
         access_log=False,
         log_level=log_level,

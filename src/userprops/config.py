@@ -42,6 +42,8 @@ class Settings:
     body_timeout: float = 30.0
     max_header_bytes: int = 64 * 1024
     header_timeout: float = 30.0
+    send_timeout: float = 30.0
+    max_connections: int = 1000
     auth_cache_ttl: float = 5.0
     batch_max: int = 512
     db_timeout: float = 5.0
