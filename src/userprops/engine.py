@@ -32,7 +32,7 @@ from userprops.eventlist import ListQuery
 from userprops.events import EventLog, ReportRequest
 from userprops.properties import PropertyJob, PropertyRequest
 from userprops.reader import Reader
-from userprops.schema import Rejected, checked_text, decode, to_json
+from userprops.schema import Rejected, checked_text, read_back
 from userprops.storage.base import StoredValue, Transaction
 from userprops.writer import Writer
 
@@ -143,4 +143,4 @@ class Engine:
 
 def render(stored: dict[str, StoredValue], tz: tzinfo) -> dict[str, Any]:
     """Stored values in the JSON form they are read back in."""
-    return {n: to_json(v.type, decode(v.type, v.text), tz) for n, v in stored.items()}
+    return {n: read_back(v.type, v.text, tz) for n, v in stored.items()}

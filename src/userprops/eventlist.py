@@ -19,7 +19,7 @@ from typing import Any
 import msgspec
 
 from userprops.errors import InvalidParameters, UserNotFound
-from userprops.schema import AttrType, decode, to_json
+from userprops.schema import read_back
 from userprops.storage.base import Storage, StoredEvent
 
 DEFAULT_LIMIT = 50
@@ -57,8 +57,7 @@ def render_event(event: StoredEvent, tz: tzinfo) -> dict[str, Any]:
     stored = msgspec.json.decode(event.properties, type=dict[str, tuple[str, str]])
     properties = {}
     for name, (kind_text, text) in stored.items():
-        kind = AttrType(kind_text)
-        properties[name] = to_json(kind, decode(kind, text), tz)
+        properties[name] = read_back(kind_text, text, tz)
     return {
         "event_name": event.event_name,
         "itime": event.itime,

@@ -28,6 +28,10 @@ INT64_MAX = 2**63 - 1
 MAX_SIGNIFICANT_DIGITS = 28
 MAX_FRACTION_DIGITS = 28
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# DATETIME's range, in UTC: one day inside what Python's datetime holds at either end, so
+# every accepted value has a local form in every time zone (an offset is under a day).
+DATETIME_MIN = datetime(1, 1, 2, tzinfo=UTC)
+DATETIME_MAX = datetime(9999, 12, 30, 23, 59, 59, 999999, tzinfo=UTC)
 
 # Wide enough that adding two valid NUMBERs is always exact; results are then checked.
 EXACT = Context(prec=80)
@@ -177,13 +181,14 @@ def parse_datetime(raw: Any, tz: tzinfo, *, require_time: bool = False) -> datet
     """DATETIME forms: ``YYYY-MM-DD HH:MM:SS``, ``YYYY-MM-DD``, ISO 8601 with ``T``,
     optional fraction (kept to microseconds) and ``Z``/offset, or epoch milliseconds.
 
-    A value without an offset is read in ``tz``. The result is in UTC.
+    A value without an offset is read in ``tz``. The result is in UTC, from
+    :data:`DATETIME_MIN` to :data:`DATETIME_MAX`.
     """
     if isinstance(raw, int) and not isinstance(raw, bool):
         try:
-            return EPOCH + timedelta(milliseconds=raw)
+            return _in_range(EPOCH + timedelta(milliseconds=raw))
         except OverflowError:
-            raise Rejected("epoch milliseconds out of range") from None
+            raise Rejected(_OUT_OF_RANGE) from None
     if not isinstance(raw, str):
         raise Rejected(f"expected DATETIME, got {_kind(raw)}")
     m = _DATETIME_RE.fullmatch(raw)
@@ -203,9 +208,19 @@ def parse_datetime(raw: Any, tz: tzinfo, *, require_time: bool = False) -> datet
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=tz)
     try:
-        return parsed.astimezone(UTC)
+        return _in_range(parsed.astimezone(UTC))
     except OverflowError:
-        raise Rejected("DATETIME out of range") from None
+        raise Rejected(_OUT_OF_RANGE) from None
+
+
+_MINUTE = timedelta(minutes=1)
+_OUT_OF_RANGE = "DATETIME out of range (0001-01-02T00:00:00Z to 9999-12-30T23:59:59.999999Z)"
+
+
+def _in_range(value: datetime) -> datetime:
+    if not DATETIME_MIN <= value <= DATETIME_MAX:
+        raise Rejected(_OUT_OF_RANGE)
+    return value
 
 
 def parse_list(raw: Any, limits: Limits, *, allow_scalar: bool) -> tuple[str, ...]:
@@ -324,7 +339,25 @@ def to_json(kind: AttrType, value: Typed, tz: tzinfo) -> Any:
         return int(text) if "." not in text else Decimal(text)
     if kind is AttrType.DATETIME:
         assert isinstance(value, datetime)
-        return value.astimezone(tz).isoformat()
+        try:
+            local = value.astimezone(tz)
+        except (OverflowError, ValueError):  # stored before DATETIME had its range
+            return value.astimezone(UTC).isoformat()
+        if local.utcoffset() % _MINUTE:  # type: ignore[operator]
+            # A local mean time of long ago (+00:19:32): ISO 8601 has no seconds in offsets.
+            return value.astimezone(UTC).isoformat()
+        return local.isoformat()
     if isinstance(value, tuple):
         return list(value)
     return value
+
+
+def read_back(kind: str, text: str, tz: tzinfo) -> Any:
+    """The JSON form of a stored text of type ``kind``; never raises. A text that does not
+    decode as its type (written by something other than this service) reads back as the
+    text itself, so one bad value cannot make a user or an event list unreadable."""
+    try:
+        kind = AttrType(kind)
+        return to_json(kind, decode(kind, text), tz)
+    except Exception:
+        return text
