@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 import re
 from datetime import UTC, datetime, timedelta, tzinfo
-from decimal import Context, Decimal, InvalidOperation
+from decimal import Context, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -154,27 +154,35 @@ def parse_number(raw: Any) -> Decimal:
 
 
 def check_number(value: Decimal) -> Decimal:
-    """Bounds of NUMBER (see :func:`parse_number`); returns the canonical value."""
-    if not value.is_finite():
-        raise Rejected("number must be finite")
-    try:
-        integral = value == value.to_integral_value(context=EXACT)
-    except InvalidOperation:
-        raise Rejected("number out of range") from None
-    if integral:
-        if not INT64_MIN <= value <= INT64_MAX:
-            raise Rejected("integer outside signed 64 bits")
-        return Decimal(int(value))
-    if abs(value) > INT64_MAX:
-        raise Rejected("number out of range")
-    normal = value.normalize(context=EXACT)
-    _, digits, exponent = normal.as_tuple()
+    """Bounds of NUMBER (see :func:`parse_number`); returns the canonical value, equal to
+    ``value``: a value is accepted exactly or rejected, never rounded. Works on the digits
+    themselves, with no context, so a literal of any length or exponent costs little."""
+    if not value.is_finite():  # NaN: also a literal the decoder could not hold (wire.py)
+        raise Rejected("number out of range (not a finite decimal)")
+    sign, digits, exponent = value.as_tuple()
     assert isinstance(exponent, int)
+    end = len(digits)
+    while end > 1 and digits[end - 1] == 0:  # trailing zeros only scale the value
+        end -= 1
+    exponent += len(digits) - end
+    digits = digits[:end]
+    if digits == (0,):
+        return Decimal(0)
+    if exponent >= 0:
+        if len(digits) + exponent > 19:
+            raise Rejected("integer outside signed 64 bits")
+        integer = int(Decimal((sign, digits, exponent)))
+        if not INT64_MIN <= integer <= INT64_MAX:
+            raise Rejected("integer outside signed 64 bits")
+        return Decimal(integer)
+    canonical = Decimal((sign, digits, exponent))
+    if len(digits) + exponent > 19 or abs(canonical) > INT64_MAX:
+        raise Rejected("number out of range")
     if len(digits) > MAX_SIGNIFICANT_DIGITS:
         raise Rejected(f"decimal with more than {MAX_SIGNIFICANT_DIGITS} significant digits")
     if -exponent > MAX_FRACTION_DIGITS:
         raise Rejected(f"decimal with more than {MAX_FRACTION_DIGITS} fractional digits")
-    return normal
+    return canonical
 
 
 def parse_datetime(raw: Any, tz: tzinfo, *, require_time: bool = False) -> datetime:

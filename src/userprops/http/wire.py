@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import re
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -35,8 +35,28 @@ from userprops.operations import Op
 from userprops.properties import PropertyRequest
 from userprops.schema import INT64_MAX, Rejected, check_name, checked_text, is_empty
 
+
+def _decimal(text: str) -> Decimal:
+    """A non-integral number literal, exactly. One whose exponent is past what Decimal
+    holds (``9e99999999999999999999``) becomes NaN, which JSON cannot write, so that the
+    value is rejected where it stands (55102 for a property), not the whole body."""
+    try:
+        return Decimal(text)
+    except InvalidOperation:
+        return Decimal("NaN")
+
+
+def _integer(text: str) -> int | Decimal:
+    """An integer literal; past Python's limit on digits converted (4,300 by default) a
+    Decimal of the same value, rejected where it stands like any number out of range."""
+    try:
+        return int(text)
+    except ValueError:
+        return _decimal(text)
+
+
 # Non-integral numbers become Decimal, so arithmetic stays exact.
-_DECODER = msgspec.json.Decoder(float_hook=Decimal)
+_DECODER = msgspec.json.Decoder(float_hook=_decimal)
 IDENTITY_NAMES = ("user_id", "anonymous_id", "registration_id")
 _DIGITS = re.compile(r"[0-9]{1,19}")
 _MILLIS = re.compile(r"-?[0-9]{1,16}")
@@ -50,12 +70,15 @@ def _reject_constant(name: str) -> Any:
 
 
 def _decode_slowly(body: bytes) -> Any:
-    """The standard library's reading of what msgspec refused. It differs only on escaped
-    lone surrogates (``"\\ud800"``), which JSON's grammar allows: they decode here, so the
-    property holding one is rejected on its own (55102) rather than the whole body."""
+    """The standard library's reading of what msgspec refused. It differs on escaped lone
+    surrogates (``"\\ud800"``), which JSON's grammar allows, and on integer literals too
+    long for an int: they decode here, so the property holding one is rejected on its own
+    (55102) rather than the whole body."""
     try:
         text = body.decode("utf-8")
-        return json.loads(text, parse_float=Decimal, parse_constant=_reject_constant)
+        return json.loads(
+            text, parse_float=_decimal, parse_int=_integer, parse_constant=_reject_constant
+        )
     except (ValueError, RecursionError):
         raise InvalidParameters("body is not valid JSON") from None
 
