@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import binascii
+import functools
 import hashlib
 import hmac
 import secrets
@@ -86,6 +87,7 @@ class Authenticator:
         self._ttl = ttl
         self._limits = limits
         self._cache: dict[bytes, tuple[Principal, float]] = {}
+        self._checking: dict[bytes, asyncio.Future[Principal]] = {}
 
     def cached(self, header: bytes | None) -> Principal | None:
         """The principal of an Authorization header verified less than ``ttl`` seconds
@@ -100,23 +102,48 @@ class Authenticator:
     async def authenticate(self, header: bytes | None, client: str | None = None) -> Principal:
         """The principal of an Authorization header, or :class:`AuthenticationFailed`;
         :class:`RateLimited` when ``client`` (an address) failed too often, or the data
-        source sent too many requests (see :mod:`userprops.ratelimit`)."""
+        source sent too many requests (see :mod:`userprops.ratelimit`).
+
+        Requests that arrive together with the same header share one check (and one
+        token of the address's failures): a client opening many connections at once
+        spends one, and one wrong guess sent many times counts once."""
         principal = self.cached(header)
         if principal is not None:
             return principal
-        self._limits.check_address(client)
+        if header is None:
+            header = b""
+        check = self._checking.get(header)
+        if check is None:
+            self._limits.reserve_failure(client)
+            check = asyncio.ensure_future(self._check(header, client))
+            self._checking[header] = check
+            check.add_done_callback(functools.partial(self._checked, header))
+        principal = await asyncio.shield(check)
+        self._limits.request(principal.datasource_id)
+        return principal
+
+    async def _check(self, header: bytes, client: str | None) -> Principal:
+        """Verify ``header`` against the database; the address's token is given back when
+        it verifies, or when the check could not be made (the storage failed)."""
         try:
             key, secret = parse_basic(header)
             principal = await asyncio.to_thread(self._lookup, key, secret)
         except AuthenticationFailed:
-            self._limits.failed(client)
             raise
-        assert header is not None
+        except BaseException:
+            self._limits.refund_failure(client)
+            raise
+        self._limits.refund_failure(client)
         if len(self._cache) >= _CACHE_MAX:
             self._cache.clear()
         self._cache[header] = (principal, time.monotonic() + self._ttl)
-        self._limits.request(principal.datasource_id)
         return principal
+
+    def _checked(self, header: bytes, check: asyncio.Future[Principal]) -> None:
+        if self._checking.get(header) is check:
+            del self._checking[header]
+        if not check.cancelled():
+            check.exception()  # retrieved here, so a check nobody awaits any more is quiet
 
     def _lookup(self, key: str, secret: str) -> Principal:
         with self._storage.read() as tx:
