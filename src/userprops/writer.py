@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 from userprops import idempotency
 from userprops.batcher import Batcher
+from userprops.schema import SchemaMode
 from userprops.storage.base import Storage, Transaction
 
 T = TypeVar("T")
@@ -56,6 +57,19 @@ class Writer(Batcher[Job]):
             else:  # the group failed as a whole: each of its jobs has that answer
                 results.extend([result] * len(unit.jobs))
         return results
+
+
+def probe(tx: Transaction) -> None:
+    """A write that changes nothing in the end, to learn whether writes succeed again after
+    the storage failed a batch (a full disk fails writes while reads go on): a project's
+    schema mode changed and changed back in one transaction, so nobody sees it, while the
+    row is written all the same (SQLite writes nothing for an update to the same value)."""
+    projects = tx.list_projects()
+    if projects:
+        first = projects[0]
+        other = SchemaMode.STRICT if first.schema_mode is SchemaMode.AUTO else SchemaMode.AUTO
+        tx.update_project(first.id, schema_mode=other, timezone=None)
+        tx.update_project(first.id, schema_mode=first.schema_mode, timezone=None)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,72 @@
+"""``/readyz`` says when writes fail (docs/operations.md, docs/security.md).
+
+On a full disk reads go on while every write answers 503; ``/readyz`` used to answer 200
+all the same, so a load balancer kept sending writes to a server that could take none."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any
+
+import pytest
+
+from conftest import Api, api_over
+from userprops import admin
+from userprops.schema import SchemaMode
+from userprops.storage import Storage
+from userprops.storage.base import Transaction
+
+
+class FullDisk:
+    """The real storage, whose batches fail as on a full disk while ``full`` is set:
+    the driver's own error, raised after the jobs wrote, as at the commit."""
+
+    def __init__(self, real: Storage) -> None:
+        self.real = real
+        self.full = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+    def run_batch(self, jobs: Sequence[Callable[[Transaction], Any]]) -> list[Any]:
+        if not self.full:
+            return self.real.run_batch(jobs)
+        return self.real.run_batch([*jobs, self._disk_is_full])[: len(jobs)]
+
+    def _disk_is_full(self, tx: Transaction) -> None:
+        if self.real.url.startswith("sqlite"):
+            raise sqlite3.OperationalError("database or disk is full")
+        import psycopg
+
+        raise psycopg.errors.DiskFull("could not extend file: No space left on device")
+
+
+@pytest.fixture
+async def full_disk(storage_url: str, storage: Storage) -> AsyncIterator[tuple[Api, FullDisk]]:
+    disk = FullDisk(storage)
+    async with api_over(storage_url, disk) as client:
+        yield client, disk
+
+
+async def test_readyz_says_not_ready_while_writes_fail_and_ready_once_they_succeed(
+    full_disk: tuple[Api, FullDisk],
+) -> None:
+    api, disk = full_disk
+    (euid,) = await api.register("ready")
+    assert (await api.http.get("/readyz")).status_code == 200
+
+    disk.full = True
+    write = await api.set(euid, "set", {"plan": "gold"})
+    assert (write.status_code, write.json()["code"]) == (503, 50300)
+    assert (await api.get("/v1/user/property", euid=euid)).status_code == 200  # reads go on
+    ready = await api.http.get("/readyz")
+    assert (ready.status_code, ready.json()["code"]) == (503, 50300)
+    assert "writes" in ready.json()["message"]
+    assert (await api.http.get("/readyz")).status_code == 503  # it probes again, and fails
+
+    disk.full = False  # room again: the probe write succeeds, with no request needed
+    assert (await api.http.get("/readyz")).status_code == 200
+    modes = [p.schema_mode for p in admin.list_projects(disk.real)]
+    assert modes == [SchemaMode.AUTO]  # the probe changed nothing anyone can see
+    assert (await api.set(euid, "set", {"plan": "gold"})).json()["code"] == 0
