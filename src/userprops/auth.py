@@ -4,9 +4,10 @@ A secret is stored only as ``hmac-sha256$<salt>$<digest>`` (HMAC-SHA256 keyed wi
 random per-secret salt) and compared in constant time. Secrets are 96 random bits, so a
 fast keyed hash is enough; a slow password hash would only slow every cache miss.
 
-Verified credentials are cached in memory for ``auth_cache_ttl`` seconds: disabling a data
-source, rotating its secret or changing its project's settings takes effect within that
-time in every server process.
+Verified credentials are cached in memory for ``auth_cache_ttl`` seconds. Disabling a data
+source or rotating its secret through :mod:`userprops.admin` takes effect at once in the
+process that made the change (:func:`forget`), and within that time in every other server
+process; changing its project's settings, within that time everywhere.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import hashlib
 import hmac
 import secrets
 import time
+import weakref
 from dataclasses import dataclass
 from datetime import tzinfo
 
@@ -81,6 +83,16 @@ def parse_basic(header: bytes | None) -> tuple[str, str]:
     return key, secret
 
 
+_AUTHENTICATORS: weakref.WeakSet[Authenticator] = weakref.WeakSet()
+
+
+def forget(api_key: str) -> None:
+    """Drop what every authenticator of this process cached for ``api_key``: its data
+    source was just disabled or its secret rotated."""
+    for authenticator in list(_AUTHENTICATORS):
+        authenticator.forget(api_key)
+
+
 class Authenticator:
     def __init__(self, storage: Storage, ttl: float, limits: RateLimits = UNLIMITED) -> None:
         self._storage = storage
@@ -88,6 +100,16 @@ class Authenticator:
         self._limits = limits
         self._cache: dict[bytes, tuple[Principal, float]] = {}
         self._checking: dict[bytes, asyncio.Future[Principal]] = {}
+        self._forgotten = 0  # how many times :meth:`forget` ran: a check older is not cached
+        _AUTHENTICATORS.add(self)
+
+    def forget(self, api_key: str) -> None:
+        """Drop the cached credentials of ``api_key``, and keep a check under way from
+        caching what it read before (may be called from any thread)."""
+        self._forgotten += 1
+        for header, (principal, _) in list(self._cache.items()):
+            if principal.api_key == api_key:
+                self._cache.pop(header, None)
 
     def cached(self, header: bytes | None) -> Principal | None:
         """The principal of an Authorization header verified less than ``ttl`` seconds
@@ -125,6 +147,7 @@ class Authenticator:
     async def _check(self, header: bytes, client: str | None) -> Principal:
         """Verify ``header`` against the database; the address's token is given back when
         it verifies, or when the check could not be made (the storage failed)."""
+        forgotten = self._forgotten
         try:
             key, secret = parse_basic(header)
             principal = await asyncio.to_thread(self._lookup, key, secret)
@@ -134,6 +157,8 @@ class Authenticator:
             self._limits.refund_failure(client)
             raise
         self._limits.refund_failure(client)
+        if forgotten != self._forgotten:  # a data source changed while this one was read
+            return principal
         if len(self._cache) >= _CACHE_MAX:
             self._cache.clear()
         self._cache[header] = (principal, time.monotonic() + self._ttl)
