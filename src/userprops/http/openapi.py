@@ -43,6 +43,7 @@ from userprops.errors import (
     UserpropsError,
 )
 from userprops.eventlist import MAX_LIMIT
+from userprops.events import MAX_ITIME
 from userprops.http.wire import IDENTITY_NAMES
 from userprops.operations import Op
 from userprops.schema import INT64_MAX, MAX_NAME_LENGTH
@@ -58,8 +59,30 @@ NOT_OVER_HTTP: Errors = (ProjectNotFound, DataSourceNotFound, Conflict)
 EUID: Schema = {"type": "integer", "minimum": 1, "maximum": INT64_MAX, "format": "int64"}
 VALUE: Schema = {
     "description": "STRING, NUMBER, BOOL, DATETIME (a string or epoch milliseconds) or LIST",
-    "type": ["string", "number", "boolean", "array", "null"],
+    "type": ["string", "number", "boolean", "array"],
     "items": {"type": "string"},
+}
+
+
+def each(valid: Schema, what: str) -> Schema:
+    """An item the server checks on its own: ``valid`` is what it accepts; anything else
+    is rejected alone, reported in ``errors`` (``what``), while the request goes on. So
+    the document must not refuse it: a request holding one bad item and one good one is
+    answered 0 (partial success)."""
+    return {"anyOf": [valid, {"description": f"anything else: {what}"}]}
+
+
+def _ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+ITEM_REJECTED = "rejected alone, listed in errors by its index"
+PROPERTY_REJECTED = "rejected alone (55102, or 55103 for null), listed in errors by name"
+PROPERTIES: Schema = {
+    "type": "object",
+    "maxProperties": LIMITS.max_properties,
+    "propertyNames": each({"pattern": NAME_PATTERN}, PROPERTY_REJECTED),
+    "additionalProperties": each(VALUE, PROPERTY_REJECTED),
 }
 
 # Answers every endpoint can give, before its handler runs (docs/errors.md, "Order of checks").
@@ -141,6 +164,7 @@ EVENT_ERROR: Schema = {
 }
 ERROR_ITEM: Schema = {"anyOf": [PROPERTY_ERROR, IDENTITY_ERROR, CONTACT_ERROR, EVENT_ERROR]}
 MILLIS: Schema = {"type": "integer", "format": "int64", "description": "epoch milliseconds"}
+QUERY_MILLIS: Schema = {**MILLIS, "minimum": -(10**16 - 1), "maximum": 10**16 - 1}
 ITEMIZED = {400, 409}  # statuses whose answers may list rejected items in ``errors``
 
 SCHEMAS: dict[str, Schema] = {
@@ -153,13 +177,7 @@ SCHEMAS: dict[str, Schema] = {
                 "enum": [op.value for op in Op],
                 "description": "one operation for every property",
             },
-            "properties": {
-                "type": "object",
-                "minProperties": 1,
-                "maxProperties": LIMITS.max_properties,
-                "propertyNames": {"pattern": NAME_PATTERN},
-                "additionalProperties": VALUE,
-            },
+            "properties": {**PROPERTIES, "minProperties": 1},
         },
     },
     "RegisterRequest": {
@@ -171,7 +189,10 @@ SCHEMAS: dict[str, Schema] = {
                 "type": "array",
                 "minItems": 1,
                 "maxItems": LIMITS.max_identity_values,
-                "items": {"type": "string", "minLength": 1, "maxLength": LIMITS.max_string_length},
+                "items": each(
+                    {"type": "string", "minLength": 1, "maxLength": LIMITS.max_string_length},
+                    ITEM_REJECTED,
+                ),
             },
         },
     },
@@ -208,8 +229,11 @@ SCHEMAS: dict[str, Schema] = {
             "contacts": {
                 "type": "object",
                 "minProperties": 1,
-                "description": f'names: {", ".join(CONTACT_NAMES)}; "" clears one',
-                "additionalProperties": {"type": "string"},
+                "description": '"" clears a contact',
+                "propertyNames": {"enum": list(CONTACT_NAMES)},
+                "additionalProperties": each(
+                    {"type": "string"}, "rejected alone (55102), listed in errors by name"
+                ),
             },
         },
     },
@@ -229,31 +253,32 @@ SCHEMAS: dict[str, Schema] = {
         "type": "object",
         "required": ["data"],
         "properties": {
-            "app_key": {"type": "string"},
+            "app_key": {
+                "type": ["string", "null"],
+                "maxLength": LIMITS.max_string_length,
+                "description": 'null or "": none',
+            },
             "data": {
                 "type": "array",
                 "minItems": 1,
                 "maxItems": LIMITS.max_events,
-                "items": {
-                    "type": "object",
-                    "required": ["euid", "event_name", "itime"],
-                    "properties": {
-                        "euid": EUID,
-                        "event_name": {"type": "string", "pattern": NAME_PATTERN},
-                        "itime": MILLIS,
-                        "random_id": {
-                            "type": "string",
-                            "minLength": 1,
-                            "maxLength": LIMITS.max_string_length,
-                        },
-                        "properties": {
-                            "type": "object",
-                            "maxProperties": LIMITS.max_properties,
-                            "additionalProperties": VALUE,
-                        },
-                    },
-                },
+                "items": each(_ref("Event"), ITEM_REJECTED),
             },
+        },
+    },
+    "Event": {
+        "type": "object",
+        "required": ["euid", "event_name", "itime"],
+        "properties": {
+            "euid": EUID,
+            "event_name": {"type": "string", "pattern": NAME_PATTERN},
+            "itime": {**MILLIS, "minimum": 0, "maximum": MAX_ITIME},
+            "random_id": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": LIMITS.max_string_length,
+            },
+            "properties": {**PROPERTIES, "type": ["object", "null"], "description": "null: none"},
         },
     },
     "EventReportSuccess": _envelope({"const": 0}, errors=EVENT_ERROR),
@@ -283,10 +308,6 @@ SCHEMAS: dict[str, Schema] = {
         },
     ),
 }
-
-
-def _ref(name: str) -> Schema:
-    return {"$ref": f"#/components/schemas/{name}"}
 
 
 def _json(schema: Schema) -> Schema:
@@ -388,8 +409,8 @@ def _paths() -> dict[str, Schema]:
                 "A user's events, newest first, with cursor pagination",
                 "EventList",
                 [
-                    {"name": "from", "in": "query", "required": False, "schema": MILLIS},
-                    {"name": "to", "in": "query", "required": False, "schema": MILLIS},
+                    {"name": "from", "in": "query", "required": False, "schema": QUERY_MILLIS},
+                    {"name": "to", "in": "query", "required": False, "schema": QUERY_MILLIS},
                     {
                         "name": "limit",
                         "in": "query",

@@ -60,6 +60,7 @@ _DECODER = msgspec.json.Decoder(float_hook=_decimal)
 IDENTITY_NAMES = ("user_id", "anonymous_id", "registration_id")
 _DIGITS = re.compile(r"[0-9]{1,19}")
 _MILLIS = re.compile(r"-?[0-9]{1,16}")
+_LIMIT = re.compile(r"[0-9]{1,4}")  # ASCII digits: str.isdigit() also takes "²"
 
 
 _OPS = {op.value: op for op in Op}
@@ -134,7 +135,16 @@ def parse_register_request(body: bytes, limits: Limits) -> RegisterRequest:
 
 
 def parse_euid_query(query_string: bytes) -> int:
-    """``euid`` of a query string: 40007 when absent or empty, 55004 when not in range."""
+    """``euid`` of a query string: 40007 when absent or empty, 55004 when not in range or
+    when the query holds anything else."""
+    euid, _ = _query(query_string, ("euid",))
+    return euid
+
+
+def _query(query_string: bytes, names: tuple[str, ...]) -> tuple[int, dict[str, str]]:
+    """The ``euid`` of a query string (checked first: 40007, 55004) and its parameters;
+    55004 for a parameter not among ``names`` (a misspelt ``limt=10`` would else be
+    ignored without a word) or given more than once."""
     try:
         params = parse_qs(query_string.decode("latin-1"), keep_blank_values=True)
     except ValueError:
@@ -144,7 +154,15 @@ def parse_euid_query(query_string: bytes) -> int:
         raise EuidMissing()
     if not _DIGITS.fullmatch(raw):
         raise InvalidParameters("euid must be an integer from 1 to 9223372036854775807")
-    return check_euid(int(raw))
+    euid = check_euid(int(raw))
+    for name, values in params.items():
+        if name not in names:
+            raise InvalidParameters(
+                f"unknown query parameter {name[:64]!r}; known: {', '.join(names)}"
+            )
+        if len(values) > 1:
+            raise InvalidParameters(f"query parameter {name!r} given more than once")
+    return euid, {name: values[0] for name, values in params.items()}
 
 
 def parse_contact_request(body: bytes) -> ContactRequest:
@@ -234,24 +252,23 @@ def check_event(index: int, raw: Any, limits: Limits) -> Candidate:
 
 def parse_list_query(query_string: bytes) -> ListQuery:
     """``euid`` (40007/55004 as everywhere), then ``from``, ``to``, ``limit``, ``cursor``
-    (55004 when malformed)."""
-    euid = parse_euid_query(query_string)
-    params = parse_qs(query_string.decode("latin-1"), keep_blank_values=True)
+    (55004 when malformed, and for any other parameter)."""
+    euid, params = _query(query_string, ("euid", "from", "to", "limit", "cursor"))
 
     def millis(name: str) -> int | None:
-        raw = params.get(name, [""])[0]
+        raw = params.get(name, "")
         if raw == "":
             return None
         if not _MILLIS.fullmatch(raw):
             raise InvalidParameters(f"{name} must be an integer of epoch milliseconds")
         return int(raw)
 
-    limit_text = params.get("limit", [""])[0]
+    limit_text = params.get("limit", "")
     limit = DEFAULT_LIMIT
     if limit_text != "":
-        if not limit_text.isdigit() or not 1 <= int(limit_text) <= MAX_LIMIT:
+        if not _LIMIT.fullmatch(limit_text) or not 1 <= int(limit_text) <= MAX_LIMIT:
             raise InvalidParameters(f"limit must be an integer from 1 to {MAX_LIMIT}")
         limit = int(limit_text)
-    cursor = params.get("cursor", [""])[0]
+    cursor = params.get("cursor", "")
     before = decode_cursor(cursor) if cursor else None
     return ListQuery(euid, millis("from"), millis("to"), limit, before)
