@@ -150,10 +150,10 @@ async def strict_api(app: App) -> AsyncIterator[Api]:
 
 
 @asynccontextmanager
-async def api_over(storage_url: str, storage: Any) -> AsyncIterator[Api]:
+async def api_over(storage_url: str, storage: Any, **settings: object) -> AsyncIterator[Api]:
     """An :class:`Api` of a new project, on an app started over ``storage`` (for example
-    the real storage wrapped to hold or fail a batch)."""
-    application = App(make_settings(storage_url), storage)
+    the real storage wrapped to hold or fail a batch) with these ``settings``."""
+    application = App(make_settings(storage_url, **settings), storage)
     application.start()
     client = await new_api(application, "shop")
     try:

@@ -13,10 +13,9 @@ import threading
 
 import pytest
 
-from conftest import Api, make_settings, new_api
+from conftest import Api, api_over
 from userprops.auth import Authenticator, Principal
 from userprops.errors import AuthenticationFailed, RateLimited
-from userprops.http.app import App
 from userprops.ratelimit import RateLimits, address_key
 from userprops.storage import Storage
 
@@ -99,10 +98,7 @@ async def test_over_http_1000_guesses_at_once_get_at_most_60_checks(
     storage_url: str, storage: Storage
 ) -> None:
     # A rate that regains nothing while the test runs, however slow the machine.
-    app = App(make_settings(storage_url, auth_fail_rate=1e-9), storage)
-    app.start()
-    api = await new_api(app, "race")
-    try:
+    async with api_over(storage_url, storage, auth_fail_rate=1e-9) as api:
         answers = await asyncio.gather(
             *(
                 api.http.get(
@@ -112,9 +108,6 @@ async def test_over_http_1000_guesses_at_once_get_at_most_60_checks(
                 for i in range(1000)
             )
         )
-    finally:
-        await api.http.aclose()
-        app.stop()
     statuses = [r.status_code for r in answers]
     assert statuses.count(401) == 60
     assert statuses.count(429) == 940

@@ -1,0 +1,90 @@
+"""What a second round of attacks found (docs/security.md): a forged cursor that was a 500,
+a LIST that an authenticated client could grow without end (stalling every project's
+writes in the one writer thread), and event pages that could hold 500 MiB."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import AsyncIterator
+
+import pytest
+
+from conftest import Api, api_over
+from userprops import admin
+from userprops.eventlist import PAGE_BYTES
+from userprops.events import encode_properties
+from userprops.schema import AttrType, encode
+from userprops.storage import Storage
+from userprops.storage.base import NewEvent
+
+
+@pytest.fixture
+async def app_limits(storage_url: str, storage: Storage) -> AsyncIterator[Api]:
+    """An API whose stored lists may hold 10 elements."""
+    async with api_over(storage_url, storage, max_stored_list_length=10) as client:
+        yield client
+
+
+def cursor(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    "position", ["1:9999999999999999999", "1:9223372036854775808", "9999999999999999:1"]
+)
+async def test_a_forged_cursor_is_55004_or_an_empty_page_never_a_500(
+    api: Api, position: str
+) -> None:
+    (euid,) = await api.register("cursor")
+    r = await api.get("/v1/event/list", euid=euid, cursor=cursor(position))
+    assert r.status_code in (200, 400), r.text
+    if r.status_code == 400:
+        assert r.json()["code"] == 55004
+
+
+async def test_add_grows_a_list_to_its_stored_limit_and_no_further(app_limits: Api) -> None:
+    api = app_limits
+    (euid,) = await api.register("grow")
+    first = await api.set(euid, "add", {"tags": [f"a{i}" for i in range(8)]})
+    assert first.json()["code"] == 0
+    r = await api.set(euid, "add", {"tags": ["b1", "b2", "b3"], "other": ["x"]})
+    assert r.json()["code"] == 0
+    assert [(e["property"], e["code"]) for e in r.json()["errors"]] == [("tags", 55102)]
+    assert "10" in r.json()["errors"][0]["message"]
+    assert len((await api.props(euid))["tags"]) == 8  # unchanged
+    fits = await api.set(euid, "add", {"tags": ["b1", "b2", "a0"]})  # 10 exactly
+    assert fits.json()["code"] == 0
+    removed = await api.set(euid, "remove", {"tags": ["a0"]})
+    assert removed.json()["code"] == 0
+
+
+async def test_an_event_page_stops_at_its_byte_budget_and_the_cursor_walks_on(
+    api: Api,
+) -> None:
+    (euid,) = await api.register("big-events")
+    assert api.app.services is not None
+    storage = api.app.services.storage
+    project = next(p for p in admin.list_projects(storage) if p.slug == api.project)
+    tags = encode(AttrType.LIST, tuple(f"{i:03d}" + "x" * 252 for i in range(500)))
+    properties = encode_properties({"tags": (AttrType.LIST, tags)})
+    count = 3 * PAGE_BYTES // len(properties) + 5  # more than three pages' worth
+    with storage.transaction() as tx:
+        tx.define_events(project.id, ["big"])
+        tx.insert_events(
+            project.id, [NewEvent(euid, "big", i, None, None, properties) for i in range(count)]
+        )
+    seen: list[int] = []
+    token = None
+    while True:
+        params: dict[str, object] = {"euid": euid, "limit": 500}
+        if token:
+            params["cursor"] = token
+        r = await api.http.get("/v1/event/list", params=params, headers=api.auth_header)
+        data = r.json()["data"]
+        assert len(r.content) < 2 * PAGE_BYTES
+        assert len(data["events"]) * len(properties) <= PAGE_BYTES
+        seen += [e["itime"] for e in data["events"]]
+        token = data["next_cursor"]
+        if token is None:
+            break
+    assert seen == list(range(count - 1, -1, -1))  # every event once, newest first
