@@ -88,3 +88,20 @@ async def test_an_event_page_stops_at_its_byte_budget_and_the_cursor_walks_on(
         if token is None:
             break
     assert seen == list(range(count - 1, -1, -1))  # every event once, newest first
+
+
+async def test_a_lone_surrogate_named_property_with_an_idempotency_key_is_replayed(
+    api: Api,
+) -> None:
+    """The rejected item echoes the name as sent; storing that answer under the key had
+    been a 500 (a lone surrogate cannot be encoded)."""
+    (euid,) = await api.register("surrogate")
+    body = b'{"euid": %d, "type": "set", "properties": {"\\ud800": 1, "ok": 2}}' % euid
+    headers = {**api.auth_header, "idempotency-key": "surrogate-1"}
+    answers = [
+        await api.http.post("/v1/user/property", content=body, headers=headers) for _ in range(2)
+    ]
+    assert [a.status_code for a in answers] == [200, 200]
+    assert answers[0].content == answers[1].content
+    assert answers[0].json()["errors"][0]["property"] == "\ufffd"
+    assert await api.props(euid) == {"ok": 2}

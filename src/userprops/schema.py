@@ -140,6 +140,30 @@ def _check_text(text: str, limits: Limits, what: str) -> str:
     return text
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def encode_json(encoder: msgspec.json.Encoder, value: Any) -> bytes:
+    """``value`` as JSON, every lone surrogate in its strings (keys too) replaced by U+FFFD:
+    a rejected item is echoed back as sent, and JSON cannot carry a lone surrogate."""
+    try:
+        return encoder.encode(value)
+    except UnicodeEncodeError:
+        return encoder.encode(
+            _replace_surrogates(msgspec.to_builtins(value, builtin_types=(Decimal,)))
+        )
+
+
+def _replace_surrogates(value: Any) -> Any:
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {_replace_surrogates(k): _replace_surrogates(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_replace_surrogates(v) for v in value]
+    return value
+
+
 def parse_number(raw: Any) -> Decimal:
     """An integer within int64 or a finite decimal of at most 28 significant digits.
 
