@@ -79,3 +79,15 @@ async def test_a_check_under_way_does_not_cache_what_it_read_before_a_change(api
     except AuthenticationFailed:
         return
     raise AssertionError("a disabled data source's credentials were served from the cache")
+
+
+async def test_only_canonical_headers_are_cached(api: Api) -> None:
+    """A client holding a secret cannot fill the cache with 64 KiB variants of its header."""
+    auth = Authenticator(storage_of(api), ttl=60)
+    canonical = basic(api.api_key, api.api_secret)
+    token = canonical.split(b" ")[1]
+    for header in (b"basic " + token, b"Basic" + b" " * 60_000 + token, b"BASIC  " + token):
+        assert (await auth.authenticate(header, "10.0.0.7")).api_key == api.api_key
+        assert auth.cached(header) is None  # verified, answered, not kept
+    await auth.authenticate(canonical, "10.0.0.7")
+    assert auth.cached(canonical) is not None

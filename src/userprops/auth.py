@@ -93,6 +93,14 @@ def forget(api_key: str) -> None:
         authenticator.forget(api_key)
 
 
+def _canonical(header: bytes) -> bool:
+    """Whether a verified header is worth caching: ``Basic <token>`` with one space, as
+    clients send it, and short. A client holding a secret could otherwise fill the cache
+    with variants (other cases of the scheme, up to 64 KiB of spaces), each its own entry:
+    10,000 of 60 KiB would be 600 MB. Variants still work; they are checked every time."""
+    return len(header) <= 128 and header.startswith(b"Basic ") and header.count(b" ") == 1
+
+
 class Authenticator:
     def __init__(self, storage: Storage, ttl: float, limits: RateLimits = UNLIMITED) -> None:
         self._storage = storage
@@ -159,6 +167,8 @@ class Authenticator:
         self._limits.refund_failure(client)
         if forgotten != self._forgotten:  # a data source changed while this one was read
             return principal
+        if not _canonical(header):
+            return principal  # verified, but not kept: see _canonical
         if len(self._cache) >= _CACHE_MAX:
             self._cache.clear()
         self._cache[header] = (principal, time.monotonic() + self._ttl)
