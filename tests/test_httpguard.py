@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -61,14 +62,17 @@ async def _alive(scope: Any, receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": b"ok"})
 
 
-def _connection(**limits: Any) -> tuple[GuardedProtocol, FakeTransport]:
+def _server(**limits: Any) -> Callable[[], GuardedProtocol]:
+    """A maker of connections (protocols) of one server with these limits."""
     options = dict(header_timeout=30, send_timeout=30, max_header_bytes=65536, max_connections=10)
     options.update(limits)
-    config = uvicorn.Config(_alive, lifespan="off", log_level="warning")
-    protocol = guarded_protocol(**options)(
-        config=config, server_state=ServerState(), app_state={}, _loop=asyncio.get_running_loop()
-    )
-    transport = FakeTransport()
+    config = uvicorn.Config(_alive, lifespan="off", log_level="warning", ws="none")
+    cls, state, loop = guarded_protocol(**options), ServerState(), asyncio.get_running_loop()
+    return lambda: cls(config=config, server_state=state, app_state={}, _loop=loop)
+
+
+def _connection(**limits: Any) -> tuple[GuardedProtocol, FakeTransport]:
+    protocol, transport = _server(**limits)(), FakeTransport()
     protocol.connection_made(transport)
     return protocol, transport
 
@@ -118,20 +122,14 @@ async def test_a_request_head_over_the_limit_gets_the_431_envelope() -> None:
 
 
 async def test_connections_beyond_the_limit_are_closed_at_once() -> None:
-    config = uvicorn.Config(_alive, lifespan="off", log_level="warning")
-    cls = guarded_protocol(
-        header_timeout=30, send_timeout=30, max_header_bytes=65536, max_connections=2
-    )
-    state = ServerState()
-    loop = asyncio.get_running_loop()
-    made = [cls(config=config, server_state=state, app_state={}, _loop=loop) for _ in range(3)]
+    make = _server(max_connections=2)
+    made = [make() for _ in range(3)]
     transports = [FakeTransport() for _ in made]
     for protocol, transport in zip(made, transports, strict=True):
         protocol.connection_made(transport)
     assert [t.closed for t in transports] == [False, False, True]
     made[0].connection_lost(None)
-    again = cls(config=config, server_state=state, app_state={}, _loop=loop)
-    transport = FakeTransport()
+    again, transport = make(), FakeTransport()
     again.connection_made(transport)
     assert not transport.closed
 
@@ -248,3 +246,21 @@ def test_a_client_that_does_not_read_its_answers_is_let_go(tmp_path: Path) -> No
         except ConnectionResetError:
             pass
         s.close()  # the connection ended: no socket.timeout
+
+
+async def test_what_a_client_can_cause_at_will_is_logged_once_a_minute(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A line per upgrade request or per bad request would let anyone fill the disk."""
+    upgrade = (
+        b"GET /healthz HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
+    )
+    make = _server()
+    with caplog.at_level(logging.WARNING):
+        for request in [upgrade * 50, b"NOT HTTP\r\n\r\n"] * 20:
+            protocol = make()
+            protocol.connection_made(FakeTransport())
+            protocol.data_received(request)
+            await _settle()
+            protocol.connection_lost(None)
+    assert len(caplog.records) == 2, [r.getMessage() for r in caplog.records]

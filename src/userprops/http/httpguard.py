@@ -48,25 +48,34 @@ _HEAD_END = b"\r\n\r\n"
 _WARN_INTERVAL = 60.0
 
 
+class Quiet:
+    """Warnings a client can cause at will, logged at most once a minute each, with how
+    many happened: a line per bad request or refused connection would let anyone fill
+    the disk with the log."""
+
+    def __init__(self) -> None:
+        self._last: dict[str, float] = {}
+        self._count: dict[str, int] = {}
+
+    def warn(self, message: str) -> None:
+        self._count[message] = self._count.get(message, 0) + 1
+        now = time.monotonic()
+        if now - self._last.get(message, -_WARN_INTERVAL) >= _WARN_INTERVAL:
+            self._last[message] = now
+            log.warning("%s (%d so far; said at most once a minute)", message, self._count[message])
+
+
 @dataclass
 class Connections:
-    """What every connection of one server shares: how many are open, at most how many."""
+    """What every connection of one server shares: how many are open, at most how many,
+    and its quieted warnings."""
 
     limit: int
     open: int = 0
-    refused: int = 0
-    _warned: float = field(default=-_WARN_INTERVAL)
+    quiet: Quiet = field(default_factory=Quiet)
 
     def refuse(self) -> None:
-        self.refused += 1
-        now = time.monotonic()
-        if now - self._warned >= _WARN_INTERVAL:  # not a line per connection: a log flood
-            self._warned = now
-            log.warning(
-                "%d connections open, the limit (max_connections): closing new ones (%d so far)",
-                self.open,
-                self.refused,
-            )
+        self.quiet.warn("max_connections connections open: closing new ones")
 
 
 class _Flow(FlowControl):
@@ -208,11 +217,11 @@ class GuardedProtocol(HttpToolsProtocol):
             if self._should_upgrade():
                 self.handle_websocket_upgrade()
                 return None
-            self._unsupported_upgrade_warning()
+            self.connection_limit.quiet.warn("a request asked to upgrade (to WebSocket): none")
             return int(upgrade.args[0]) if upgrade.args else len(chunk)
         except httptools.HttpParserError:
             if not self._refused:
-                self.logger.warning("Invalid HTTP request received.")
+                self.connection_limit.quiet.warn("invalid HTTP requests answered 400")
                 self.send_400_response("Invalid HTTP request received.")
             return None
         if self._refused or self.transport.is_closing():
