@@ -5,6 +5,7 @@ all the same, so a load balancer kept sending writes to a server that could take
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
@@ -25,11 +26,13 @@ class FullDisk:
     def __init__(self, real: Storage) -> None:
         self.real = real
         self.full = False
+        self.batches = 0
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.real, name)
 
     def run_batch(self, jobs: Sequence[Callable[[Transaction], Any]]) -> list[Any]:
+        self.batches += 1
         if not self.full:
             return self.real.run_batch(jobs)
         return self.real.run_batch([*jobs, self._disk_is_full])[: len(jobs)]
@@ -53,6 +56,8 @@ async def test_readyz_says_not_ready_while_writes_fail_and_ready_once_they_succe
     full_disk: tuple[Api, FullDisk],
 ) -> None:
     api, disk = full_disk
+    assert api.app.writer is not None
+    api.app.writer.probe_interval = 0.0  # a probe each time asked
     (euid,) = await api.register("ready")
     assert (await api.http.get("/readyz")).status_code == 200
 
@@ -70,3 +75,22 @@ async def test_readyz_says_not_ready_while_writes_fail_and_ready_once_they_succe
     modes = [p.schema_mode for p in admin.list_projects(disk.real)]
     assert modes == [SchemaMode.AUTO]  # the probe changed nothing anyone can see
     assert (await api.set(euid, "set", {"plan": "gold"})).json()["code"] == 0
+
+
+async def test_asking_often_while_writes_fail_makes_few_probe_writes(
+    full_disk: tuple[Api, FullDisk],
+) -> None:
+    """/readyz needs no credentials: asking it in a loop must not become a stream of
+    writes to a failing disk. Callers share a probe; one is made at most every
+    ``probe_interval`` seconds (an hour here, so this holds on any machine)."""
+    api, disk = full_disk
+    assert api.app.writer is not None
+    api.app.writer.probe_interval = 3600.0
+    (euid,) = await api.register("often")
+    disk.full = True
+    assert (await api.set(euid, "set", {"plan": "gold"})).status_code == 503
+    before = disk.batches
+    answers = await asyncio.gather(*(api.http.get("/readyz") for _ in range(50)))
+    answers += [await api.http.get("/readyz") for _ in range(50)]
+    assert {a.status_code for a in answers} == {503}
+    assert disk.batches - before == 1

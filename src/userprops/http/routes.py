@@ -25,7 +25,7 @@ from userprops.http.wire import (
 )
 from userprops.reader import Reader
 from userprops.storage.base import Storage
-from userprops.writer import Writer, probe
+from userprops.writer import Writer
 
 
 @dataclass
@@ -125,7 +125,7 @@ async def readyz(services: Services, request: Request) -> Response:
         raise StorageUnavailable("storage unreachable") from None
     if services.writer.failing:
         try:
-            await asyncio.wait_for(services.writer.submit(probe), timeout=2.0)
+            await asyncio.wait_for(services.writer.probe(), timeout=2.0)
         except (StorageUnavailable, TimeoutError):
             raise StorageUnavailable("storage fails writes") from None
     return json_response({"code": 0, "message": "ready"})
