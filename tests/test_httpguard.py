@@ -264,3 +264,21 @@ async def test_what_a_client_can_cause_at_will_is_logged_once_a_minute(
             await _settle()
             protocol.connection_lost(None)
     assert len(caplog.records) == 2, [r.getMessage() for r in caplog.records]
+
+
+async def test_nothing_after_an_upgrade_request_is_read_as_a_request() -> None:
+    """llhttp skips the body of a request asking to upgrade: what a proxy forwarded as its
+    body would have been read as requests (smuggled past the proxy). It is answered as a
+    plain request, and the connection closed after it."""
+    smuggled = HEALTHZ.replace(b"/healthz", b"/smuggled")
+    head = (
+        b"POST /x HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: foo\r\n"
+        b"Content-Length: %d\r\n\r\n" % len(smuggled)
+    )
+    protocol, transport = _connection()
+    protocol.data_received(head + smuggled)
+    protocol.data_received(HEALTHZ)
+    await _settle()
+    assert transport.written.count(b"HTTP/1.1 ") == 1
+    assert b"connection: close" in transport.written
+    assert transport.closed

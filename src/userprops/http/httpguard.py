@@ -118,6 +118,7 @@ class GuardedProtocol(HttpToolsProtocol):
         self._feed_scheduled = False
         self._head_bytes = 0
         self._refused = False
+        self._read_nothing_more = False
 
     # Connections
 
@@ -158,6 +159,8 @@ class GuardedProtocol(HttpToolsProtocol):
     # Reading: one request head at a time, and never past a pause
 
     def data_received(self, data: bytes) -> None:
+        if self._read_nothing_more:
+            return
         if self._unparsed:  # only when the transport delivered after it was paused
             self._unparsed = self._unparsed[self._offset :] + bytes(data)
         else:
@@ -171,7 +174,7 @@ class GuardedProtocol(HttpToolsProtocol):
         a response being completed)."""
         if self.transport.is_closing():
             return
-        may_read = not self.flow.read_paused
+        may_read = not self.flow.read_paused and not self._read_nothing_more
         if may_read and self._unparsed and not self._feeding and not self._feed_scheduled:
             self._feed_scheduled = True
             self.loop.call_soon(self._feed)
@@ -213,12 +216,17 @@ class GuardedProtocol(HttpToolsProtocol):
         """Feed ``chunk``; how many of its bytes were consumed, or None to stop."""
         try:
             self.parser.feed_data(chunk)
-        except httptools.HttpParserUpgrade as upgrade:
+        except httptools.HttpParserUpgrade:
             if self._should_upgrade():
                 self.handle_websocket_upgrade()
                 return None
+            # Served as a plain request, and the connection closed after it: nothing after
+            # its head is read (llhttp skips the body of an upgrade request, so a body a
+            # proxy forwarded as such would be read as requests: request smuggling).
             self.connection_limit.quiet.warn("a request asked to upgrade (to WebSocket): none")
-            return int(upgrade.args[0]) if upgrade.args else len(chunk)
+            self.cycle.keep_alive = False
+            self._read_nothing_more = True
+            return None
         except httptools.HttpParserError:
             if not self._refused:
                 self.connection_limit.quiet.warn("invalid HTTP requests answered 400")
