@@ -6,16 +6,19 @@ from __future__ import annotations
 
 import base64
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from conftest import Api, api_over
 from userprops import admin
+from userprops.cli import main
 from userprops.eventlist import PAGE_BYTES
 from userprops.events import encode_properties
 from userprops.schema import AttrType, encode
-from userprops.storage import Storage
-from userprops.storage.base import NewEvent
+from userprops.storage import Storage, open_storage
+from userprops.storage.base import NewEvent, StoredValue
 
 
 @pytest.fixture
@@ -105,3 +108,23 @@ async def test_a_lone_surrogate_named_property_with_an_idempotency_key_is_replay
     assert answers[0].content == answers[1].content
     assert answers[0].json()["errors"][0]["property"] == "\ufffd"
     assert await api.props(euid) == {"ok": 2}
+
+
+def test_the_cli_writes_end_users_text_with_its_escape_sequences_escaped(tmp_path: Path) -> None:
+    """An identity value, contact or value holding an escape sequence had reached the
+    operator's terminal as is (a window title, the clipboard, earlier lines rewritten)."""
+    database = f"sqlite:///{tmp_path / 'cli.db'}"
+    storage = open_storage(database)
+    storage.migrate()
+    project = admin.create_project(storage, "p")
+    hostile = "\x1b]52;c;cHduZWQ=\x07\x1b[2J\x9b31m\u202eevil"
+    with storage.transaction() as tx:
+        euid = tx.create_user(project.id)
+        tx.bind_identity(project.id, "user_id", hostile, euid)
+        tx.define_attribute(project.id, "note", AttrType.STRING)
+        tx.write_values({(project.id, euid, "note"): StoredValue(AttrType.STRING, hostile)}, set())
+    storage.close()
+    result = CliRunner().invoke(main, ["user", "show", str(euid), "--database", database])
+    assert result.exit_code == 0, result.output
+    assert all(c.isprintable() for line in result.output.splitlines() for c in line)
+    assert "\\x1b]52;c;cHduZWQ=\\x07" in result.output

@@ -84,7 +84,17 @@ def emit(as_json: bool, document: Any, lines: list[str]) -> None:
         click.echo(to_json(document, indent=2))
     else:
         for line in lines:
-            click.echo(line)
+            click.echo(printable(line))
+
+
+def printable(text: str) -> str:
+    """``text`` with what a terminal would act on written as escapes (``\\x1b``,
+    ``\\u202e``): identity values, contacts and values are end users' text, and an
+    escape sequence among them could rewrite an operator's terminal (its title, the
+    clipboard, what earlier lines seem to say)."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
 
 
 def _table(rows: list[list[Any]], header: list[str]) -> list[str]:
