@@ -282,3 +282,27 @@ async def test_nothing_after_an_upgrade_request_is_read_as_a_request() -> None:
     assert transport.written.count(b"HTTP/1.1 ") == 1
     assert b"connection: close" in transport.written
     assert transport.closed
+
+
+@pytest.mark.parametrize(
+    ("bad", "status"),
+    [
+        (b"GET /healthz?" + b"a" * 70_000 + b" HTTP/1.1\r\n\r\n", b"431"),
+        (b"NOT HTTP\r\n\r\n", b"400"),
+    ],
+)
+async def test_a_refusal_is_answered_in_its_place_after_the_requests_before_it(
+    bad: bytes, status: bytes
+) -> None:
+    """It had been written at once, before the answers to the requests pipelined ahead of
+    it, which the close then cut off: the client took it for the first one's answer."""
+    protocol, transport = _connection()
+    protocol.data_received(HEALTHZ * 3 + bad + HEALTHZ)
+    await _settle()
+    statuses = [
+        line.split(b" ")[1]
+        for line in transport.written.split(b"\r\n")
+        if line.startswith(b"HTTP/1.1 ")
+    ]
+    assert statuses == [b"200", b"200", b"200", status]
+    assert transport.closed

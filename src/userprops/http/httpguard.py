@@ -119,6 +119,7 @@ class GuardedProtocol(HttpToolsProtocol):
         self._head_bytes = 0
         self._refused = False
         self._read_nothing_more = False
+        self._last_words = b""
 
     # Connections
 
@@ -258,25 +259,46 @@ class GuardedProtocol(HttpToolsProtocol):
     def _count_head(self, size: int) -> None:
         self._head_bytes += size
         if self._head_bytes > self.max_header_bytes and not self._refused:
-            self._refused = True
             error = HeadersTooLarge(f"request head larger than {self.max_header_bytes} bytes")
-            self._answer_and_close(error_response(error, close=True))
+            self._refuse(error_response(error, close=True))
         if self._refused:
             raise _Refused()  # stops the parser: nothing after this is read
 
-    def _answer_and_close(self, response: Response) -> None:
-        """Write an envelope answer outside any ASGI cycle (the request never became
-        one) and close once it is sent."""
+    def send_400_response(self, msg: str) -> None:
+        """uvicorn's plain-text 400 for what is not HTTP, in its turn (see :meth:`_refuse`)."""
+        body = msg.encode("ascii")
+        self._refuse(Response(400, body, {"content-type": "text/plain; charset=utf-8"}))
+
+    def _refuse(self, response: Response) -> None:
+        """Answer a request that never became one (its head is too large, or not HTTP),
+        then close: nothing after it is read. The answer waits for the answers to the
+        requests before it, so that a client pipelining reads each answer in its place."""
+        self._refused = self._read_nothing_more = True
         head = [STATUS_LINE[response.status]]
         headers = {
             "content-type": "application/json",
             "content-length": str(len(response.body)),
-            "connection": "close",
             **response.headers,
+            "connection": "close",
         }
         head.extend(f"{k}: {v}\r\n".encode() for k, v in headers.items())
-        self.transport.write(b"".join(head) + b"\r\n" + response.body)
-        self.transport.close()
+        self._last_words = b"".join(head) + b"\r\n" + response.body
+        self._say_last_words()
+
+    def _say_last_words(self) -> None:
+        running = self._running
+        if (
+            self._last_words
+            and not self.pipeline
+            and (running is None or running.response_complete)
+        ):
+            self.transport.write(self._last_words)
+            self._last_words = b""
+            self.transport.close()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self._say_last_words()
 
     def _check_headers(self) -> None:
         self._header_timer = None
