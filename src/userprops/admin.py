@@ -16,7 +16,7 @@ from datetime import tzinfo
 from typing import Any, TypeVar
 
 from userprops import audit, queries, segments, users
-from userprops.auth import hash_secret, new_key
+from userprops.auth import forget, hash_secret, new_key
 from userprops.config import Limits
 from userprops.errors import (
     Conflict,
@@ -134,20 +134,25 @@ def list_datasources(storage: Storage, project_slug: str | None) -> list[DataSou
 def set_datasource_enabled(
     storage: Storage, api_key: str, enabled: bool, actor: str = audit.CLI
 ) -> None:
+    """Disabled, a data source's credentials stop working at once in this process, and
+    within the auth cache TTL in other server processes."""
     with storage.transaction() as tx:
         if not tx.update_datasource(api_key, enabled=enabled):
             raise DataSourceNotFound(f"no data source with key {api_key!r}")
         audit.record(tx, actor, "datasource.enable" if enabled else "datasource.disable", api_key)
+    forget(api_key)
 
 
 def rotate_secret(storage: Storage, api_key: str, actor: str = audit.CLI) -> str:
-    """A new secret for a data source; the old one stops working (within the auth cache
-    TTL in running servers). Returns the new secret, shown this once."""
+    """A new secret for a data source; the old one stops working at once in this process,
+    and within the auth cache TTL in other server processes. Returns the new secret, shown
+    this once."""
     secret = new_key()
     with storage.transaction() as tx:
         if not tx.update_datasource(api_key, secret_hash=hash_secret(secret)):
             raise DataSourceNotFound(f"no data source with key {api_key!r}")
         audit.record(tx, actor, "datasource.rotate", api_key)
+    forget(api_key)
     return secret
 
 

@@ -4,19 +4,22 @@ A secret is stored only as ``hmac-sha256$<salt>$<digest>`` (HMAC-SHA256 keyed wi
 random per-secret salt) and compared in constant time. Secrets are 96 random bits, so a
 fast keyed hash is enough; a slow password hash would only slow every cache miss.
 
-Verified credentials are cached in memory for ``auth_cache_ttl`` seconds: disabling a data
-source, rotating its secret or changing its project's settings takes effect within that
-time in every server process.
+Verified credentials are cached in memory for ``auth_cache_ttl`` seconds. Disabling a data
+source or rotating its secret through :mod:`userprops.admin` takes effect at once in the
+process that made the change (:func:`forget`), and within that time in every other server
+process; changing its project's settings, within that time everywhere.
 """
 
 from __future__ import annotations
 
 import asyncio
 import binascii
+import functools
 import hashlib
 import hmac
 import secrets
 import time
+import weakref
 from dataclasses import dataclass
 from datetime import tzinfo
 
@@ -81,12 +84,41 @@ def parse_basic(header: bytes | None) -> tuple[str, str]:
     return key, secret
 
 
+_AUTHENTICATORS: weakref.WeakSet[Authenticator] = weakref.WeakSet()
+
+
+def forget(api_key: str) -> None:
+    """Drop what every authenticator of this process cached for ``api_key``: its data
+    source was just disabled or its secret rotated."""
+    for authenticator in list(_AUTHENTICATORS):
+        authenticator.forget(api_key)
+
+
+def _canonical(header: bytes) -> bool:
+    """Whether a verified header is worth caching: ``Basic <token>`` with one space, as
+    clients send it, and short. A client holding a secret could otherwise fill the cache
+    with variants (other cases of the scheme, up to 64 KiB of spaces), each its own entry:
+    10,000 of 60 KiB would be 600 MB. Variants still work; they are checked every time."""
+    return len(header) <= 128 and header.startswith(b"Basic ") and header.count(b" ") == 1
+
+
 class Authenticator:
     def __init__(self, storage: Storage, ttl: float, limits: RateLimits = UNLIMITED) -> None:
         self._storage = storage
         self._ttl = ttl
         self._limits = limits
         self._cache: dict[bytes, tuple[Principal, float]] = {}
+        self._checking: dict[bytes, asyncio.Future[Principal]] = {}
+        self._forgotten = 0  # how many times :meth:`forget` ran: a check older is not cached
+        _AUTHENTICATORS.add(self)
+
+    def forget(self, api_key: str) -> None:
+        """Drop the cached credentials of ``api_key``, and keep a check under way from
+        caching what it read before (may be called from any thread)."""
+        self._forgotten += 1
+        for header, (principal, _) in list(self._cache.items()):
+            if principal.api_key == api_key:
+                self._cache.pop(header, None)
 
     def cached(self, header: bytes | None) -> Principal | None:
         """The principal of an Authorization header verified less than ``ttl`` seconds
@@ -101,23 +133,53 @@ class Authenticator:
     async def authenticate(self, header: bytes | None, client: str | None = None) -> Principal:
         """The principal of an Authorization header, or :class:`AuthenticationFailed`;
         :class:`RateLimited` when ``client`` (an address) failed too often, or the data
-        source sent too many requests (see :mod:`userprops.ratelimit`)."""
+        source sent too many requests (see :mod:`userprops.ratelimit`).
+
+        Requests that arrive together with the same header share one check (and one
+        token of the address's failures): a client opening many connections at once
+        spends one, and one wrong guess sent many times counts once."""
         principal = self.cached(header)
         if principal is not None:
             return principal
-        self._limits.check_address(client)
+        if header is None:
+            header = b""
+        check = self._checking.get(header)
+        if check is None:
+            self._limits.reserve_failure(client)
+            check = asyncio.ensure_future(self._check(header, client))
+            self._checking[header] = check
+            check.add_done_callback(functools.partial(self._checked, header))
+        principal = await asyncio.shield(check)
+        self._limits.request(principal.datasource_id)
+        return principal
+
+    async def _check(self, header: bytes, client: str | None) -> Principal:
+        """Verify ``header`` against the database; the address's token is given back when
+        it verifies, or when the check could not be made (the storage failed)."""
+        forgotten = self._forgotten
         try:
             key, secret = parse_basic(header)
             principal = await asyncio.to_thread(self._lookup, key, secret)
         except AuthenticationFailed:
-            self._limits.failed(client)
             raise
-        assert header is not None
+        except BaseException:
+            self._limits.refund_failure(client)
+            raise
+        self._limits.refund_failure(client)
+        if forgotten != self._forgotten:  # a data source changed while this one was read
+            return principal
+        if not _canonical(header):
+            return principal  # verified, but not kept: see _canonical
         if len(self._cache) >= _CACHE_MAX:
             self._cache.clear()
         self._cache[header] = (principal, time.monotonic() + self._ttl)
-        self._limits.request(principal.datasource_id)
         return principal
+
+    def _checked(self, header: bytes, check: asyncio.Future[Principal]) -> None:
+        if self._checking.get(header) is check:
+            del self._checking[header]
+        if not check.cancelled():
+            check.exception()  # retrieved here, so a check nobody awaits any more is quiet
 
     def _lookup(self, key: str, secret: str) -> Principal:
         with self._storage.read() as tx:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from userprops.errors import Conflict, InvalidParameters
 from userprops.storage import open_storage, sqlite_path
-from userprops.storage.sqlite import BUSY_TIMEOUT_MS
+from userprops.storage.sqlite import BUSY_TIMEOUT_MS, create_private
 
 _USER_DATA = "SELECT count(*) FROM projects"
 
@@ -33,6 +33,7 @@ def _connect(path: str | Path, *, read_only: bool = False) -> sqlite3.Connection
     if read_only:
         conn = sqlite3.connect(Path(path).resolve().as_uri() + "?mode=ro", uri=True)
     else:
+        create_private(path)
         conn = sqlite3.connect(path)
     conn.isolation_level = None
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")

@@ -39,6 +39,8 @@ class Batcher(Generic[I]):
         self._thread: threading.Thread | None = None
         self.batches = 0
         self.jobs = 0
+        # The storage failed the last batch, and none has been served since (readiness).
+        self.failing = False
 
     def start(self) -> None:
         self._stopping = False
@@ -86,9 +88,11 @@ class Batcher(Generic[I]):
             results = self._results([item for item, _, _ in batch])
             if len(results) != len(batch):
                 raise RuntimeError(f"{len(results)} results for a batch of {len(batch)}")
+            self.failing = False
         except UserpropsError as exc:  # the storage failed: so does every item of the batch
             log.warning("%s: batch of %d failed: %s", self.name, len(batch), exc.detail)
             results = [exc] * len(batch)
+            self.failing = isinstance(exc, StorageUnavailable)
         except Exception:  # never let the thread die: every later request would hang
             log.exception("batch of %d failed", len(batch))
             results = [InternalError()] * len(batch)

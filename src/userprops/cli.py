@@ -90,7 +90,17 @@ def emit(as_json: bool, document: Any, lines: list[str]) -> None:
         click.echo(to_json(document, indent=2))
     else:
         for line in lines:
-            click.echo(line)
+            click.echo(printable(line))
+
+
+def printable(text: str) -> str:
+    """``text`` with what a terminal would act on written as escapes (``\\x1b``,
+    ``\\u202e``): identity values, contacts and values are end users' text, and an
+    escape sequence among them could rewrite an operator's terminal (its title, the
+    clipboard, what earlier lines seem to say)."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
 
 
 def _table(rows: list[list[Any]], header: list[str]) -> list[str]:
@@ -142,7 +152,7 @@ def _serve(settings: Settings) -> None:
 
     from userprops.deliverer import Policy
     from userprops.http.app import App
-    from userprops.http.httpguard import header_deadline_protocol
+    from userprops.http.httpguard import guarded_protocol
 
     log_level = settings.log_level
     Policy.from_settings(settings)  # a bad webhook setting stops it here, named
@@ -161,7 +171,13 @@ def _serve(settings: Settings) -> None:
         host=settings.host,
         port=settings.port,
         loop="uvloop",
-        http=header_deadline_protocol(settings.header_timeout),
+        http=guarded_protocol(
+            header_timeout=settings.header_timeout,
+            send_timeout=settings.send_timeout,
+            max_header_bytes=settings.max_header_bytes,
+            max_connections=settings.max_connections,
+        ),
+        ws="none",
         lifespan="on",
         access_log=False,
         log_level=log_level,

@@ -21,6 +21,7 @@ class Limits:
 
     max_string_length: int = 256
     max_list_length: int = 500
+    max_stored_list_length: int = 10_000
     max_properties: int = 500
     max_identity_values: int = 100
     max_body_bytes: int = 1024 * 1024
@@ -38,11 +39,14 @@ class Settings:
     port: int = 8000
     max_string_length: int = 256
     max_list_length: int = 500
+    max_stored_list_length: int = 10_000
     max_properties: int = 500
     max_body_bytes: int = 1024 * 1024
     body_timeout: float = 30.0
     max_header_bytes: int = 64 * 1024
     header_timeout: float = 30.0
+    send_timeout: float = 30.0
+    max_connections: int = 1000
     auth_cache_ttl: float = 5.0
     batch_max: int = 512
     db_timeout: float = 5.0
@@ -74,6 +78,7 @@ class Settings:
         return Limits(
             max_string_length=self.max_string_length,
             max_list_length=self.max_list_length,
+            max_stored_list_length=self.max_stored_list_length,
             max_properties=self.max_properties,
             max_body_bytes=self.max_body_bytes,
         )

@@ -41,7 +41,7 @@ from userprops.properties import (
 )
 from userprops.queries import MembersQuery, SegmentQuery
 from userprops.reader import Reader
-from userprops.schema import AttrType, Rejected, checked_text, decode, to_json
+from userprops.schema import AttrType, Rejected, checked_text, read_back
 from userprops.segments import SegmentCache, SegmentRequest
 from userprops.storage.base import StoredValue, Transaction
 from userprops.users import LookupQuery
@@ -226,4 +226,4 @@ class Engine:
 
 def render(stored: dict[str, StoredValue], tz: tzinfo) -> dict[str, Any]:
     """Stored values in the JSON form they are read back in."""
-    return {n: to_json(v.type, decode(v.type, v.text), tz) for n, v in stored.items()}
+    return {n: read_back(v.type, v.text, tz) for n, v in stored.items()}

@@ -1,7 +1,8 @@
 """Reading events back: ``GET /v1/event/list`` and the CLI's ``event list``.
 
 Newest first (``itime`` descending, then arrival), ``from <= itime < to`` in epoch
-milliseconds, at most ``limit`` per page (default 50, at most 500). A page that is not
+milliseconds, at most ``limit`` per page (default 50, at most 500) and no more than
+:data:`PAGE_BYTES` of stored properties (one event always). A page that is not
 the last carries ``next_cursor``, an opaque token for the next page; pages stay
 consistent while events are added, because the cursor is a position in the order, not
 an offset.
@@ -19,11 +20,14 @@ from typing import Any
 import msgspec
 
 from userprops.errors import InvalidParameters, UserNotFound
-from userprops.schema import AttrType, decode, to_json
-from userprops.storage.base import Storage, StoredEvent
+from userprops.schema import INT64_MAX, read_back
+from userprops.storage.base import Storage, StoredEvent, Transaction
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
+# A page stops after this much stored property text (docs/contacts-events.md).
+PAGE_BYTES = 4 * 1024 * 1024
+_CHUNK = 32
 _CURSOR = re.compile(r"([0-9]{1,16}):([0-9]{1,19})")
 
 
@@ -47,7 +51,7 @@ def decode_cursor(token: str) -> tuple[int, int]:
     except (binascii.Error, UnicodeDecodeError, ValueError):
         text = ""
     m = _CURSOR.fullmatch(text)
-    if m is None:
+    if m is None or int(m[2]) > INT64_MAX:  # an id past int64 cannot be a stored one
         raise InvalidParameters("cursor is not one this server handed out")
     return int(m[1]), int(m[2])
 
@@ -57,8 +61,7 @@ def render_event(event: StoredEvent, tz: tzinfo) -> dict[str, Any]:
     stored = msgspec.json.decode(event.properties, type=dict[str, tuple[str, str]])
     properties = {}
     for name, (kind_text, text) in stored.items():
-        kind = AttrType(kind_text)
-        properties[name] = to_json(kind, decode(kind, text), tz)
+        properties[name] = read_back(kind_text, text, tz)
     return {
         "event_name": event.event_name,
         "itime": event.itime,
@@ -74,18 +77,39 @@ def read_events(storage: Storage, project_id: int, tz: tzinfo, query: ListQuery)
     with storage.read() as tx:
         if not tx.has_user(project_id, query.euid):
             raise UserNotFound()
-        rows = tx.list_events(
-            project_id,
-            query.euid,
-            since=query.since,
-            until=query.until,
-            before=query.before,
-            limit=query.limit + 1,
-        )
-    page = rows[: query.limit]
-    more = len(rows) > query.limit
+        page, more = _page(tx, project_id, query)
     return {
         "euid": query.euid,
         "events": [render_event(e, tz) for e in page],
         "next_cursor": encode_cursor(page[-1]) if more else None,
     }
+
+
+def _page(tx: Transaction, project_id: int, query: ListQuery) -> tuple[list[StoredEvent], bool]:
+    """At most ``limit`` events, and no more after :data:`PAGE_BYTES` of their stored
+    properties (one event always); whether more follow. Read :data:`_CHUNK` at a time, so
+    large events are never all in memory at once: 500 events of 1 MiB each would have made
+    one answer of 500 MiB."""
+    page: list[StoredEvent] = []
+    size = 0
+    before = query.before
+    while True:
+        take = min(query.limit - len(page), _CHUNK)
+        rows = tx.list_events(
+            project_id,
+            query.euid,
+            since=query.since,
+            until=query.until,
+            before=before,
+            limit=take + 1,
+        )
+        for i, row in enumerate(rows):
+            if len(page) == query.limit or (page and size + len(row.properties) > PAGE_BYTES):
+                return page, True
+            if i == take:  # the row past this chunk: more follow, read the next chunk
+                break
+            page.append(row)
+            size += len(row.properties)
+        if len(rows) <= take:
+            return page, False
+        before = (page[-1].itime, page[-1].id)

@@ -19,7 +19,7 @@ from datetime import tzinfo
 from typing import Any
 
 from userprops.errors import InvalidParameters, UserNotFound
-from userprops.schema import decode, to_json
+from userprops.schema import read_back
 from userprops.storage.base import Storage, StoredChange
 
 DEFAULT_LIMIT = 50
@@ -88,9 +88,9 @@ def render_change(change: StoredChange, tz: tzinfo) -> dict[str, Any]:
     old = new = None
     if kind is not None:
         if change.old is not None:
-            old = to_json(kind, decode(kind, change.old), tz)
+            old = read_back(kind, change.old, tz)
         if change.new is not None:
-            new = to_json(kind, decode(kind, change.new), tz)
+            new = read_back(kind, change.new, tz)
     return {
         "seq": change.seq,
         "euid": change.euid,

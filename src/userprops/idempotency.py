@@ -34,6 +34,7 @@ import msgspec
 
 from userprops import clock
 from userprops.errors import IdempotencyKeyReused, InternalError, InvalidParameters
+from userprops.schema import encode_json
 from userprops.storage.base import Transaction
 
 T = TypeVar("T")
@@ -122,7 +123,7 @@ def wrap(job: Callable[[Transaction], T]) -> Callable[[Transaction], T]:
         result = job(tx)
         expires_ms = now_ms + int(claim.policy.ttl * 1000)
         tx.put_idempotent(
-            datasource_id, key, claim.fingerprint, _ENCODER.encode(result), expires_ms
+            datasource_id, key, claim.fingerprint, encode_json(_ENCODER, result), expires_ms
         )
         claim.policy.sweep(tx, now_ms)
         return result

@@ -2,10 +2,12 @@
 
 Two limits, both answering 429 with ``Retry-After`` (:class:`~userprops.errors.RateLimited`):
 
-- **failed authentications per client address**: each failure takes a token from the
-  address's bucket; while it is empty, credentials that are not already verified (in the
-  authenticator's cache) are refused before they are checked, so guessing stops there
-  while a client whose credentials are verified keeps working;
+- **failed authentications per client address**: checking credentials that are not
+  already verified (in the authenticator's cache) first takes a token from the address's
+  bucket, atomically, and gives it back when they verify. So however many guesses arrive
+  at once, at most ``burst`` are checked; while the bucket is empty the rest are refused
+  before they are checked, while a client whose credentials are verified keeps working.
+  An IPv6 address counts by its /64 network (one host usually holds a whole /64);
 - **requests per data source**: every authenticated request takes a token.
 
 Buckets live in one process's memory, at most ``capacity`` of each kind (the least
@@ -16,6 +18,7 @@ proxy's.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import threading
 import time
@@ -73,25 +76,24 @@ class TokenBuckets:
             bucket.stamp = now
         return bucket
 
-    def take(self, key: Hashable, *, consume: bool = True) -> int | None:
-        """Take a token (or, without ``consume``, only look); None when there was one,
-        else the whole seconds until there is one (nothing taken)."""
+    def take(self, key: Hashable) -> int | None:
+        """Take a token: None when there was one, else the whole seconds until there is
+        one (nothing taken)."""
         if not self.enabled:
             return None
         with self._lock:
             bucket = self._refilled(key)
             if bucket.tokens >= 1:
-                if consume:
-                    bucket.tokens -= 1
+                bucket.tokens -= 1
                 return None
             return max(1, math.ceil((1 - bucket.tokens) / self.rate))
 
-    def spend(self, key: Hashable) -> None:
-        """Take a token if there is one (for failures, which are answered anyway)."""
+    def give_back(self, key: Hashable) -> None:
+        """Return a token taken by :meth:`take` (never past ``burst``)."""
         if self.enabled:
             with self._lock:
                 bucket = self._refilled(key)
-                bucket.tokens = max(0.0, bucket.tokens - 1)
+                bucket.tokens = min(self.burst, bucket.tokens + 1)
 
 
 class RateLimits:
@@ -109,20 +111,35 @@ class RateLimits:
         self.auth_failures = TokenBuckets(auth_fail_rate, auth_fail_burst, clock=clock)
         self.requests = TokenBuckets(request_rate, request_burst, clock=clock)
 
-    def check_address(self, address: str | None) -> None:
-        """429 when ``address`` has used up its failed authentications."""
-        wait = self.auth_failures.take(address, consume=False)
+    def reserve_failure(self, address: str | None) -> None:
+        """Before credentials are checked: take a token from ``address``'s failures, or
+        429 when it has none left. :meth:`refund_failure` once they verify."""
+        wait = self.auth_failures.take(address_key(address))
         if wait is not None:
             raise RateLimited(wait)
 
-    def failed(self, address: str | None) -> None:
-        self.auth_failures.spend(address)
+    def refund_failure(self, address: str | None) -> None:
+        self.auth_failures.give_back(address_key(address))
 
     def request(self, datasource_id: int) -> None:
         """429 when the data source has used up its requests."""
         wait = self.requests.take(datasource_id)
         if wait is not None:
             raise RateLimited(wait)
+
+
+def address_key(address: str | None) -> str | None:
+    """What an address counts as: itself, or for IPv6 its /64 network (an IPv4 address
+    mapped into IPv6 counts as the IPv4 address)."""
+    if address is None or ":" not in address:
+        return address
+    try:
+        ip = ipaddress.IPv6Address(address.split("%", 1)[0])
+    except ValueError:
+        return address
+    if ip.ipv4_mapped is not None:
+        return str(ip.ipv4_mapped)
+    return str(ipaddress.IPv6Network((ip, 64), strict=False))
 
 
 UNLIMITED = RateLimits(auth_fail_rate=0, auth_fail_burst=1, request_rate=0, request_burst=1)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 import re
 from datetime import UTC, datetime, timedelta, tzinfo
-from decimal import Context, Decimal, InvalidOperation
+from decimal import Context, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -28,6 +28,10 @@ INT64_MAX = 2**63 - 1
 MAX_SIGNIFICANT_DIGITS = 28
 MAX_FRACTION_DIGITS = 28
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# DATETIME's range, in UTC: one day inside what Python's datetime holds at either end, so
+# every accepted value has a local form in every time zone (an offset is under a day).
+DATETIME_MIN = datetime(1, 1, 2, tzinfo=UTC)
+DATETIME_MAX = datetime(9999, 12, 30, 23, 59, 59, 999999, tzinfo=UTC)
 
 # Wide enough that adding two valid NUMBERs is always exact; results are then checked.
 EXACT = Context(prec=80)
@@ -136,6 +140,30 @@ def _check_text(text: str, limits: Limits, what: str) -> str:
     return text
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def encode_json(encoder: msgspec.json.Encoder, value: Any) -> bytes:
+    """``value`` as JSON, every lone surrogate in its strings (keys too) replaced by U+FFFD:
+    a rejected item is echoed back as sent, and JSON cannot carry a lone surrogate."""
+    try:
+        return encoder.encode(value)
+    except UnicodeEncodeError:
+        return encoder.encode(
+            _replace_surrogates(msgspec.to_builtins(value, builtin_types=(Decimal,)))
+        )
+
+
+def _replace_surrogates(value: Any) -> Any:
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {_replace_surrogates(k): _replace_surrogates(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_replace_surrogates(v) for v in value]
+    return value
+
+
 def parse_number(raw: Any) -> Decimal:
     """An integer within int64 or a finite decimal of at most 28 significant digits.
 
@@ -150,40 +178,49 @@ def parse_number(raw: Any) -> Decimal:
 
 
 def check_number(value: Decimal) -> Decimal:
-    """Bounds of NUMBER (see :func:`parse_number`); returns the canonical value."""
-    if not value.is_finite():
-        raise Rejected("number must be finite")
-    try:
-        integral = value == value.to_integral_value(context=EXACT)
-    except InvalidOperation:
-        raise Rejected("number out of range") from None
-    if integral:
-        if not INT64_MIN <= value <= INT64_MAX:
-            raise Rejected("integer outside signed 64 bits")
-        return Decimal(int(value))
-    if abs(value) > INT64_MAX:
-        raise Rejected("number out of range")
-    normal = value.normalize(context=EXACT)
-    _, digits, exponent = normal.as_tuple()
+    """Bounds of NUMBER (see :func:`parse_number`); returns the canonical value, equal to
+    ``value``: a value is accepted exactly or rejected, never rounded. Works on the digits
+    themselves, with no context, so a literal of any length or exponent costs little."""
+    if not value.is_finite():  # NaN: also a literal the decoder could not hold (wire.py)
+        raise Rejected("number out of range (not a finite decimal)")
+    sign, digits, exponent = value.as_tuple()
     assert isinstance(exponent, int)
+    end = len(digits)
+    while end > 1 and digits[end - 1] == 0:  # trailing zeros only scale the value
+        end -= 1
+    exponent += len(digits) - end
+    digits = digits[:end]
+    if digits == (0,):
+        return Decimal(0)
+    if exponent >= 0:
+        if len(digits) + exponent > 19:
+            raise Rejected("integer outside signed 64 bits")
+        integer = int(Decimal((sign, digits, exponent)))
+        if not INT64_MIN <= integer <= INT64_MAX:
+            raise Rejected("integer outside signed 64 bits")
+        return Decimal(integer)
+    canonical = Decimal((sign, digits, exponent))
+    if len(digits) + exponent > 19 or abs(canonical) > INT64_MAX:
+        raise Rejected("number out of range")
     if len(digits) > MAX_SIGNIFICANT_DIGITS:
         raise Rejected(f"decimal with more than {MAX_SIGNIFICANT_DIGITS} significant digits")
     if -exponent > MAX_FRACTION_DIGITS:
         raise Rejected(f"decimal with more than {MAX_FRACTION_DIGITS} fractional digits")
-    return normal
+    return canonical
 
 
 def parse_datetime(raw: Any, tz: tzinfo, *, require_time: bool = False) -> datetime:
     """DATETIME forms: ``YYYY-MM-DD HH:MM:SS``, ``YYYY-MM-DD``, ISO 8601 with ``T``,
     optional fraction (kept to microseconds) and ``Z``/offset, or epoch milliseconds.
 
-    A value without an offset is read in ``tz``. The result is in UTC.
+    A value without an offset is read in ``tz``. The result is in UTC, from
+    :data:`DATETIME_MIN` to :data:`DATETIME_MAX`.
     """
     if isinstance(raw, int) and not isinstance(raw, bool):
         try:
-            return EPOCH + timedelta(milliseconds=raw)
+            return _in_range(EPOCH + timedelta(milliseconds=raw))
         except OverflowError:
-            raise Rejected("epoch milliseconds out of range") from None
+            raise Rejected(_OUT_OF_RANGE) from None
     if not isinstance(raw, str):
         raise Rejected(f"expected DATETIME, got {_kind(raw)}")
     m = _DATETIME_RE.fullmatch(raw)
@@ -203,9 +240,19 @@ def parse_datetime(raw: Any, tz: tzinfo, *, require_time: bool = False) -> datet
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=tz)
     try:
-        return parsed.astimezone(UTC)
+        return _in_range(parsed.astimezone(UTC))
     except OverflowError:
-        raise Rejected("DATETIME out of range") from None
+        raise Rejected(_OUT_OF_RANGE) from None
+
+
+_MINUTE = timedelta(minutes=1)
+_OUT_OF_RANGE = "DATETIME out of range (0001-01-02T00:00:00Z to 9999-12-30T23:59:59.999999Z)"
+
+
+def _in_range(value: datetime) -> datetime:
+    if not DATETIME_MIN <= value <= DATETIME_MAX:
+        raise Rejected(_OUT_OF_RANGE)
+    return value
 
 
 def parse_list(raw: Any, limits: Limits, *, allow_scalar: bool) -> tuple[str, ...]:
@@ -324,7 +371,25 @@ def to_json(kind: AttrType, value: Typed, tz: tzinfo) -> Any:
         return int(text) if "." not in text else Decimal(text)
     if kind is AttrType.DATETIME:
         assert isinstance(value, datetime)
-        return value.astimezone(tz).isoformat()
+        try:
+            local = value.astimezone(tz)
+        except (OverflowError, ValueError):  # stored before DATETIME had its range
+            return value.astimezone(UTC).isoformat()
+        if local.utcoffset() % _MINUTE:  # type: ignore[operator]
+            # A local mean time of long ago (+00:19:32): ISO 8601 has no seconds in offsets.
+            return value.astimezone(UTC).isoformat()
+        return local.isoformat()
     if isinstance(value, tuple):
         return list(value)
     return value
+
+
+def read_back(kind: str, text: str, tz: tzinfo) -> Any:
+    """The JSON form of a stored text of type ``kind``; never raises. A text that does not
+    decode as its type (written by something other than this service) reads back as the
+    text itself, so one bad value cannot make a user or an event list unreadable."""
+    try:
+        kind = AttrType(kind)
+        return to_json(kind, decode(kind, text), tz)
+    except Exception:
+        return text

@@ -15,12 +15,14 @@ exception per job, and if it raises, each of its jobs gets that exception.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from userprops import idempotency
 from userprops.batcher import Batcher
+from userprops.schema import SchemaMode
 from userprops.storage.base import Storage, Transaction
 
 T = TypeVar("T")
@@ -32,15 +34,31 @@ class Writer(Batcher[Job]):
     """The group-commit writer of one database (see the module's docstring)."""
 
     name = "userprops-writer"
+    probe_interval = 1.0
 
     def __init__(self, storage: Storage, *, batch_max: int = 512) -> None:
         super().__init__(batch_max=batch_max)
         self.storage = storage
+        self._probing: asyncio.Future[None] | None = None
+        self._probed_at = 0.0
 
     async def submit(self, job: Callable[[Transaction], T]) -> T:
         """Run ``job`` in the next batch; return its result once the batch is committed."""
         result: T = await self._submit(idempotency.wrap(job))
         return result
+
+    async def probe(self) -> None:
+        """Make a :func:`probe` write; raise what it raised. Callers share one probe, and
+        one is made at most every ``probe_interval`` seconds (in between, the last one's
+        outcome is the answer), so asking often (``/readyz`` needs no credentials) cannot
+        turn into a stream of writes."""
+        loop = asyncio.get_running_loop()
+        last = self._probing
+        if last is None or (last.done() and loop.time() - self._probed_at >= self.probe_interval):
+            self._probed_at = loop.time()
+            last = self._probing = asyncio.ensure_future(self.submit(probe))
+            last.add_done_callback(_retrieved)
+        await asyncio.shield(last)
 
     def _results(self, jobs: list[Job]) -> list[Any]:
         units = _grouped(jobs)
@@ -56,6 +74,24 @@ class Writer(Batcher[Job]):
             else:  # the group failed as a whole: each of its jobs has that answer
                 results.extend([result] * len(unit.jobs))
         return results
+
+
+def probe(tx: Transaction) -> None:
+    """A write that changes nothing in the end, to learn whether writes succeed again after
+    the storage failed a batch (a full disk fails writes while reads go on): a project's
+    schema mode changed and changed back in one transaction, so nobody sees it, while the
+    row is written all the same (SQLite writes nothing for an update to the same value)."""
+    projects = tx.list_projects()
+    if projects:
+        first = projects[0]
+        other = SchemaMode.STRICT if first.schema_mode is SchemaMode.AUTO else SchemaMode.AUTO
+        tx.update_project(first.id, schema_mode=other, timezone=None)
+        tx.update_project(first.id, schema_mode=first.schema_mode, timezone=None)
+
+
+def _retrieved(future: asyncio.Future[None]) -> None:
+    if not future.cancelled():
+        future.exception()  # a probe nobody awaits any more fails quietly
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,16 @@ from hypothesis import HealthCheck, example, given, settings, strategies as st
 
 from userprops.conditions import OPERATORS, Op, matches, parse
 from userprops.config import Limits
-from userprops.schema import INT64_MAX, INT64_MIN, AttrType, SchemaMode, Typed, encode
+from userprops.schema import (
+    DATETIME_MAX,
+    DATETIME_MIN,
+    INT64_MAX,
+    INT64_MIN,
+    AttrType,
+    SchemaMode,
+    Typed,
+    encode,
+)
 from userprops.storage import Storage, StoredValue, segment_sql
 
 NOW = datetime(2026, 6, 15, 12, 0, 0, 123456, tzinfo=UTC)
@@ -55,8 +64,8 @@ DATETIMES = [
     NOW + timedelta(microseconds=1),
     datetime(1969, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
     datetime(1970, 1, 1, tzinfo=UTC),
-    datetime(1, 1, 1, tzinfo=UTC),
-    datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+    DATETIME_MIN,
+    DATETIME_MAX,
 ]
 ELEMENTS = ["t1", "t2", "t3", "é", "%", "x" * 20]
 

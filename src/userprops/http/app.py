@@ -211,7 +211,7 @@ class App:
         authorization = None
         length = None
         key = None
-        header_bytes = 0
+        header_bytes = len(scope.get("raw_path") or b"") + len(scope["query_string"])
         for name, value in scope["headers"]:
             header_bytes += len(name) + len(value)
             if name == b"authorization":
@@ -221,7 +221,7 @@ class App:
             elif name == idempotency.HEADER:
                 key = value
         if header_bytes > self._max_header_bytes:
-            raise HeadersTooLarge(f"request headers larger than {self._max_header_bytes} bytes")
+            raise HeadersTooLarge(f"request head larger than {self._max_header_bytes} bytes")
         body = await self._read_body(receive, length) if route.reads_body else b""
         client = scope.get("client")
         request = Request(

@@ -3,7 +3,7 @@
 Built from the error table, so every code appears with its HTTP status. Tests keep it
 true: every route in :data:`userprops.http.routes.ROUTES` is documented and nothing else, every
 code of :data:`userprops.errors.CODE_TABLE` appears, and schemathesis fuzzes the running
-app against it (tests/test_openapi.py).
+app against it (tests/unit/test_openapi.py, tests/http/test_openapi.py).
 
 To document a new endpoint (contacts, events, metrics): add its request and answer
 schemas below, then its entry to :func:`_paths` with the error classes it can answer.
@@ -46,6 +46,7 @@ from userprops.errors import (
     WebhookNotFound,
 )
 from userprops.eventlist import MAX_LIMIT
+from userprops.events import MAX_ITIME
 from userprops.history import CHANGE_OPS, FEED_MAX_LIMIT, MAX_LIMIT as HISTORY_LIMIT, MAX_WAIT
 from userprops.operations import Op
 from userprops.queries import MAX_LIMIT as SEGMENT_MAX
@@ -69,8 +70,30 @@ NOT_OVER_HTTP: Errors = (
 EUID: Schema = {"type": "integer", "minimum": 1, "maximum": INT64_MAX, "format": "int64"}
 VALUE: Schema = {
     "description": "STRING, NUMBER, BOOL, DATETIME (a string or epoch milliseconds) or LIST",
-    "type": ["string", "number", "boolean", "array", "null"],
+    "type": ["string", "number", "boolean", "array"],
     "items": {"type": "string"},
+}
+
+
+def each(valid: Schema, what: str) -> Schema:
+    """An item the server checks on its own: ``valid`` is what it accepts; anything else
+    is rejected alone, reported in ``errors`` (``what``), while the request goes on. So
+    the document must not refuse it: a request holding one bad item and one good one is
+    answered 0 (partial success)."""
+    return {"anyOf": [valid, {"description": f"anything else: {what}"}]}
+
+
+def _ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+ITEM_REJECTED = "rejected alone, listed in errors by its index"
+PROPERTY_REJECTED = "rejected alone (55102, or 55103 for null), listed in errors by name"
+PROPERTIES: Schema = {
+    "type": "object",
+    "maxProperties": LIMITS.max_properties,
+    "propertyNames": each({"pattern": NAME_PATTERN}, PROPERTY_REJECTED),
+    "additionalProperties": each(VALUE, PROPERTY_REJECTED),
 }
 
 # Answers every endpoint can give, before its handler runs (docs/errors.md, "Order of checks").
@@ -152,6 +175,7 @@ EVENT_ERROR: Schema = {
 }
 ERROR_ITEM: Schema = {"anyOf": [PROPERTY_ERROR, IDENTITY_ERROR, CONTACT_ERROR, EVENT_ERROR]}
 MILLIS: Schema = {"type": "integer", "format": "int64", "description": "epoch milliseconds"}
+QUERY_MILLIS: Schema = {**MILLIS, "minimum": -(10**16 - 1), "maximum": 10**16 - 1}
 ITEMIZED = {400, 409}  # statuses whose answers may list rejected items in ``errors``
 
 SEQ: Schema = {"type": "integer", "minimum": 0, "maximum": INT64_MAX, "format": "int64"}
@@ -186,10 +210,6 @@ def _page_schema(**more: Schema) -> Schema:
     }
 
 
-def _ref(name: str) -> Schema:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
 SCHEMAS: dict[str, Schema] = {
     "PropertyRequest": {
         "type": "object",
@@ -200,13 +220,7 @@ SCHEMAS: dict[str, Schema] = {
                 "enum": [op.value for op in Op],
                 "description": "one operation for every property",
             },
-            "properties": {
-                "type": "object",
-                "minProperties": 1,
-                "maxProperties": LIMITS.max_properties,
-                "propertyNames": {"pattern": NAME_PATTERN},
-                "additionalProperties": VALUE,
-            },
+            "properties": {**PROPERTIES, "minProperties": 1},
         },
     },
     "RegisterRequest": {
@@ -218,7 +232,10 @@ SCHEMAS: dict[str, Schema] = {
                 "type": "array",
                 "minItems": 1,
                 "maxItems": LIMITS.max_identity_values,
-                "items": {"type": "string", "minLength": 1, "maxLength": LIMITS.max_string_length},
+                "items": each(
+                    {"type": "string", "minLength": 1, "maxLength": LIMITS.max_string_length},
+                    ITEM_REJECTED,
+                ),
             },
         },
     },
@@ -255,8 +272,11 @@ SCHEMAS: dict[str, Schema] = {
             "contacts": {
                 "type": "object",
                 "minProperties": 1,
-                "description": f'names: {", ".join(CONTACT_NAMES)}; "" clears one',
-                "additionalProperties": {"type": "string"},
+                "description": '"" clears a contact',
+                "propertyNames": {"enum": list(CONTACT_NAMES)},
+                "additionalProperties": each(
+                    {"type": "string"}, "rejected alone (55102), listed in errors by name"
+                ),
             },
         },
     },
@@ -276,31 +296,32 @@ SCHEMAS: dict[str, Schema] = {
         "type": "object",
         "required": ["data"],
         "properties": {
-            "app_key": {"type": "string"},
+            "app_key": {
+                "type": ["string", "null"],
+                "maxLength": LIMITS.max_string_length,
+                "description": 'null or "": none',
+            },
             "data": {
                 "type": "array",
                 "minItems": 1,
                 "maxItems": LIMITS.max_events,
-                "items": {
-                    "type": "object",
-                    "required": ["euid", "event_name", "itime"],
-                    "properties": {
-                        "euid": EUID,
-                        "event_name": {"type": "string", "pattern": NAME_PATTERN},
-                        "itime": MILLIS,
-                        "random_id": {
-                            "type": "string",
-                            "minLength": 1,
-                            "maxLength": LIMITS.max_string_length,
-                        },
-                        "properties": {
-                            "type": "object",
-                            "maxProperties": LIMITS.max_properties,
-                            "additionalProperties": VALUE,
-                        },
-                    },
-                },
+                "items": each(_ref("Event"), ITEM_REJECTED),
             },
+        },
+    },
+    "Event": {
+        "type": "object",
+        "required": ["euid", "event_name", "itime"],
+        "properties": {
+            "euid": EUID,
+            "event_name": {"type": "string", "pattern": NAME_PATTERN},
+            "itime": {**MILLIS, "minimum": 0, "maximum": MAX_ITIME},
+            "random_id": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": LIMITS.max_string_length,
+            },
+            "properties": {**PROPERTIES, "type": ["object", "null"], "description": "null: none"},
         },
     },
     "EventReportSuccess": _envelope({"const": 0}, errors=EVENT_ERROR),
@@ -629,8 +650,8 @@ def _paths() -> dict[str, Schema]:
                 "A user's events, newest first, with cursor pagination",
                 "EventList",
                 [
-                    _query("from", MILLIS),
-                    _query("to", MILLIS),
+                    _query("from", QUERY_MILLIS),
+                    _query("to", QUERY_MILLIS),
                     _query("limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}),
                     _query("cursor", {"type": "string"}),
                 ],
@@ -642,8 +663,8 @@ def _paths() -> dict[str, Schema]:
                 "History",
                 [
                     _query("property", {"type": "string", "pattern": NAME_PATTERN}),
-                    _query("from", MILLIS),
-                    _query("to", MILLIS),
+                    _query("from", QUERY_MILLIS),
+                    _query("to", QUERY_MILLIS),
                     _query("limit", {"type": "integer", "minimum": 1, "maximum": HISTORY_LIMIT}),
                     _query("cursor", {"type": "string"}),
                 ],

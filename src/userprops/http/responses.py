@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 
 import msgspec
 
 from userprops.errors import ErrorItem, UserpropsError, envelope, success_message
+from userprops.schema import encode_json
 
 _ENCODER = msgspec.json.Encoder(decimal_format="number")
-_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -25,24 +23,7 @@ class Response:
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    try:
-        encoded = _ENCODER.encode(body)
-    except UnicodeEncodeError:  # an item echoed back holds a lone surrogate
-        encoded = _ENCODER.encode(
-            _replace_surrogates(msgspec.to_builtins(body, builtin_types=(Decimal,)))
-        )
-    return Response(status, encoded, headers or {})
-
-
-def _replace_surrogates(value: Any) -> Any:
-    """``value`` with every lone surrogate in its strings (keys too) replaced by U+FFFD."""
-    if isinstance(value, str):
-        return _SURROGATE.sub("\ufffd", value)
-    if isinstance(value, dict):
-        return {_replace_surrogates(k): _replace_surrogates(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_replace_surrogates(v) for v in value]
-    return value
+    return Response(status, encode_json(_ENCODER, body), headers or {})
 
 
 def success(data: Any = None, errors: Sequence[ErrorItem] | None = None) -> Response:

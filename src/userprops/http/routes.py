@@ -179,10 +179,17 @@ async def healthz(services: Services, request: Request) -> Response:
 
 
 async def readyz(services: Services, request: Request) -> Response:
+    """Ready when the storage answers and takes writes: after the writer's last batch
+    failed (a full disk fails writes while reads go on), a probe write must succeed."""
     try:
         await asyncio.wait_for(asyncio.to_thread(services.storage.ping), timeout=2.0)
     except (StorageUnavailable, TimeoutError):
         raise StorageUnavailable("storage unreachable") from None
+    if services.writer.failing:
+        try:
+            await asyncio.wait_for(services.writer.probe(), timeout=2.0)
+        except (StorageUnavailable, TimeoutError):
+            raise StorageUnavailable("storage fails writes") from None
     return json_response({"code": 0, "message": "ready"})
 
 

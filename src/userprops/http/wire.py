@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import re
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -45,8 +45,28 @@ from userprops.schema import INT64_MAX, Rejected, check_name, checked_text, is_e
 from userprops.segments import SegmentRequest, check_segment_name
 from userprops.users import IDENTITY_NAMES, LookupQuery
 
+
+def _decimal(text: str) -> Decimal:
+    """A non-integral number literal, exactly. One whose exponent is past what Decimal
+    holds (``9e99999999999999999999``) becomes NaN, which JSON cannot write, so that the
+    value is rejected where it stands (55102 for a property), not the whole body."""
+    try:
+        return Decimal(text)
+    except InvalidOperation:
+        return Decimal("NaN")
+
+
+def _integer(text: str) -> int | Decimal:
+    """An integer literal; past Python's limit on digits converted (4,300 by default) a
+    Decimal of the same value, rejected where it stands like any number out of range."""
+    try:
+        return int(text)
+    except ValueError:
+        return _decimal(text)
+
+
 # Non-integral numbers become Decimal, so arithmetic stays exact.
-_DECODER = msgspec.json.Decoder(float_hook=Decimal)
+_DECODER = msgspec.json.Decoder(float_hook=_decimal)
 _DIGITS = re.compile(r"[0-9]{1,19}")
 _MILLIS = re.compile(r"-?[0-9]{1,16}")
 _SECONDS = re.compile(r"[0-9]{1,2}(?:\.[0-9]{1,3})?")
@@ -60,12 +80,15 @@ def _reject_constant(name: str) -> Any:
 
 
 def _decode_slowly(body: bytes) -> Any:
-    """The standard library's reading of what msgspec refused. It differs only on escaped
-    lone surrogates (``"\\ud800"``), which JSON's grammar allows: they decode here, so the
-    property holding one is rejected on its own (55102) rather than the whole body."""
+    """The standard library's reading of what msgspec refused. It differs on escaped lone
+    surrogates (``"\\ud800"``), which JSON's grammar allows, and on integer literals too
+    long for an int: they decode here, so the property holding one is rejected on its own
+    (55102) rather than the whole body."""
     try:
         text = body.decode("utf-8")
-        return json.loads(text, parse_float=Decimal, parse_constant=_reject_constant)
+        return json.loads(
+            text, parse_float=_decimal, parse_int=_integer, parse_constant=_reject_constant
+        )
     except (ValueError, RecursionError):
         raise InvalidParameters("body is not valid JSON") from None
 
@@ -238,13 +261,23 @@ def check_event(index: int, raw: Any, limits: Limits) -> Candidate:
 
 class _Query:
     """The parameters of a query string, each read and checked by name (55004 when
-    malformed). A name given twice counts once, as first given."""
+    malformed). A parameter not among ``names`` or given twice is 55004 too: a misspelt
+    ``limt=10`` would else be ignored without a word. ``euid`` is checked first (40007,
+    55004), as EngageLab does."""
 
-    def __init__(self, query_string: bytes) -> None:
+    def __init__(self, query_string: bytes, *names: str) -> None:
         try:
             self._params = parse_qs(query_string.decode("latin-1"), keep_blank_values=True)
         except ValueError:
             raise InvalidParameters("malformed query string") from None
+        if "euid" in names:
+            self.euid()
+        for name, values in self._params.items():
+            if name not in names:
+                known = ", ".join(names)
+                raise InvalidParameters(f"unknown query parameter {name[:64]!r}; known: {known}")
+            if len(values) > 1:
+                raise InvalidParameters(f"query parameter {name[:64]!r} given more than once")
 
     def text(self, name: str) -> str:
         """The parameter's value; ``""`` when absent."""
@@ -286,13 +319,13 @@ class _Query:
 
 def parse_euid_query(query_string: bytes) -> int:
     """``euid`` of a query string: 40007 when absent or empty, 55004 when not in range."""
-    return _Query(query_string).euid()
+    return _Query(query_string, "euid").euid()
 
 
 def parse_list_query(query_string: bytes) -> ListQuery:
     """``GET /v1/event/list``: ``euid`` (40007/55004 as everywhere), then ``from``,
     ``to``, ``limit``, ``cursor`` (55004 when malformed)."""
-    query = _Query(query_string)
+    query = _Query(query_string, "euid", "limit", "cursor", "from", "to")
     euid = query.euid()
     limit = query.integer("limit", 1, MAX_LIMIT, DEFAULT_LIMIT)
     cursor = query.text("cursor")
@@ -303,7 +336,7 @@ def parse_list_query(query_string: bytes) -> ListQuery:
 def parse_history_query(query_string: bytes) -> HistoryQuery:
     """``GET /v1/user/history``: ``euid``, then ``property`` (an attribute name),
     ``from``, ``to``, ``limit``, ``cursor`` (55004 when malformed)."""
-    query = _Query(query_string)
+    query = _Query(query_string, "euid", "property", "limit", "cursor", "from", "to")
     euid = query.euid()
     prop = query.text("property") or None
     if prop is not None:
@@ -320,7 +353,7 @@ def parse_history_query(query_string: bytes) -> HistoryQuery:
 def parse_feed_query(query_string: bytes) -> FeedQuery:
     """``GET /v1/changes``: ``after`` (a seq, default 0), ``limit`` (1 to 1000, default
     100), ``wait`` (0 to 30 seconds, default 0); 55004 when malformed."""
-    query = _Query(query_string)
+    query = _Query(query_string, "after", "limit", "wait")
     after = query.integer("after", 0, INT64_MAX, 0)
     limit = query.integer("limit", 1, history.FEED_MAX_LIMIT, history.FEED_DEFAULT_LIMIT)
     return FeedQuery(after, limit, query.seconds("wait", history.MAX_WAIT))
@@ -329,7 +362,7 @@ def parse_feed_query(query_string: bytes) -> FeedQuery:
 def parse_lookup_query(query_string: bytes, limits: Limits) -> LookupQuery:
     """``GET /v1/user/lookup``: ``identity_name`` one of the identity names and
     ``identity_value`` a string of 1 to ``max_string_length`` characters; else 55004."""
-    query = _Query(query_string)
+    query = _Query(query_string, "identity_name", "identity_value")
     name = query.text("identity_name")
     if name not in IDENTITY_NAMES:
         raise InvalidParameters(f"identity_name must be one of {', '.join(IDENTITY_NAMES)}")
@@ -371,7 +404,7 @@ def parse_segment_request(body: bytes) -> SegmentRequest:
 
 def parse_members_query(query_string: bytes) -> MembersQuery:
     """``GET /v1/segment/members``: ``name``, ``limit`` (0 to 1000), ``cursor``."""
-    query = _Query(query_string)
+    query = _Query(query_string, "name", "limit", "cursor")
     name = check_segment_name(query.text("name"))
     limit = query.integer("limit", 0, SEGMENT_MAX, SEGMENT_LIMIT)
     return MembersQuery(name, limit, query.text("cursor") or None)

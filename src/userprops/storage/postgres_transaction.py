@@ -45,7 +45,7 @@ _TYPES = {kind.value: kind for kind in AttrType}
 # so every plan is a primary-key probe per key, whatever the planner believes of the
 # table: a join against the keys becomes a hash join over every value when the table is
 # new or small when the plan is made, and a prepared statement keeps that plan
-# (docs/backends.md, "Statement plans"; tests/test_postgres_plans.py checks it).
+# (docs/backends.md, "Statement plans"; tests/storage/test_postgres_plans.py checks it).
 #
 # users [[project_id, euid], ...] sorted (project id, then EUID), and
 # pairs [[project_id, euid, name], ...]:

@@ -7,6 +7,7 @@ process per database (the CLI may write beside it; it waits on ``busy_timeout``)
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
@@ -46,7 +47,19 @@ _LIST = AttrType.LIST
 _FATAL = (sqlite3.OperationalError, sqlite3.InternalError, sqlite3.NotSupportedError)
 
 
+def create_private(path: str | os.PathLike[str]) -> None:
+    """Create ``path`` readable by its owner only (0600), if it does not exist, before
+    SQLite opens it: SQLite would create it 0644, readable by every local user, and gives
+    its -wal and -shm files the database file's mode. An existing file keeps its mode; a
+    path that cannot be created is left for SQLite to report."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except OSError:
+        pass
+
+
 def _connect(path: str) -> sqlite3.Connection:
+    create_private(path)
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     conn.execute("PRAGMA journal_mode = WAL")
