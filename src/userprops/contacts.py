@@ -96,7 +96,7 @@ class ContactBook:
         if len(errors) == len(request.contacts):
             if all(e.code == ContactExists.code for e in errors):
                 raise ContactExists(errors=errors)
-            raise InvalidProperties("every contact was rejected", errors=errors)
+            raise InvalidProperties(errors=errors)
         return errors
 
     async def get_contacts(self, who: Principal, euid: int) -> dict[str, Any]:

@@ -30,12 +30,16 @@ class UserpropsError(Exception):
     """Base of every error with a wire code.
 
     ``errors`` lists rejected items (properties, identity values, contacts) when the
-    failure is about items; ``headers`` are extra HTTP headers for the answer.
+    failure is about items; ``headers`` are extra HTTP headers for the answer. ``detail``
+    is the answer's message: ``message`` unless the raiser says more, except for a code
+    whose message EngageLab documents (``verbatim``), which always answers that message
+    (the ``errors`` say what went wrong with each item).
     """
 
     code: ClassVar[int] = 50000
     status: ClassVar[int] = 500
     message: ClassVar[str] = "internal error"
+    verbatim: ClassVar[bool] = False  # message is EngageLab's documented text
 
     def __init__(
         self,
@@ -44,7 +48,7 @@ class UserpropsError(Exception):
         errors: list[ErrorItem] | None = None,
         headers: dict[str, str] | None = None,
     ) -> None:
-        self.detail = detail or self.message
+        self.detail = self.message if self.verbatim else detail or self.message
         self.errors = errors
         self.headers = headers or {}
         super().__init__(self.detail)
@@ -74,7 +78,8 @@ class InvalidParameters(UserpropsError):
 class InvalidProperties(UserpropsError):
     code = 55102
     status = 400
-    message = "Invalid user attributes exist"  # EngageLab's text, verbatim
+    message = "Invalid user attributes exist"
+    verbatim = True
 
 
 class EmptyProperties(UserpropsError):
@@ -86,7 +91,8 @@ class EmptyProperties(UserpropsError):
 class ContactExists(UserpropsError):
     code = 55014
     status = 409
-    message = "Contact exists"  # EngageLab's text, verbatim
+    message = "Contact exists"
+    verbatim = True
 
 
 class PathNotFound(UserpropsError):
@@ -191,14 +197,6 @@ class StorageUnavailable(UserpropsError):
     message = "storage unavailable; nothing was applied, retry later"
 
 
-ENGAGELAB_MESSAGES: dict[int, str] = {
-    0: "success",
-    InvalidProperties.code: "Invalid user attributes exist",
-    ContactExists.code: "Contact exists",
-}
-"""The messages EngageLab's documentation shows for its codes, which userprops answers
-verbatim (docs/errors.md marks them); every other message is userprops's own."""
-
 CODE_TABLE: tuple[type[UserpropsError], ...] = (
     AuthenticationFailed,
     EuidMissing,
@@ -223,6 +221,13 @@ CODE_TABLE: tuple[type[UserpropsError], ...] = (
     StorageUnavailable,
 )
 """Every wire code except 0 (success), in the order docs/errors.md lists them."""
+
+ENGAGELAB_MESSAGES: dict[int, str] = {
+    0: "success",
+    **{error.code: error.message for error in CODE_TABLE if error.verbatim},
+}
+"""The messages EngageLab's documentation shows for its codes, which userprops answers
+verbatim (docs/errors.md marks them); every other message is userprops's own."""
 
 
 def success_message(rejected: int) -> str:
