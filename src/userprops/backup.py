@@ -14,6 +14,7 @@ import sqlite3
 from pathlib import Path
 
 from userprops.errors import Conflict, InvalidParameters
+from userprops.serverlock import ServerRunning, sole_server
 from userprops.storage import open_storage, sqlite_path
 from userprops.storage.sqlite import BUSY_TIMEOUT_MS, create_private
 
@@ -105,11 +106,21 @@ def restore(source: Path, url: str, *, force: bool = False) -> dict[str, int]:
     current schema; return its row counts.
 
     Stop the server first: it keeps caches (credentials, attribute types) that a restore
-    under it would make stale. Raises :class:`Conflict` when the target already holds
+    under it would make stale. The restore takes the server's lock
+    (:mod:`userprops.serverlock`), so no server starts meanwhile. Raises
+    :class:`Conflict` when a server runs on the file, or when the target already holds
     projects and not ``force``.
     """
     target_path = _sqlite_only(url)
     _check_backup_file(source)
+    try:
+        with sole_server(url):
+            return _restore(source, url, target_path, force=force)
+    except ServerRunning as exc:
+        raise Conflict(f"{exc}: stop it before a restore, and start it again after") from None
+
+
+def _restore(source: Path, url: str, target_path: str, *, force: bool) -> dict[str, int]:
     target = _connect(target_path)
     try:
         try:

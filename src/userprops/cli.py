@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 import msgspec
@@ -41,7 +41,7 @@ json_option: Decorator[Any] = click.option(
 )
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     click.echo(f"error: {message}", err=True)
     sys.exit(1)
 
@@ -144,7 +144,10 @@ def serve(host: str, port: int, database: str, log_level: str, deliveries: bool 
         with sole_server(settings.database):
             _serve(settings)
     except ServerRunning as exc:
-        _fail(str(exc))
+        _fail(
+            f"{exc}; SQLite takes one server process per database file: stop it first,"
+            " or use PostgreSQL for several processes"
+        )
 
 
 def _serve(settings: Settings) -> None:
