@@ -123,7 +123,7 @@ class Engine:
 
     async def changes(self, who: Principal, query: FeedQuery) -> dict[str, Any]:
         """A page of the project's change feed, held up to ``query.wait`` when empty."""
-        return await self.feed.changes(who.project_id, who.tz, query)
+        return await self.feed.changes(who.project_id, who.tz, query, who.datasource_id)
 
     # Identities
 

@@ -178,9 +178,9 @@ class RateLimited(UserpropsError):
     status = 429
     message = "too many requests"
 
-    def __init__(self, retry_after: int) -> None:
+    def __init__(self, retry_after: int, reason: str = "too many requests") -> None:
         super().__init__(
-            f"too many requests; retry after {retry_after} s",
+            f"{reason}; retry after {retry_after} s",
             headers={"retry-after": str(retry_after)},
         )
 

@@ -13,12 +13,12 @@ import base64
 import binascii
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from datetime import tzinfo
 from typing import Any
 
-from userprops.errors import InvalidParameters, UserNotFound
+from userprops.errors import InvalidParameters, RateLimited, UserNotFound
 from userprops.schema import read_back
 from userprops.storage.base import Storage, StoredChange
 
@@ -27,6 +27,8 @@ MAX_LIMIT = 500
 FEED_DEFAULT_LIMIT = 100
 FEED_MAX_LIMIT = 1000
 MAX_WAIT = 30.0
+MAX_LONG_POLLS = 16
+"""Long polls (``wait`` > 0) one data source may hold open at once, in one process."""
 CHANGE_OPS = (
     "set",
     "increase",
@@ -173,6 +175,7 @@ class Feed:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._poller: asyncio.Task[None] | None = None
         self._seen: dict[int, int] = {}  # project id -> last seq known to the poller
+        self._held: dict[Hashable, int] = {}  # holder -> long polls it holds
 
     def notify(self, project_id: int) -> None:
         """Wake every waiter of the project (on the event loop of the waiters)."""
@@ -203,9 +206,27 @@ class Feed:
         project_id: int,
         tz: tzinfo,
         query: FeedQuery,
+        holder: Hashable = None,
     ) -> dict[str, Any]:
         """A page of the project's feed after ``query.after``; when it is empty, held up
-        to ``query.wait`` seconds for the next commit of the project."""
+        to ``query.wait`` seconds for the next commit of the project. A ``holder`` (the
+        data source) holds at most :data:`MAX_LONG_POLLS` at once: :class:`RateLimited`
+        beyond, rather than one more connection and one more read per commit."""
+        if query.wait <= 0:
+            return await self._changes(project_id, tz, query)
+        held = self._held.get(holder, 0)
+        if held >= MAX_LONG_POLLS:
+            raise RateLimited(1, f"{MAX_LONG_POLLS} long polls of this data source are open")
+        self._held[holder] = held + 1
+        try:
+            return await self._changes(project_id, tz, query)
+        finally:
+            if self._held[holder] == 1:
+                del self._held[holder]
+            else:
+                self._held[holder] -= 1
+
+    async def _changes(self, project_id: int, tz: tzinfo, query: FeedQuery) -> dict[str, Any]:
 
         def page() -> dict[str, Any]:
             return read_feed(self._storage, project_id, tz, query.after, query.limit)
