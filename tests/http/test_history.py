@@ -238,6 +238,11 @@ async def test_concurrent_writers_and_a_feed_consumer_lose_nothing(api: Api) -> 
         ("/v1/changes", {"wait": "31"}, "wait"),
         ("/v1/changes", {"wait": "-1"}, "wait"),
         ("/v1/changes", {"wait": "soon"}, "wait"),
+        ("/v1/changes", {"wait": "1e999"}, "wait"),
+        ("/v1/changes", {"wait": "3.302110308065245e-79"}, ""),  # any JSON number form
+        ("/v1/changes", {"wait": "0.000000000000001"}, ""),
+        ("/v1/changes", {"limit": "5", "limt": "5"}, "limt"),  # unknown parameter
+        ("/v1/changes", {"after": "1", "wait": "0", "after ": "2"}, "after"),
         ("/v1/user/history", {"euid": "1", "cursor": "nope"}, "cursor"),
         ("/v1/user/history", {"euid": "1", "cursor": "aDEyMw"}, ""),  # valid form: no 55004
         ("/v1/user/history", {"euid": "1", "limit": "501"}, "limit"),

@@ -73,6 +73,7 @@ VALUE: Schema = {
     "type": ["string", "number", "boolean", "array"],
     "items": {"type": "string"},
 }
+NULLABLE_VALUE: Schema = {**VALUE, "type": [*VALUE["type"], "null"]}
 
 
 def each(valid: Schema, what: str) -> Schema:
@@ -187,8 +188,8 @@ CHANGE: Schema = {
         "euid": EUID,
         "property": {"type": ["string", "null"], "description": "null for user.deleted"},
         "op": {"enum": list(CHANGE_OPS)},
-        "old": VALUE,
-        "new": VALUE,
+        "old": NULLABLE_VALUE,
+        "new": NULLABLE_VALUE,
         "source": {"type": "string", "description": "the data source's name, or cli"},
         "at": MILLIS,
     },
@@ -612,6 +613,7 @@ def _paths() -> dict[str, Schema]:
                             "type": "string",
                             "minLength": 1,
                             "maxLength": LIMITS.max_string_length,
+                            "pattern": "^[^\\u0000]*$",
                         },
                     },
                 ],

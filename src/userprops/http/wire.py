@@ -69,7 +69,7 @@ def _integer(text: str) -> int | Decimal:
 _DECODER = msgspec.json.Decoder(float_hook=_decimal)
 _DIGITS = re.compile(r"[0-9]{1,19}")
 _MILLIS = re.compile(r"-?[0-9]{1,16}")
-_SECONDS = re.compile(r"[0-9]{1,2}(?:\.[0-9]{1,3})?")
+_SECONDS = re.compile(r"[0-9]{1,20}(?:\.[0-9]{1,20})?(?:[eE][-+]?[0-9]{1,3})?")
 
 
 _OPS = {op.value: op for op in Op}
