@@ -17,10 +17,12 @@ from bench import changes, wrk
 from bench.pgcluster import Cluster
 from bench.runner import Options, run
 
-TARGET_RATIO = 0.5
-TARGET_P99_MS = 25.0
+# Issue 17's restated targets, over the bare-ASGI ceiling measured in the same run.
+TARGET_RATIO = 0.35  # SQLite write
+TARGET_P99_MS = 25.0  # SQLite write
 TARGET_PRELOAD_RATIO = 0.8
-TARGET_POSTGRES_RATIO = 0.35
+TARGET_POSTGRES_RATIO = 0.35  # PostgreSQL write
+TARGET_POSTGRES_REGISTER_RATIO = 0.30
 TARGET_IMPORT_VALUES = 20_000  # values/s of userprops import on SQLite
 TARGET_BATCH_RATIO = 3.0  # updates per second in batches of 100, over single writes
 TARGET_CATCH_UP_S = 1.0  # a feed consumer is caught up within this long of the last write
@@ -185,13 +187,18 @@ def targets(report: dict[str, Any]) -> dict[str, bool]:
     write = report["sqlite"].get("write")
     met: dict[str, bool] = {}
     if write is not None:
-        met["sqlite_write_ratio>=0.5"] = write["ratio_to_ceiling"] >= TARGET_RATIO
+        met["sqlite_write_ratio>=0.35"] = write["ratio_to_ceiling"] >= TARGET_RATIO
         met["sqlite_write_p99<=25ms"] = write["p99_us"] <= TARGET_P99_MS * 1000
     if "error" in report.get("database", {}):
         met["database_ran"] = False
     db_write = report.get("database", {}).get("write")
     if db_write is not None and report["database"]["backend"].startswith("postgres"):
         met["postgres_write_ratio>=0.35"] = db_write["ratio_to_ceiling"] >= TARGET_POSTGRES_RATIO
+        db_register = report["database"].get("register")
+        if db_register is not None:
+            met["postgres_register_ratio>=0.30"] = (
+                db_register["ratio_to_ceiling"] >= TARGET_POSTGRES_REGISTER_RATIO
+            )
     for key in ("sqlite", "database", "preloaded", "database_preloaded"):
         for name, result in report.get(key, {}).items():
             if isinstance(result, dict) and "errors" in result:
