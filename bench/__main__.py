@@ -15,7 +15,7 @@ import click
 
 from bench import changes, wrk
 from bench.pgcluster import Cluster
-from bench.runner import Options, run
+from bench.runner import NO_HISTORY, Options, run
 
 # Issue 17's restated targets, over the bare-ASGI ceiling measured in the same run.
 TARGET_RATIO = 0.35  # SQLite write
@@ -25,6 +25,7 @@ TARGET_POSTGRES_RATIO = 0.35  # PostgreSQL write
 TARGET_POSTGRES_REGISTER_RATIO = 0.30
 TARGET_IMPORT_VALUES = 20_000  # values/s of userprops import on SQLite
 TARGET_BATCH_RATIO = 3.0  # updates per second in batches of 100, over single writes
+TARGET_HISTORY_RATIO = 0.85  # writes recording history, over writes without (same run)
 TARGET_CATCH_UP_S = 1.0  # a feed consumer is caught up within this long of the last write
 TARGET_SEGMENT_COUNT_MS = 250.0  # a two-leaf count over the preloaded users, median
 TARGET_SEGMENT_PAGE_MS = 100.0  # a page of 1,000 EUIDs, median
@@ -69,9 +70,10 @@ def cpu_sets(
 @click.option("--wrk-cpus", default=None, help="taskset CPU list for wrk; overrides --pin.")
 @click.option(
     "--scenarios",
-    default="write,register,read,webhook,feed",
+    default="write,nohistory,register,read,webhook,feed",
     show_default=True,
-    help="write, register, read (wrk against the ceiling); webhook, feed (bench/changes.py).",
+    help="write, batch, register, read (wrk against the ceiling); nohistory (write with"
+    " USERPROPS_HISTORY=off, after write: the history's cost); webhook, feed (bench/changes.py).",
 )
 @click.option(
     "--webhook-rate",
@@ -127,7 +129,7 @@ def main(
         ensure_py_spy()
     server_cpus, wrk_cpus = cpu_sets(pin, server_cpus, wrk_cpus)
     chosen = tuple(s for s in scenarios.split(",") if s)
-    unknown = set(chosen) - set(wrk.SCENARIOS) - set(changes.SCENARIOS)
+    unknown = set(chosen) - set(wrk.SCENARIOS) - set(changes.SCENARIOS) - {NO_HISTORY}
     if unknown:
         raise click.BadParameter(f"unknown scenarios {sorted(unknown)}", param_hint="--scenarios")
     if postgres and database:
@@ -235,6 +237,12 @@ def targets(report: dict[str, Any]) -> dict[str, bool]:
         if per_update is not None:
             met[f"{key}_batch_per_update>=3x_write"] = per_update >= TARGET_BATCH_RATIO
     for key in ("sqlite", "database"):
+        off = report.get(key, {}).get(NO_HISTORY, {})
+        if "history_on_over_off" in off:
+            met[f"{key}_write_with_history>=0.85x_without"] = (
+                off["history_on_over_off"] >= TARGET_HISTORY_RATIO
+            )
+    for key in ("sqlite", "database"):
         hook, feed = report.get(key, {}).get("webhook"), report.get(key, {}).get("feed")
         if hook is not None:
             met[f"{key}_webhook_p99<=1s"] = hook["delay_ms"].get("p99", 1e9) <= 1000
@@ -280,6 +288,12 @@ def render(report: dict[str, Any]) -> list[str]:
             f" the empty database ({w['ratio_to_empty_over_ceilings']:.2f}x over paired ceilings)"
         )
     for key in ("sqlite", "database"):
+        off = report.get(key, {}).get(NO_HISTORY, {})
+        if "history_on_over_off" in off:
+            lines.append(
+                f"{key} history: writes with it {off['history_on_over_off']:.2f}x those without"
+                f" ({off['history_on_over_off_over_ceilings']:.2f}x over paired ceilings)"
+            )
         imported = report.get(key, {}).get("import")
         if imported is not None:
             lines += [

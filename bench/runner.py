@@ -203,6 +203,9 @@ def backend(
         results["users"] = len(euids)
         target = Target(server, euids, token, slug)
         for scenario in scenarios:
+            if scenario == NO_HISTORY:
+                results[scenario] = without_history(options, ceiling, target, url, results)
+                continue
             if scenario in changes.SCENARIOS:
                 results[scenario] = changes.run(scenario, options, target, url)
                 continue
@@ -227,6 +230,36 @@ def backend(
         folder.mkdir(exist_ok=True)
         results["import"] = bulkimport.measure(url, folder, options.import_users)
     return results
+
+
+NO_HISTORY = "nohistory"
+"""The write scenario on the same database with ``USERPROPS_HISTORY=off``: what recording
+the history costs (issue 12: with it, at least 0.85x the throughput without it)."""
+
+
+def without_history(
+    options: Options, ceiling: Target, target: Target, url: str, results: dict[str, Any]
+) -> dict[str, Any]:
+    """The write scenario with history off (the server restarted without it, then with it
+    again), verified with the write scenario's increases, and the ratio of the write
+    scenario's throughput (history on) to this one's."""
+    server = target.server
+    server.stop()
+    server.start(env={"USERPROPS_HISTORY": "off"})
+    try:
+        result = paired(options, ceiling, target, "write")
+    finally:
+        server.stop()
+        server.start()
+    write = results.get("write")
+    units = result["increase_units_total"] + (write or {}).get("increase_units_total", 0)
+    result["verification"] = verify(url, target.tag, target.euids, units, VERIFIED["write"])
+    if write is not None:
+        result["history_on_over_off"] = round(write["throughput"] / result["throughput"], 3)
+        result["history_on_over_off_over_ceilings"] = round(
+            write["ratio_to_ceiling"] / result["ratio_to_ceiling"], 3
+        )
+    return result
 
 
 def measure_segments(

@@ -4,10 +4,11 @@ line, combining rounds, the command's arguments and the CPU figures."""
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import pytest
 from bench import wrk
-from bench.__main__ import cpu_sets, main as bench_main
+from bench.__main__ import cpu_sets, main as bench_main, targets
 from bench.ceiling import app as ceiling
 from bench.runner import combine
 from bench.server import cpu_seconds
@@ -74,3 +75,24 @@ def test_cpu_sets_pin_by_default_and_given_lists_win() -> None:
     assert cpu_sets(False, None, None) == (None, None)
     assert cpu_sets(True, "0-1", None) == ("0-1", "1")
     assert cpu_sets(False, "0-1", "1") == ("0-1", "1")
+
+
+def test_targets_are_issue_17s_and_the_history_cost_is_judged() -> None:
+    def run(ratio: float, p99_us: float = 10_000) -> dict[str, object]:
+        return {"ratio_to_ceiling": ratio, "p99_us": p99_us, "errors": 0}
+
+    report: dict[str, Any] = {
+        "sqlite": {"write": run(0.36), "nohistory": {**run(0.40), "history_on_over_off": 0.9}},
+        "database": {
+            "backend": "postgresql",
+            "write": run(0.35),
+            "register": run(0.29),
+            "nohistory": {**run(0.5), "history_on_over_off": 0.8},
+        },
+    }
+    met = targets(report)
+    assert met["sqlite_write_ratio>=0.35"] and met["sqlite_write_p99<=25ms"]
+    assert met["postgres_write_ratio>=0.35"]
+    assert not met["postgres_register_ratio>=0.30"]
+    assert met["sqlite_write_with_history>=0.85x_without"]
+    assert not met["database_write_with_history>=0.85x_without"]
