@@ -7,53 +7,10 @@ read of ``GET /v1/user/property`` (``READ_USERS``), reported by auto_explain."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-
-import psycopg
-import pytest
-
+from tests.support.plans import Conn, explained
 from userprops.schema import AttrType
-from userprops.storage import StoredValue, open_storage
+from userprops.storage import StoredValue
 from userprops.storage.postgres_transaction import READ_USERS, PostgresTransaction, json_text
-
-Conn = psycopg.Connection[tuple[object, ...]]
-
-
-@pytest.fixture
-def conn(pg_url: str) -> Iterator[Conn]:
-    storage = open_storage(pg_url)
-    storage.migrate()
-    storage.close()
-    with psycopg.connect(pg_url, autocommit=True) as conn:
-        if conn.info.parameter_status("is_superuser") != "on":
-            pytest.skip("auto_explain needs a superuser (USERPROPS_TEST_POSTGRES_DSN)")
-        conn.execute(
-            "INSERT INTO projects (slug, schema_mode, timezone, created_at)"
-            " VALUES ('p', 'auto', 'UTC', 'now')"
-        )
-        conn.execute("INSERT INTO users (project_id, created_at) VALUES (1, 'now'), (1, 'now')")
-        yield conn
-
-
-def explained(conn: Conn, mode: str, run: Callable[[Conn], None]) -> list[str]:
-    """The plan of every statement ``run`` makes, nested ones included, each run six
-    times: psycopg prepares a statement on its fifth run, PL/pgSQL plans generic ones
-    after five."""
-    plans: list[str] = []
-    conn.add_notice_handler(lambda diag: plans.append(diag.message_primary or ""))
-    conn.execute("LOAD 'auto_explain'")
-    for setting in (
-        "auto_explain.log_min_duration = 0",
-        "auto_explain.log_nested_statements = on",
-        "auto_explain.log_level = notice",
-        f"plan_cache_mode = {mode}",
-    ):
-        conn.execute(f"SET {setting}")
-    # psycopg prepares a statement on its fifth run, PL/pgSQL plans generic ones after five.
-    for _ in range(6):
-        run(conn)
-    conn.execute("RESET ALL")
-    return plans
 
 
 def _plans(conn: Conn, mode: str) -> list[str]:

@@ -5,7 +5,7 @@ and the write of memberships; new, grown or analyzed tables, custom and generic 
 
 from __future__ import annotations
 
-from tests.storage.test_postgres_plans import Conn, conn, explained  # noqa: F401 (a fixture)
+from tests.support.plans import Conn, explained
 from userprops.schema import AttrType
 from userprops.storage import StoredValue
 from userprops.storage.postgres_transaction import PostgresTransaction
@@ -14,7 +14,7 @@ from userprops.storage.postgres_transaction import PostgresTransaction
 TABLES = ("user_list_items", "segment_members", "user_values")
 
 
-def _plans(conn: Conn, mode: str) -> list[str]:  # noqa: F811
+def _plans(conn: Conn, mode: str) -> list[str]:
     def batch(conn: Conn) -> None:
         with conn.transaction():
             tx = PostgresTransaction(conn)
@@ -27,7 +27,7 @@ def _plans(conn: Conn, mode: str) -> list[str]:  # noqa: F811
     return explained(conn, mode, batch)
 
 
-def _assert_keyed(conn: Conn) -> None:  # noqa: F811
+def _assert_keyed(conn: Conn) -> None:
     for mode in ("force_custom_plan", "force_generic_plan"):
         plans = [p for p in _plans(conn, mode) if any(t in p for t in TABLES)]
         write = [p for p in plans if "INSERT INTO user_values" in p]
@@ -40,7 +40,7 @@ def _assert_keyed(conn: Conn) -> None:  # noqa: F811
                 assert scan not in plan, f"{mode}: {scan}:\n{plan}"
 
 
-def _segment(conn: Conn) -> None:  # noqa: F811
+def _segment(conn: Conn) -> None:
     conn.execute(
         "INSERT INTO segments (project_id, name, condition, built_to, quiet, created_at,"
         " updated_at) VALUES (1, 's', '{}', NULL, false, 'now', 'now'),"
@@ -48,12 +48,12 @@ def _segment(conn: Conn) -> None:  # noqa: F811
     )
 
 
-def test_segment_statements_probe_primary_keys_on_new_tables(conn: Conn) -> None:  # noqa: F811
+def test_segment_statements_probe_primary_keys_on_new_tables(conn: Conn) -> None:
     _segment(conn)
     _assert_keyed(conn)
 
 
-def test_segment_statements_probe_primary_keys_on_grown_tables(conn: Conn) -> None:  # noqa: F811
+def test_segment_statements_probe_primary_keys_on_grown_tables(conn: Conn) -> None:
     _segment(conn)
     conn.execute(
         "INSERT INTO users (project_id, created_at) SELECT 1, 'now' FROM generate_series(1, 3000)"

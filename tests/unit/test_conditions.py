@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from hypothesis import given, settings
 
-from tests.storage.test_segment_sql import ATTRIBUTES, conditions
+from tests.support.conditions import ATTRIBUTES, conditions
 from userprops.conditions import (
     And,
     Leaf,
