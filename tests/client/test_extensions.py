@@ -1,5 +1,5 @@
 """The client's methods for userprops's extensions beyond the first ones: batches, lookup,
-erasure, history and the change feed, sync and async, against a real server."""
+erasure, history, the change feed and segments, sync and async, against a real server."""
 
 from __future__ import annotations
 
@@ -11,7 +11,15 @@ import pytest
 
 from tests.support.clients import Either, make_client
 from tests.support.liveserver import Server
-from userprops_client import AsyncClient, BatchResult, Change, Client, UserNotFound
+from userprops_client import (
+    AsyncClient,
+    BatchResult,
+    Change,
+    Client,
+    InvalidParameters,
+    SavedSegment,
+    UserNotFound,
+)
 
 
 async def test_batch_answers_each_update_in_place(up: Either) -> None:
@@ -109,3 +117,23 @@ async def test_changes_iterates_with_long_polls(server: Server, kind: str) -> No
             client.close()
         else:
             await client.aclose()
+
+
+async def test_segments_query_save_page_and_list_a_users(up: Either) -> None:
+    tag = uuid.uuid4().hex[:8]
+    name = f"s{tag}"
+    euids = [await up.new_user() for _ in range(3)]
+    for euid, n in zip(euids, (1, 5, 9), strict=True):
+        await up.set(euid, {f"n{tag}": n})
+    where = {"property": f"n{tag}", "op": "gte", "value": 5}
+    page = await up.query_segment(where, limit=1)
+    assert (page.count, page.euids, page.complete) == (2, [euids[1]], True)
+    rest = await up.query_segment(where, limit=1, cursor=page.next_cursor)
+    assert (rest.euids, rest.next_cursor) == ([euids[2]], None)
+    assert await up.save_segment(name, where) == SavedSegment(name, True, 2)
+    assert await up.iter_segment_members(name, page_size=1) == euids[1:]
+    assert await up.user_segments(euids[2]) == [name]
+    assert await up.user_segments(euids[0]) == []
+    with pytest.raises(InvalidParameters) as bad:
+        await up.query_segment({"property": f"n{tag}", "op": "contains", "value": "x"})
+    assert f"n{tag}" in str(bad.value)

@@ -19,7 +19,7 @@ FAST = RetryPolicy(retries=3, backoff=0.01, max_backoff=0.05, max_wait=10.0)
 class Either:
     """A :class:`Client` or an :class:`AsyncClient` behind one face, so that one test body
     covers both: every method is awaited (the sync client's in a thread) and
-    ``iter_events`` is collected into a list."""
+    each ``iter_*`` is collected into a list."""
 
     def __init__(self, client: Client | AsyncClient) -> None:
         self.client = client
@@ -29,11 +29,11 @@ class Either:
 
         async def call(*args: Any, **kwargs: Any) -> Any:
             if isinstance(self.client, Client):
-                if name == "iter_events":
+                if name.startswith("iter_"):
                     return await asyncio.to_thread(lambda: list(method(*args, **kwargs)))
                 return await asyncio.to_thread(method, *args, **kwargs)
-            if name == "iter_events":
-                return [event async for event in method(*args, **kwargs)]
+            if name.startswith("iter_"):
+                return [item async for item in method(*args, **kwargs)]
             return await method(*args, **kwargs)
 
         return call

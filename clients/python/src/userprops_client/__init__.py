@@ -43,6 +43,8 @@ from userprops_client._results import (
     HistoryPage,
     ItemError,
     Registration,
+    SavedSegment,
+    SegmentPage,
     WriteResult,
 )
 from userprops_client._retry import RetryPolicy
@@ -76,6 +78,8 @@ __all__ = [
     "Registration",
     "RequestTimeout",
     "RetryPolicy",
+    "SavedSegment",
+    "SegmentPage",
     "TransportError",
     "Unavailable",
     "UnexpectedResponse",

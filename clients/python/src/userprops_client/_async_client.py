@@ -21,6 +21,8 @@ from userprops_client._results import (
     EventPage,
     HistoryPage,
     Registration,
+    SavedSegment,
+    SegmentPage,
     WriteResult,
 )
 
@@ -223,3 +225,34 @@ class AsyncClient(BaseClient):
             for change in page.changes:
                 yield change
             after = page.last_seq
+
+    async def query_segment(
+        self, where: Mapping[str, Any], *, limit: int | None = None, cursor: str | None = None
+    ) -> SegmentPage:
+        """As :meth:`Client.query_segment`."""
+        return await self._run(calls.query_segment(where, limit=limit, cursor=cursor))
+
+    async def save_segment(self, name: str, where: Mapping[str, Any]) -> SavedSegment:
+        """As :meth:`Client.save_segment`."""
+        return await self._run(calls.save_segment(name, where))
+
+    async def segment_members(
+        self, name: str, *, limit: int | None = None, cursor: str | None = None
+    ) -> SegmentPage:
+        """As :meth:`Client.segment_members`."""
+        return await self._run(calls.segment_members(name, limit=limit, cursor=cursor))
+
+    async def iter_segment_members(self, name: str, *, page_size: int = 1000) -> AsyncIterator[int]:
+        """As :meth:`Client.iter_segment_members`."""
+        cursor = None
+        while True:
+            page = await self.segment_members(name, limit=page_size, cursor=cursor)
+            for euid in page.euids:
+                yield euid
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    async def user_segments(self, euid: int) -> list[str]:
+        """As :meth:`Client.user_segments`."""
+        return await self._run(calls.user_segments(euid))

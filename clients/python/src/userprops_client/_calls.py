@@ -28,6 +28,8 @@ from userprops_client._results import (
     EventPage,
     HistoryPage,
     Registration,
+    SavedSegment,
+    SegmentPage,
     WriteResult,
     item_errors,
 )
@@ -230,3 +232,44 @@ def changes(after: int, *, limit: int | None = None, wait: float = 0.0) -> Call[
     if wait:
         params["wait"] = wait
     return Call("GET", "/v1/changes", read, params=params, hold=wait)
+
+
+def _segment_page(body: Envelope) -> SegmentPage:
+    data = body["data"]
+    return SegmentPage(
+        int(data["count"]),
+        [int(e) for e in data["euids"]],
+        data.get("next_cursor"),
+        bool(data.get("complete", True)),
+    )
+
+
+def query_segment(
+    where: Mapping[str, Any], *, limit: int | None = None, cursor: str | None = None
+) -> Call[SegmentPage]:
+    given = {"where": where, "limit": limit, "cursor": cursor}
+    body = {k: v for k, v in given.items() if v is not None}
+    return Call("POST", "/v1/segment/query", _segment_page, body=dumps(body))
+
+
+def save_segment(name: str, where: Mapping[str, Any]) -> Call[SavedSegment]:
+    def read(body: Envelope) -> SavedSegment:
+        data = body["data"]
+        return SavedSegment(data["name"], bool(data["created"]), int(data["count"]))
+
+    return Call("POST", "/v1/segment", read, body=dumps({"name": name, "where": where}))
+
+
+def segment_members(
+    name: str, *, limit: int | None = None, cursor: str | None = None
+) -> Call[SegmentPage]:
+    given = {"name": name, "limit": limit, "cursor": cursor}
+    params: dict[str, str | int | float] = {k: v for k, v in given.items() if v is not None}
+    return Call("GET", "/v1/segment/members", _segment_page, params=params)
+
+
+def user_segments(euid: int) -> Call[list[str]]:
+    def read(body: Envelope) -> list[str]:
+        return [str(name) for name in body["data"]["segments"]]
+
+    return Call("GET", "/v1/user/segments", read, params={"euid": euid})

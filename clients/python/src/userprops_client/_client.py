@@ -21,6 +21,8 @@ from userprops_client._results import (
     EventPage,
     HistoryPage,
     Registration,
+    SavedSegment,
+    SegmentPage,
     WriteResult,
 )
 
@@ -230,3 +232,35 @@ class Client(BaseClient):
             page = self.changes_page(after, limit=limit, wait=wait)
             yield from page.changes
             after = page.last_seq
+
+    def query_segment(
+        self, where: Mapping[str, Any], *, limit: int | None = None, cursor: str | None = None
+    ) -> SegmentPage:
+        """The users matching a condition (docs/segments.md): the count and a page of
+        EUIDs (``limit`` 0 to 1000; 0 for the count alone); raises
+        :class:`InvalidParameters` naming a bad leaf."""
+        return self._run(calls.query_segment(where, limit=limit, cursor=cursor))
+
+    def save_segment(self, name: str, where: Mapping[str, Any]) -> SavedSegment:
+        """Create or replace a saved segment; its membership is kept on every write."""
+        return self._run(calls.save_segment(name, where))
+
+    def segment_members(
+        self, name: str, *, limit: int | None = None, cursor: str | None = None
+    ) -> SegmentPage:
+        """A page of a saved segment's members."""
+        return self._run(calls.segment_members(name, limit=limit, cursor=cursor))
+
+    def iter_segment_members(self, name: str, *, page_size: int = 1000) -> Iterator[int]:
+        """Every member of a saved segment, page by page, EUIDs ascending."""
+        cursor = None
+        while True:
+            page = self.segment_members(name, limit=page_size, cursor=cursor)
+            yield from page.euids
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    def user_segments(self, euid: int) -> list[str]:
+        """The names of the saved segments a user is in."""
+        return self._run(calls.user_segments(euid))

@@ -158,3 +158,25 @@ class BatchResult:
     def ok(self) -> bool:
         """Applied in full."""
         return self.code == 0 and not self.errors
+
+
+@dataclass(frozen=True)
+class SegmentPage:
+    """One page of the users matching a condition or in a saved segment, EUIDs ascending;
+    ``count`` is every match; ``next_cursor`` is None on the last page. ``complete`` is
+    False while a saved segment's membership is still being built (always True for a
+    query)."""
+
+    count: int
+    euids: list[int]
+    next_cursor: str | None
+    complete: bool = True
+
+
+@dataclass(frozen=True)
+class SavedSegment:
+    """What saving a segment did: ``created`` False when it replaced a condition."""
+
+    name: str
+    created: bool
+    count: int
