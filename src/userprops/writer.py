@@ -34,7 +34,7 @@ class Writer(Batcher[Job]):
     name = "userprops-writer"
 
     def __init__(self, storage: Storage, *, batch_max: int = 512) -> None:
-        super().__init__(batch_max=batch_max)
+        super().__init__(batch_max=batch_max, timeout=storage.timeout)
         self.storage = storage
 
     async def submit(self, job: Callable[[Transaction], T]) -> T:
