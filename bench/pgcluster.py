@@ -52,9 +52,13 @@ class Cluster:
     """One PostgreSQL server in its own temporary folder; :meth:`stop` and :meth:`start`
     may be called repeatedly (the port stays the same). ``durable=False`` turns ``fsync``
     and ``full_page_writes`` off (tests only). ``cpus`` (a ``taskset`` CPU list) pins the
-    server and every backend it starts to those CPUs."""
+    server and every backend it starts to those CPUs. With ``primary`` (a running
+    cluster), the cluster is a streaming-replication standby of it, copied with
+    ``pg_basebackup -R`` instead of made by ``initdb``."""
 
-    def __init__(self, *, durable: bool = False, cpus: str | None = None) -> None:
+    def __init__(
+        self, *, durable: bool = False, cpus: str | None = None, primary: Cluster | None = None
+    ) -> None:
         self.durable = durable
         self.cpus = cpus
         as_root = os.geteuid() == 0
@@ -68,6 +72,13 @@ class Cluster:
             account = _ensure_user()
             os.chown(self.root, account.pw_uid, account.pw_gid)
             self._as_user = ["runuser", "-u", USER, "--"]
+        if primary is not None:
+            self._run(
+                pg_bin("pg_basebackup"), "-h", "127.0.0.1", "-p", str(primary.port),
+                "-U", "postgres", "-D", str(self.data), "-R", "-X", "stream",
+                "-c", "fast", *([] if durable else ["--no-sync"]),
+            )  # fmt: skip
+            return
         self._run(
             pg_bin("initdb"), "-D", str(self.data), "-U", "postgres", "-A", "trust",
             "-E", "UTF8", "--locale=C", "--no-instructions", *([] if durable else ["--no-sync"]),
@@ -78,11 +89,14 @@ class Cluster:
             [*self._as_user, *args], check=True, capture_output=True, cwd=self.root, timeout=60
         )
 
-    def start(self) -> None:
+    def start(self, *settings: str) -> None:
+        """Start the server; ``settings`` (``name=value``, no spaces or shell characters)
+        are given to it as ``-c`` options, for this start only."""
         options = (
             f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1"
             " -c max_connections=200 -c deadlock_timeout=100ms"
         )
+        options += "".join(f" -c {setting}" for setting in settings)
         if not self.durable:
             options += " -c fsync=off -c full_page_writes=off"
         log = str(self.root / "server.log")
@@ -90,6 +104,17 @@ class Cluster:
         self._run(
             *pinned, pg_bin("pg_ctl"), "-D", str(self.data), "-l", log, "-o", options, "-w", "start"
         )
+
+    def promote(self) -> None:
+        """Make a standby the primary; returns once it accepts writes."""
+        self._run(pg_bin("pg_ctl"), "-D", str(self.data), "-w", "promote")
+
+    def postmaster_pid(self) -> int | None:
+        """The server's process id, from its pid file; None when it has none."""
+        try:
+            return int((self.data / "postmaster.pid").read_text().split()[0])
+        except (FileNotFoundError, IndexError, ValueError):
+            return None
 
     def stop(self) -> None:
         self._run(pg_bin("pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop")

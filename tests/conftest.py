@@ -65,6 +65,15 @@ def pg_databases() -> Iterator[Databases]:
 
 
 @pytest.fixture
+def cluster() -> Iterator[Cluster]:
+    """A PostgreSQL cluster of this test's own, for a test that stops or freezes it."""
+    own = Cluster()
+    own.start()
+    yield own
+    own.destroy()
+
+
+@pytest.fixture
 def pg_url(pg_databases: Databases) -> Iterator[str]:
     """An empty PostgreSQL database of its own."""
     url = pg_databases.create()

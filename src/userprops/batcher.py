@@ -6,23 +6,33 @@ so a batch costs one wake-up however many requests it holds. The thread takes ev
 waiting (up to ``batch_max``), gets one result or exception per item from
 :meth:`Batcher._results`, and answers each on the event loop it came from, with one
 ``call_soon_threadsafe`` per loop and batch.
+
+With a ``timeout`` (the storage's, see :attr:`Storage.timeout`), each item must be answered
+within that many seconds of its submission: an item that waited longer is answered
+:class:`StorageUnavailable` without being served (nothing of it is applied), and a batch is
+served within the deadline of its oldest item (:func:`userprops.storage.base.within`), so
+one batch held up by the database does not hold the requests queued behind it any longer.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import queue
 import threading
+import time
 from collections import deque
 from typing import Any, Generic, TypeVar
 
 from userprops.errors import InternalError, StorageUnavailable, UserpropsError
+from userprops.storage.base import within
 
 I = TypeVar("I")  # noqa: E741 (the item a batch is made of)
 log = logging.getLogger("userprops.batcher")
 
-_Waiting = tuple[I, asyncio.Future[Any], asyncio.AbstractEventLoop]
+# An item, its answer, the loop that awaits it, and its deadline (time.monotonic()).
+_Waiting = tuple[I, asyncio.Future[Any], asyncio.AbstractEventLoop, float]
 
 
 class Batcher(Generic[I]):
@@ -30,8 +40,9 @@ class Batcher(Generic[I]):
 
     name = "userprops-batcher"
 
-    def __init__(self, *, batch_max: int = 512) -> None:
+    def __init__(self, *, batch_max: int = 512, timeout: float | None = None) -> None:
         self._batch_max = batch_max
+        self._timeout = timeout
         self._waiting: deque[_Waiting[I]] = deque()
         self._bell: queue.SimpleQueue[None] = queue.SimpleQueue()
         self._rung = False  # the bell rang and the thread has not taken the items yet
@@ -65,7 +76,9 @@ class Batcher(Generic[I]):
             raise StorageUnavailable(f"the {self.name} thread is not running")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
-        self._waiting.append((item, future, loop))
+        timeout = self._timeout
+        deadline = math.inf if timeout is None else time.monotonic() + timeout
+        self._waiting.append((item, future, loop, deadline))
         if not self._rung:
             self._rung = True
             self._bell.put(None)
@@ -84,8 +97,22 @@ class Batcher(Generic[I]):
                 return
 
     def _serve(self, batch: list[_Waiting[I]]) -> None:
+        if self._timeout is None:
+            self._answer(batch, self._batch_results(batch))
+            return
+        now = time.monotonic()
+        late = [waiting for waiting in batch if waiting[3] <= now]
+        if late:
+            batch = [waiting for waiting in batch if waiting[3] > now]
+            expired = StorageUnavailable(f"no answer from the database in {self._timeout:g} s")
+            self._answer(late, [expired] * len(late))
+        if batch:
+            with within(min(deadline for *_, deadline in batch)):
+                self._answer(batch, self._batch_results(batch))
+
+    def _batch_results(self, batch: list[_Waiting[I]]) -> list[Any]:
         try:
-            results = self._results([item for item, _, _ in batch])
+            results = self._results([item for item, *_ in batch])
             if len(results) != len(batch):
                 raise RuntimeError(f"{len(results)} results for a batch of {len(batch)}")
             self.failing = False
@@ -98,8 +125,11 @@ class Batcher(Generic[I]):
             results = [InternalError()] * len(batch)
         self.batches += 1
         self.jobs += len(batch)
+        return results
+
+    def _answer(self, batch: list[_Waiting[I]], results: list[Any]) -> None:
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any]]] = {}
-        for (_, future, loop), result in zip(batch, results, strict=True):
+        for (_, future, loop, _), result in zip(batch, results, strict=True):
             if isinstance(result, Exception) and not isinstance(result, UserpropsError):
                 log.error("request failed", exc_info=result)
                 result = InternalError()

@@ -19,7 +19,7 @@ class Reader(Batcher[UserKey]):
     name = "userprops-reader"
 
     def __init__(self, storage: Storage, *, batch_max: int = 512) -> None:
-        super().__init__(batch_max=batch_max)
+        super().__init__(batch_max=batch_max, timeout=storage.timeout)
         self.storage = storage
 
     async def read_user(self, project_id: int, euid: int) -> dict[str, StoredValue] | None:

@@ -37,7 +37,7 @@ class Writer(Batcher[Job]):
     probe_interval = 1.0
 
     def __init__(self, storage: Storage, *, batch_max: int = 512) -> None:
-        super().__init__(batch_max=batch_max)
+        super().__init__(batch_max=batch_max, timeout=storage.timeout)
         self.storage = storage
         self._probing: asyncio.Future[None] | None = None
         self._probed_at = 0.0

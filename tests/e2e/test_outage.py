@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Iterator
+from collections.abc import AsyncIterator, Awaitable
 
 import httpx
 import pytest
@@ -14,15 +14,6 @@ from tests.support.pgcluster import Cluster, Databases
 
 # Only a guard against hanging: the server answers within db_timeout (1 s here).
 HANG_GUARD = 30.0
-
-
-@pytest.fixture
-def cluster() -> Iterator[Cluster]:
-    """A cluster of this test's own, since the test stops it."""
-    own = Cluster()
-    own.start()
-    yield own
-    own.destroy()
 
 
 @pytest.fixture

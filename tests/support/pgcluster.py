@@ -4,12 +4,15 @@ run here with ``fsync`` off) and :class:`Databases`, one empty database per test
 from __future__ import annotations
 
 import os
+import signal
+import time
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 from bench.pgcluster import Cluster
 
-__all__ = ["Cluster", "Databases"]
+__all__ = ["Cluster", "Databases", "freeze", "kill", "thaw"]
 
 
 class Databases:
@@ -56,3 +59,53 @@ class Databases:
             self._execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         self._made.clear()
         self._free.clear()
+
+
+def _stat(pid: int) -> tuple[str, int] | None:
+    """The state and parent of process ``pid``, None when it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return fields[0], int(fields[1])
+
+
+def _children(parent: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (stat := _stat(int(entry.name))) and stat[1] == parent:
+            found.append(int(entry.name))
+    return found
+
+
+def freeze(cluster: Cluster) -> list[int]:
+    """SIGSTOP the server and every backend, as a partition looks from the client: the
+    sockets stay open and the kernel acknowledges, but nothing answers. The postmaster is
+    stopped first, so it starts no process that the list misses. Returns the pids."""
+    postmaster = cluster.postmaster_pid()
+    assert postmaster is not None, "the cluster is not running"
+    os.kill(postmaster, signal.SIGSTOP)
+    pids = [postmaster, *_children(postmaster)]
+    for pid in pids[1:]:
+        os.kill(pid, signal.SIGSTOP)
+    return pids
+
+
+def thaw(pids: list[int]) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGCONT)
+        except ProcessLookupError:
+            pass
+
+
+def kill(cluster: Cluster, timeout: float = 10.0) -> None:
+    """SIGKILL the server and every backend at once (frozen first, so none runs on after
+    the others died), as a lost machine; returns once every one is gone."""
+    pids = freeze(cluster)
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + timeout
+    while any((stat := _stat(pid)) and stat[0] != "Z" for pid in pids):
+        assert time.monotonic() < deadline, "the cluster's processes did not die"
+        time.sleep(0.01)

@@ -19,8 +19,10 @@ Rules every backend keeps:
 from __future__ import annotations
 
 import abc
+import math
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypeVar
 
@@ -1020,11 +1022,35 @@ class Transaction(abc.ABC):
 
 JobResult = Any | BaseException
 
+_DEADLINE: ContextVar[float] = ContextVar("userprops_storage_deadline", default=math.inf)
+
+
+@contextmanager
+def within(deadline: float) -> Iterator[None]:
+    """:meth:`Storage.run_batch`, :meth:`Storage.read_users` and :meth:`Storage.ping`
+    called in this block (in this thread) finish by ``deadline`` (``time.monotonic()``),
+    or raise :class:`userprops.errors.StorageUnavailable`. The batching threads set it to
+    the deadline of the oldest request of the batch they serve."""
+    token = _DEADLINE.set(deadline)
+    try:
+        yield
+    finally:
+        _DEADLINE.reset(token)
+
+
+def current_deadline() -> float:
+    """The deadline of :func:`within`, or infinity outside one."""
+    return _DEADLINE.get()
+
 
 class Storage(abc.ABC):
     """A database: connections, transactions and migrations."""
 
     url: str
+    # The most seconds a request may wait for this database, queueing included, before it
+    # is answered StorageUnavailable; None: no bound (a local file, whose waits are
+    # bounded by the disk).
+    timeout: float | None = None
 
     @abc.abstractmethod
     def migrate(self, *, dry_run: bool = False) -> list[str]:

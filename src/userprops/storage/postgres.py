@@ -3,8 +3,12 @@
 psycopg 3 (sync) with a :class:`psycopg_pool.ConnectionPool`: the group-commit writer thread
 and the CLI are synchronous, and docs/backends.md has the measurement behind the choice.
 Every connection runs with ``statement_timeout`` and ``connect_timeout`` from the
-``timeout`` setting, so a dead or unreachable server costs a request at most about that
-long, answered 503; the pool reconnects by itself when the server returns.
+``timeout`` setting, TCP keepalives and ``tcp_user_timeout``, and every wait of a pooled
+connection for the server is bounded on the client side too (:mod:`.postgres_watchdog`),
+so a dead, unreachable or frozen server costs a request at most about that long, answered
+503; the pool reconnects by itself when the server returns, trying again at least every
+second or two (see ``reconnect_timeout`` below), so a promoted standby named in a
+multi-host URL is found quickly.
 
 Concurrency between processes is left to the server: ``lock_user`` takes the user's row
 ``FOR UPDATE``; uniqueness (identities, attributes) is ``INSERT ... ON CONFLICT DO
@@ -36,6 +40,7 @@ from userprops.storage.base import (
     StoredValue,
     Transaction,
     UserKey,
+    current_deadline,
     users_from_rows,
 )
 from userprops.storage.postgres_transaction import (
@@ -44,6 +49,7 @@ from userprops.storage.postgres_transaction import (
     PostgresTransaction,
     json_text,
 )
+from userprops.storage.postgres_watchdog import Watchdog, WatchedConnection, deadline, unbounded
 
 log = logging.getLogger("userprops.storage.postgres")
 T = TypeVar("T")
@@ -55,6 +61,9 @@ RETRYABLE = frozenset({"40P01", "40001"})
 MIGRATION_LOCK = 0x75736572_70726F70  # "userprop": one migrator at a time per database
 RECONNECTS = 2  # new connections tried after a dead one, per unit of work
 LISTEN_CHECK = 1.0  # seconds: how often the change listener looks whether to stop
+# Seconds a wait may outlast db_timeout outside a unit with a deadline, so that the
+# server's statement_timeout, which answers cleanly, fires first on a live server.
+WAIT_SLACK = 0.5
 
 
 def _retryable(exc: BaseException) -> bool:
@@ -120,23 +129,31 @@ class PostgresStorage(Storage):
     """``timeout`` (seconds) bounds connecting, waiting for a pooled connection and every
     statement; ``pool_size`` is the most connections this process opens."""
 
+    timeout: float
+
     def __init__(self, url: str, *, timeout: float = 5.0, pool_size: int = 10) -> None:
         self.url = url
         self.timeout = timeout
         millis = max(1, round(timeout * 1000))
+        self._watchdog = Watchdog(timeout + WAIT_SLACK)
         self._pool = ConnectionPool(
             url,
+            connection_class=WatchedConnection,
+            configure=self._watchdog.adopt,
             kwargs={
-                "autocommit": True,
-                "connect_timeout": max(2, round(timeout)),
-                "tcp_user_timeout": millis,
+                **self._connect_kwargs(),
                 "application_name": "userprops",
                 "options": f"-c statement_timeout={millis} -c synchronous_commit=on",
             },
             min_size=1,
             max_size=max(1, pool_size),
             timeout=timeout,
-            reconnect_timeout=max(timeout, 60.0),
+            # A connection attempt that fails is tried again after 1 s, then after twice
+            # as long each time, until reconnect_timeout: then the pool gives that attempt
+            # up, and the next request waiting for a connection starts a new one at once.
+            # Kept short, so that after a fail-over the pool never sleeps through the
+            # promotion (a 60 s window had it wait up to 32 s between attempts).
+            reconnect_timeout=timeout,
             name="userprops",
             open=False,
         )
@@ -153,14 +170,28 @@ class PostgresStorage(Storage):
         self._closing = threading.Event()
         self._listeners: list[threading.Thread] = []
 
-    def _getconn(self, deadline: float) -> psycopg.Connection[Any]:
+    def _connect_kwargs(self) -> dict[str, Any]:
+        """Bounds on connecting and on a silent peer (used for pooled connections and
+        the change listener's): keepalives find a dead peer of an idle connection, and
+        tcp_user_timeout one that stops acknowledging what was sent."""
+        return {
+            "autocommit": True,
+            "connect_timeout": max(2, round(self.timeout)),
+            "tcp_user_timeout": max(1, round(self.timeout * 1000)),
+            "keepalives": 1,
+            "keepalives_idle": max(1, round(self.timeout)),
+            "keepalives_interval": 1,
+            "keepalives_count": 3,
+        }
+
+    def _getconn(self, deadline: float) -> WatchedConnection:
         """A pooled connection, waiting at most until ``deadline`` (monotonic)."""
         with _translated():
             conn = self._pool.getconn(timeout=max(0.001, deadline - time.monotonic()))
         self._handed[conn] = self._generation
         return conn
 
-    def _retire(self, conn: psycopg.Connection[Any]) -> None:
+    def _retire(self, conn: WatchedConnection) -> None:
         """``conn`` was found dead: the server restarted or went away, so every idle
         connection of its generation is as dead. Drain the pool (close the idle ones, open
         new ones) once per generation, so connections opened since are kept."""
@@ -174,16 +205,17 @@ class PostgresStorage(Storage):
         connection was dead and nothing of it committed), the pool is drained and ``unit``
         runs again on a new connection, up to RECONNECTS times and within ``timeout``:
         after a server restart no request fails because the pool held connections to the
-        old server, however many it held."""
-        deadline = time.monotonic() + self.timeout
+        old server, however many it held. No wait for the server runs past ``timeout``
+        from now, nor past the deadline of :func:`userprops.storage.base.within`."""
+        until = min(time.monotonic() + self.timeout, current_deadline())
         for attempt in range(RECONNECTS + 1):
-            conn = self._getconn(deadline)
+            conn = self._getconn(until)
             try:
-                with _translated():
+                with _translated(), deadline(conn, until):
                     return unit(conn)
             except _Reconnect as dead:
                 self._retire(conn)
-                if attempt == RECONNECTS or time.monotonic() >= deadline:
+                if attempt == RECONNECTS or time.monotonic() >= until:
                     raise StorageUnavailable(f"storage unavailable: {dead.__cause__}") from dead
                 log.info("a pooled connection was dead (%s); on a new one", dead.__cause__)
             finally:
@@ -228,7 +260,7 @@ class PostgresStorage(Storage):
     def migrate(self, *, dry_run: bool = False) -> list[str]:
         from userprops.storage import migrations
 
-        with self._committed() as conn:
+        with self._committed() as conn, unbounded(conn):
             # Several servers may start at once: one migrates, the others wait and see.
             conn.execute("SET LOCAL statement_timeout = 0")
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
@@ -406,9 +438,7 @@ class PostgresStorage(Storage):
     def _listen(self, callback: Callable[[int], None]) -> None:
         while not self._closing.is_set():
             try:
-                with psycopg.connect(
-                    self.url, autocommit=True, connect_timeout=max(2, round(self.timeout))
-                ) as conn:
+                with psycopg.connect(self.url, **self._connect_kwargs()) as conn:
                     conn.execute(f"LISTEN {CHANGES_CHANNEL}")
                     while not self._closing.is_set():
                         for notice in conn.notifies(timeout=LISTEN_CHECK):
@@ -422,3 +452,4 @@ class PostgresStorage(Storage):
         for thread in self._listeners:
             thread.join(timeout=2 * LISTEN_CHECK)
         self._pool.close()
+        self._watchdog.close()
