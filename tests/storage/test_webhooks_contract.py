@@ -4,13 +4,12 @@ every backend: fan-out, claims in order per user, outcomes, redelivery and sweep
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 
 import pytest
 
 from userprops.errors import ProjectNotFound
 from userprops.schema import AttrType, SchemaMode
-from userprops.storage import Storage, Transaction, open_storage
+from userprops.storage import Storage, Transaction
 from userprops.storage.base import WAITING, DeliveryWork, NewChange, Outcome
 
 NOW = 1_000_000
@@ -356,19 +355,10 @@ def test_a_claimed_change_no_longer_in_the_history_comes_without_it(
     assert due.change is None and due.seq == 1
 
 
-@pytest.fixture
-def two_storages(pg_url: str) -> Iterator[tuple[Storage, Storage]]:
-    first, second = open_storage(pg_url), open_storage(pg_url)
-    first.migrate()
-    yield first, second
-    first.close()
-    second.close()
-
-
 def test_postgres_claims_skip_what_another_transaction_holds(
-    two_storages: tuple[Storage, Storage],
+    two: tuple[Storage, Storage],
 ) -> None:
-    first, second = two_storages
+    first, second = two
     with first.transaction() as tx:
         pid = tx.create_project("p", SchemaMode.AUTO, "UTC").id
     hook(first, pid)
@@ -384,9 +374,9 @@ def test_postgres_claims_skip_what_another_transaction_holds(
 
 
 def test_postgres_fans_out_an_endpoint_in_one_transaction_at_a_time(
-    two_storages: tuple[Storage, Storage],
+    two: tuple[Storage, Storage],
 ) -> None:
-    first, second = two_storages
+    first, second = two
     with first.transaction() as tx:
         pid = tx.create_project("p", SchemaMode.AUTO, "UTC").id
     wid = hook(first, pid)
