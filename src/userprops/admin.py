@@ -192,6 +192,7 @@ class UserDetails:
     attributes: list[tuple[str, AttrType, Any]]
     contacts: dict[str, str]
     recent_events: list[dict[str, Any]]
+    segments: list[str]  # the names of the saved segments it is in
 
 
 def user_details(storage: Storage, euid: int) -> UserDetails:
@@ -203,11 +204,13 @@ def user_details(storage: Storage, euid: int) -> UserDetails:
         identities = tx.user_identities(project.id, euid)
         stored = tx.get_values(project.id, euid)
         contacts = tx.get_contacts(project.id, euid)
+        member_of = tx.user_segments(project.id, euid)
     tz = check_timezone(project.timezone)
     recent = read_events(storage, project.id, tz, ListQuery(euid, limit=RECENT_EVENTS))
     values = render(stored, tz)
     attributes = [(n, v.type, values[n]) for n, v in stored.items()]
-    return UserDetails(euid, project, identities, attributes, contacts, recent["events"])
+    events = recent["events"]
+    return UserDetails(euid, project, identities, attributes, contacts, events, member_of)
 
 
 def show_user(storage: Storage, euid: int) -> dict[str, Any]:
@@ -392,19 +395,33 @@ def _project_zone(storage: Storage, project_slug: str) -> tuple[int, tzinfo]:
 
 
 def save_segment(
-    storage: Storage, project_slug: str, name: str, where: Any, limits: Limits
+    storage: Storage,
+    project_slug: str,
+    name: str,
+    where: Any,
+    limits: Limits,
+    actor: str = audit.CLI,
+    *,
+    source: str = CLI_SOURCE,
+    record: bool = True,
 ) -> dict[str, Any]:
     """Create or replace a saved segment and build its membership, a span of users per
     transaction (writes of a server beside it go on between spans):
-    ``{"name", "created", "count"}``."""
+    ``{"name", "created", "count"}``. Who entered and left a replaced condition are
+    changes of ``source`` (none unless ``record``: the history is off)."""
     pid, tz = _project_zone(storage, project_slug)
 
     def run(job: Callable[[Transaction], T]) -> T:
         with storage.transaction() as tx:
             return job(tx)
 
-    created = run(lambda tx: segments.define(tx, pid, name, where, limits, tz))
-    segments.build(run, pid, name, CLI_SOURCE)
+    def define(tx: Transaction) -> bool:
+        created = segments.define(tx, pid, name, where, limits, tz)
+        audit.record(tx, actor, "segment.save", project_slug, name=name, created=created)
+        return created
+
+    created = run(define)
+    segments.build(run, pid, name, source, record)
     count = queries.members(storage, pid, queries.MembersQuery(name, 0))["count"]
     return {"name": name, "created": created, "count": count}
 

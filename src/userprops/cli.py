@@ -10,7 +10,6 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from decimal import Decimal
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
@@ -786,12 +785,11 @@ def _where(text: str) -> Any:
     elif text.startswith("@"):
         text = Path(text[1:]).read_text(encoding="utf-8")
     try:
-        return _CONDITION.decode(text)
-    except msgspec.DecodeError as exc:
-        raise ValueError(f"--where is not valid JSON: {exc}") from None
+        return queries.decode_where(text)
+    except ValueError as exc:
+        raise ValueError(f"--where is {exc}") from None
 
 
-_CONDITION = msgspec.json.Decoder(float_hook=Decimal)
 page_limit = click.option(
     "--limit", type=click.IntRange(0, queries.MAX_LIMIT), default=queries.DEFAULT_LIMIT
 )

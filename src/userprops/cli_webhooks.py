@@ -135,26 +135,19 @@ def webhook_deliveries(
     with opened(database) as storage:
         docs = webhooks.deliveries(storage, webhook_id, status, limit)
     rows = [
-        [d["id"], d["seq"], d["euid"], d["status"], d["attempts"], _when(d), _last(d)] for d in docs
+        [
+            d["id"],
+            d["seq"],
+            d["euid"],
+            d["status"],
+            d["attempts"],
+            webhooks.progress(d),
+            webhooks.last_outcome(d),
+        ]
+        for d in docs
     ]
     lines = _table(rows, ["ID", "SEQ", "EUID", "STATUS", "ATTEMPTS", "WHEN", "LAST"])
     emit(as_json, docs, lines if docs else ["no deliveries"])
-
-
-def _when(d: dict[str, Any]) -> str:
-    if d["finished_at"] is not None:
-        return f"{d['status']} {webhooks.iso(d['finished_at'])}"
-    if d["in_flight"]:
-        return "in flight"
-    if d["waiting"]:
-        return "after the user's earlier change"
-    return f"next {webhooks.iso(d['next_at'])}"
-
-
-def _last(d: dict[str, Any]) -> str:
-    if d["last_error"]:
-        return str(d["last_error"])
-    return "" if d["last_status"] is None else f"HTTP {d['last_status']}"
 
 
 @webhook.command("redeliver")

@@ -15,7 +15,10 @@ import hashlib
 import re
 from dataclasses import dataclass
 from datetime import tzinfo
+from decimal import Decimal
 from typing import Any
+
+import msgspec
 
 from userprops.conditions import to_wire
 from userprops.config import Limits
@@ -26,6 +29,16 @@ from userprops.storage.base import Storage, StoredSegment, Transaction
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 _CURSOR = re.compile(r"([qm])([0-9]{1,19})\.([0-9]{1,19})\.([0-9a-f]{1,16})")
+_CONDITION = msgspec.json.Decoder(float_hook=Decimal)
+
+
+def decode_where(text: str) -> Any:
+    """A condition written as JSON text (the command line's ``--where``, the console's
+    builder), numbers exact; ValueError saying what is wrong with the JSON."""
+    try:
+        return _CONDITION.decode(text)
+    except msgspec.DecodeError as exc:
+        raise ValueError(f"not valid JSON: {exc}") from None
 
 
 @dataclass(frozen=True)

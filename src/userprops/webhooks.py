@@ -1,9 +1,10 @@
 """Webhook endpoints (docs/history-and-webhooks.md): registering and managing them, and
 the message each change becomes, signed per Standard Webhooks.
 
-Synchronous functions over a :class:`~userprops.storage.base.Storage`, for the CLI (and
-later the admin console), each in one transaction; the deliverer
-(:mod:`userprops.deliverer`) sends the messages.
+Synchronous functions over a :class:`~userprops.storage.base.Storage`, for the CLI and
+the admin console, each in one transaction; an operator's action is recorded in the audit
+log in its transaction, with ``actor`` as who did it (:mod:`userprops.audit`). The
+deliverer (:mod:`userprops.deliverer`) sends the messages.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from userprops import clock
+from userprops import audit, clock
 from userprops.errors import (
     DeliveryNotFound,
     InvalidParameters,
@@ -97,7 +98,11 @@ class Created:
 
 
 def create(
-    storage: Storage, project_slug: str, url: str, properties: list[str] | None = None
+    storage: Storage,
+    project_slug: str,
+    url: str,
+    properties: list[str] | None = None,
+    actor: str = audit.CLI,
 ) -> Created:
     """Register an endpoint of a project; it receives the changes committed from now on
     (of ``properties`` only, when given)."""
@@ -113,6 +118,8 @@ def create(
         if project is None:
             raise ProjectNotFound(f"no project {project_slug!r}")
         webhook = tx.create_webhook(project.id, url, new_secret(), wanted)
+        details = {"project": project_slug, "url": redact_url(url), "properties": wanted}
+        audit.record(tx, actor, "webhook.create", str(webhook.id), **details)
     return Created(webhook, project_slug)
 
 
@@ -166,22 +173,27 @@ def _slug(storage: Storage, project_id: int) -> str:
     return "?" if project is None else project.slug
 
 
-def set_enabled(storage: Storage, webhook_id: int, enabled: bool) -> dict[str, Any]:
+def set_enabled(
+    storage: Storage, webhook_id: int, enabled: bool, actor: str = audit.CLI
+) -> dict[str, Any]:
     """Enable (fan-out resumes where it stopped, retries become due now) or disable."""
     with storage.transaction() as tx:
         reason = None if enabled else OPERATOR_DISABLED
         if not tx.set_webhook_enabled(webhook_id, enabled, reason, clock.now_ms()):
             raise WebhookNotFound(f"no webhook endpoint {webhook_id}")
+        action = "webhook.enable" if enabled else "webhook.disable"
+        audit.record(tx, actor, action, str(webhook_id))
         webhook = tx.get_webhook(webhook_id)
     assert webhook is not None
     return describe(webhook, _slug(storage, webhook.project_id))
 
 
-def delete(storage: Storage, webhook_id: int) -> None:
+def delete(storage: Storage, webhook_id: int, actor: str = audit.CLI) -> None:
     """Delete an endpoint and its deliveries, pending ones included."""
     with storage.transaction() as tx:
         if not tx.delete_webhook(webhook_id):
             raise WebhookNotFound(f"no webhook endpoint {webhook_id}")
+        audit.record(tx, actor, "webhook.delete", str(webhook_id))
 
 
 def deliveries(
@@ -216,21 +228,50 @@ def delivery_dict(d: Delivery, now: int) -> dict[str, Any]:
     }
 
 
-def redeliver(storage: Storage, delivery_id: int) -> int:
-    """Queue one delivery again (delivered, dead, or pending and waiting for a retry)."""
+def redeliver(
+    storage: Storage, delivery_id: int, actor: str = audit.CLI, webhook_id: int | None = None
+) -> int:
+    """Queue one delivery again (delivered, dead, or pending and waiting for a retry);
+    with ``webhook_id``, only a delivery of that endpoint (:class:`DeliveryNotFound`
+    otherwise)."""
     with storage.transaction() as tx:
         found = tx.get_delivery(delivery_id)
-        if found is None:
+        if found is None or webhook_id not in (None, found.webhook_id):
             raise DeliveryNotFound(f"no delivery {delivery_id}")
-        return tx.redeliver(found.webhook_id, [delivery_id], clock.now_ms())
+        queued = tx.redeliver(found.webhook_id, [delivery_id], clock.now_ms())
+        details = {"delivery": delivery_id, "queued": queued}
+        audit.record(tx, actor, "webhook.redeliver", str(found.webhook_id), **details)
+        return queued
 
 
-def redeliver_dead(storage: Storage, webhook_id: int) -> int:
+def redeliver_dead(storage: Storage, webhook_id: int, actor: str = audit.CLI) -> int:
     """Queue every dead letter of an endpoint again; how many."""
     with storage.transaction() as tx:
         if tx.get_webhook(webhook_id) is None:
             raise WebhookNotFound(f"no webhook endpoint {webhook_id}")
-        return tx.redeliver(webhook_id, None, clock.now_ms())
+        queued = tx.redeliver(webhook_id, None, clock.now_ms())
+        audit.record(tx, actor, "webhook.redeliver", str(webhook_id), dead=True, queued=queued)
+        return queued
+
+
+def progress(delivery: dict[str, Any]) -> str:
+    """Where a delivery stands: finished and when, in flight, waiting for the user's
+    earlier change, or when its next attempt is due."""
+    if delivery["finished_at"] is not None:
+        return f"{delivery['status']} {iso(delivery['finished_at'])}"
+    if delivery["in_flight"]:
+        return "in flight"
+    if delivery["waiting"]:
+        return "after the user's earlier change"
+    return f"next {iso(delivery['next_at'])}"
+
+
+def last_outcome(delivery: dict[str, Any]) -> str:
+    """A delivery's last attempt in words: its error, ``HTTP <status>``, or nothing."""
+    if delivery["last_error"]:
+        return str(delivery["last_error"])
+    status = delivery["last_status"]
+    return "" if status is None else f"HTTP {status}"
 
 
 # Messages

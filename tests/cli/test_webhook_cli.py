@@ -11,12 +11,10 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
+from tests.support.webhooks import NOW, attempt_all, changes
 from userprops.cli import main
-from userprops.schema import AttrType, SchemaMode
+from userprops.schema import SchemaMode
 from userprops.storage import Storage
-from userprops.storage.base import NewChange, Outcome
-
-NOW = 2_000_000_000_000
 
 
 def run(storage: Storage, *args: str) -> Result:
@@ -33,27 +31,6 @@ def doc(storage: Storage, *args: str) -> Any:
 def pid(storage: Storage) -> int:
     with storage.transaction() as tx:
         return tx.create_project("shop", SchemaMode.AUTO, "UTC").id
-
-
-def changes(storage: Storage, pid: int, *euids: int) -> None:
-    with storage.transaction() as tx:
-        tx.record_changes(
-            [NewChange(pid, e, "plan", "set", AttrType.STRING, None, "x", "t") for e in euids]
-        )
-
-
-def attempt_all(storage: Storage, kind: str) -> None:
-    """Fan out, claim what is due and give every claimed attempt the outcome ``kind``."""
-    with storage.transaction() as tx:
-        tx.fan_out(NOW, 100)
-        due = tx.claim_deliveries(NOW, NOW + 1000, {w.id: 100 for w in tx.list_webhooks(None)})
-        tx.record_outcomes(
-            [
-                Outcome(d.id, d.webhook_id, d.euid, d.attempt, kind, status=500, error="HTTP 500")  # type: ignore[arg-type]
-                for d in due
-            ],
-            NOW,
-        )
 
 
 def test_create_prints_the_id_and_a_secret_shown_once(storage: Storage, pid: int) -> None:

@@ -21,6 +21,14 @@ FORMS = [
     "/admin/projects/shop/datasources/0123456789abcdef01234567/disable",
     "/admin/projects/shop/datasources/0123456789abcdef01234567/enable",
     "/admin/projects/shop/attributes",
+    "/admin/projects/shop/segments",
+    "/admin/projects/shop/segments/preview",
+    "/admin/projects/shop/webhooks",
+    "/admin/projects/shop/webhooks/1/disable",
+    "/admin/projects/shop/webhooks/1/enable",
+    "/admin/projects/shop/webhooks/1/delete",
+    "/admin/projects/shop/webhooks/1/redeliver-dead",
+    "/admin/projects/shop/webhooks/1/deliveries/1/redeliver",
 ]
 
 

@@ -2,7 +2,8 @@
 Playwright, against a real ``userprops serve`` with an operator made by the CLI.
 
 It walks what an operator does (log in, create a project and a data source and copy its
-secret, define an attribute, find a user and read its history, rotate, disable, log
+secret, define an attribute, find a user and read its history, rotate, disable, build a
+segment watching its count change, make a webhook endpoint and read its deliveries, log
 out), at desktop and at phone width, and saves a screenshot of every page in
 ``screenshots/console/`` (not committed; ``CONSOLE_SCREENSHOTS`` names another folder).
 With ``CONSOLE_DOC_IMAGES=1`` it also refreshes the few images docs/console.md shows.
@@ -255,14 +256,72 @@ def test_an_operator_does_the_daily_work_in_a_real_browser(
         assert action in audit
     me.shot("audit")
 
+    # A segment: typing a condition shows the count and the first members as it changes.
+    me.goto("/admin/projects/shop/segments")
+    page.fill("input[name=name]", "gold")
+    preview = page.locator("#preview")
+    page.fill("textarea[name=where]", '{"property": "plan", "op": "eq", "value": "silver"}')
+    page.wait_for_selector("#preview >> text=0 users match")
+    page.fill("textarea[name=where]", '{"property": "plan", "op": "contains", "value": 1}')
+    page.wait_for_selector("#preview .error")
+    assert "55004: where (plan contains)" in preview.inner_text()
+    page.fill("textarea[name=where]", '{"property": "plan", "op": "eq", "value": "gold"}')
+    page.wait_for_selector("#preview >> text=1 user matches")
+    assert preview.locator(f"a[href='/admin/users/{euid}']").count() == 1
+    assert page.url == server.url + "/admin/projects/shop/segments"  # nothing but the preview
+    me.shot("segment-builder")
+    me.doc_image("segment-builder")
+    page.click("button:has-text('Save segment')")
+    assert page.url == server.url + "/admin/projects/shop/segments/gold"
+    assert page.locator("#members a").all_inner_texts() == [str(euid)]
+    me.shot("segment")
+    me.goto(f"/admin/users/{euid}")
+    page.click("#segments >> text=gold")
+    assert page.url == server.url + "/admin/projects/shop/segments/gold"
+
+    # A webhook endpoint: its secret shown once, its deliveries failing (nobody listens on
+    # port 9), then disabled after a confirmation.
+    page.click("nav.tabs >> text=Webhooks")
+    page.fill("input[name=url]", "http://127.0.0.1:9/hooks")
+    page.fill("input[name=properties]", "score")
+    page.click("button:has-text('Create endpoint')")
+    hook_secret = page.locator(".reveal code.secret").inner_text()
+    assert hook_secret.startswith("whsec_")
+    me.shot("webhook-created")
+    body = {"euid": euid, "type": "increase", "properties": {"score": 1}}
+    assert api_code(server, auth, "POST", prop, json=body) == 0
+    me.goto("/admin/projects/shop/webhooks")
+    assert hook_secret not in page.content()
+    page.click("#webhook-1 >> text=Deliveries")
+    for _ in range(50):  # the server's deliverer makes and tries the delivery
+        if any(page.locator("#deliveries td[data-label='Last attempt']").all_inner_texts()):
+            break
+        page.wait_for_timeout(200)
+        page.reload()
+    assert "pending" in page.locator("#deliveries tbody").inner_text()
+    me.shot("webhook")
+    me.doc_image("webhook")
+    page.click("nav.tabs >> text=Webhooks")
+    page.click("#webhook-1 >> text=Disable")
+    page.wait_for_selector("#webhook-1 >> text=disabled by an operator")
+    me.shot("webhooks")
+    me.doc_image("webhooks")
+    page.click("nav.nav >> text=Audit log")
+    audit = page.locator("main").inner_text()
+    for action in ("segment.save", "webhook.create", "webhook.disable"):
+        assert action in audit
+
     # Log out: every page asks for a login again.
     page.click("button:has-text('Log out')")
     assert page.url == server.url + "/admin/login"
     me.goto("/admin/")
     assert page.url.startswith(server.url + "/admin/login")
 
-    assert me.dialogs == ["Give crm a new secret? The current one stops working.",
-                          "Disable crm? Its requests will be refused."]  # fmt: skip
+    assert me.dialogs == [
+        "Give crm a new secret? The current one stops working.",
+        "Disable crm? Its requests will be refused.",
+        "Disable webhook 1? Nothing is sent to it until it is enabled; its changes wait.",
+    ]
     assert me.complaints == []  # no CSP violation, no script error
     me.close()
 
@@ -275,6 +334,10 @@ PAGES = [
     ("project-users", "/admin/projects/shop/users"),
     ("lookup", "/admin/users"),
     ("user", "/admin/users/1"),
+    ("segments", "/admin/projects/shop/segments"),
+    ("segment", "/admin/projects/shop/segments/gold"),
+    ("webhooks", "/admin/projects/shop/webhooks"),
+    ("webhook", "/admin/projects/shop/webhooks/1"),
     ("audit", "/admin/audit"),
 ]
 

@@ -81,6 +81,16 @@ async def visit_everything(b: Browser) -> list[httpx.Response]:
     await b.post(f"/admin/projects/shop/datasources/{key}/rotate")
     await b.post(f"/admin/projects/shop/datasources/{key}/disable")
     await b.post("/admin/projects/shop/attributes", {"name": "age", "type": "NUMBER"})
+    where = '{"property": "plan", "op": "eq", "value": "gold"}'
+    await b.post("/admin/projects/shop/segments/preview", {"where": where})
+    await b.post(
+        "/admin/projects/shop/segments/preview", {"where": "{"}, headers={"hx-request": "true"}
+    )
+    await b.post("/admin/projects/shop/segments", {"name": "gold", "where": where})
+    await b.get("/admin/projects/shop/segments/gold")
+    await b.post("/admin/projects/shop/webhooks", {"url": "http://127.0.0.1:9/in"})
+    await b.get("/admin/projects/shop/webhooks/1")
+    await b.post("/admin/projects/shop/webhooks/1/disable")
     await b.post("/admin/projects", {"slug": "x"}, csrf="forged")
     await b.post("/admin/logout")
     return b.pages

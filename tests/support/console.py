@@ -25,11 +25,16 @@ PAGES = [
     "/admin/projects/shop/datasources",
     "/admin/projects/shop/attributes",
     "/admin/projects/shop/users",
+    "/admin/projects/shop/segments",
+    "/admin/projects/shop/segments/gold",
+    "/admin/projects/shop/webhooks",
+    "/admin/projects/shop/webhooks/1",
     "/admin/users",
     "/admin/users/1",
     "/admin/audit",
 ]
-"""Every page of the console (of a project ``shop`` and a user 1)."""
+"""Every page of the console (of a project ``shop``, its segment ``gold``, its webhook
+endpoint 1 and a user 1)."""
 CHEAP = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
 _CSRF = re.compile(r'name="csrf" value="([^"]*)"')
 

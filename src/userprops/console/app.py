@@ -97,6 +97,9 @@ _PARAMS = {
     "euid": "[1-9][0-9]{0,18}",
     "name": "[A-Za-z0-9][A-Za-z0-9._-]{0,63}",
     "verb": "enable|disable",
+    "segment": "[a-z][a-z0-9_]{0,127}",
+    "webhook": "[1-9][0-9]{0,18}",
+    "delivery": "[1-9][0-9]{0,18}",
 }
 
 
@@ -132,7 +135,7 @@ class Console:
     """The console's pages (:mod:`userprops.console.pages`) over one storage."""
 
     def __init__(self, settings: Settings) -> None:
-        from userprops.console.pages import ROUTES
+        from userprops.console.routes import ROUTES
 
         self.settings = settings
         self.routes = ROUTES

@@ -37,6 +37,16 @@ class Link:
     path: str
 
 
+@dataclass(frozen=True)
+class Revealed:
+    """A secret shown on the answer to the form that made it, and never again:
+    ``pairs`` are (label, value), the secret last."""
+
+    headline: str
+    pairs: tuple[tuple[str, str], ...]
+    note: str = "It is shown only this once; userprops keeps nothing but a hash of it."
+
+
 NAV = (
     Link("Overview", "/"),
     Link("Projects", "/projects"),
@@ -49,9 +59,11 @@ PROJECT_TABS = (
     Link("Data sources", "datasources"),
     Link("Schema", "attributes"),
     Link("Users", "users"),
+    Link("Segments", "segments"),
+    Link("Webhooks", "webhooks"),
 )
 """The tabs of a project's pages, paths below ``/admin/projects/SLUG/``. Pages about one
-project (segments, webhooks) slot in here, with their routes in :data:`ROUTES`."""
+project slot in here, with their routes in :data:`userprops.console.routes.ROUTES`."""
 
 LOOKUP_KEYS = (
     ("euid", "EUID"),
@@ -201,10 +213,9 @@ async def _datasources_page(
     r: Request,
     status: int = 200,
     error: str = "",
-    revealed: tuple[str, str, str] | None = None,
+    revealed: Revealed | None = None,
 ) -> Answer:
-    """The project's data sources; ``revealed`` is (api_key, secret, what happened): the
-    one time a secret is shown."""
+    """The project's data sources; ``revealed``: the one time a secret is shown."""
     found = await c.run(admin.list_datasources, r.params["slug"])
     return await project_page(
         c,
@@ -224,10 +235,12 @@ async def create_datasource(c: Console, r: Request) -> Answer:
         creds = await c.run(admin.create_datasource, r.params["slug"], name, actor=r.actor)
     except (InvalidParameters, Conflict) as error:
         return await _datasources_page(c, r, *_form_error(error))
-    key = creds.datasource.api_key
-    return await _datasources_page(
-        c, r, 201, revealed=(key, creds.api_secret, f"New data source {name}")
-    )
+    shown = _credentials(f"New data source {name}", creds.datasource.api_key, creds.api_secret)
+    return await _datasources_page(c, r, 201, revealed=shown)
+
+
+def _credentials(headline: str, key: str, secret: str) -> Revealed:
+    return Revealed(headline, (("api_key", key), ("api_secret", secret)))
 
 
 async def _own_datasource(c: Console, r: Request) -> DataSource:
@@ -241,8 +254,8 @@ async def _own_datasource(c: Console, r: Request) -> DataSource:
 async def rotate_datasource(c: Console, r: Request) -> Answer:
     ds = await _own_datasource(c, r)
     secret = await c.run(admin.rotate_secret, ds.api_key, actor=r.actor)
-    headline = f"New secret for {ds.name}"
-    return await _datasources_page(c, r, revealed=(ds.api_key, secret, headline))
+    shown = _credentials(f"New secret for {ds.name}", ds.api_key, secret)
+    return await _datasources_page(c, r, revealed=shown)
 
 
 async def toggle_datasource(c: Console, r: Request) -> Answer:

@@ -54,11 +54,13 @@ def iso(text: str) -> str:
     return text.replace("T", " ").removesuffix("+00:00")
 
 
-def as_json(value: Any) -> str:
-    """A value as the read API writes it (exact decimals); the template escapes it."""
+def as_json(value: Any, indent: int = 0) -> str:
+    """A value as the read API writes it (exact decimals), a string as itself; the
+    template escapes it. ``indent``: over several lines, indented so."""
     if isinstance(value, str):
         return value
-    return _JSON.encode(value).decode()
+    encoded = _JSON.encode(value)
+    return (msgspec.json.format(encoded, indent=indent) if indent else encoded).decode()
 
 
 def environment(assets: dict[str, Asset]) -> jinja2.Environment:
