@@ -88,6 +88,16 @@ class EmptyProperties(UserpropsError):
     message = "user property values cannot be empty"
 
 
+class StaleProperty(UserpropsError):
+    """An item code only: a ``set`` or ``delete`` of a property whose stored value has a
+    newer event time (docs/bulk.md, "Event time"). A request whose every property is
+    rejected answers 55102, listing these among its ``errors``."""
+
+    code = 55106
+    status = 409
+    message = "property is older than its stored value"
+
+
 class ContactExists(UserpropsError):
     code = 55014
     status = 409
@@ -203,6 +213,7 @@ CODE_TABLE: tuple[type[UserpropsError], ...] = (
     InvalidParameters,
     InvalidProperties,
     EmptyProperties,
+    StaleProperty,
     ContactExists,
     PathNotFound,
     UserNotFound,

@@ -101,6 +101,20 @@ def apply(op: Op, current: Typed | None, arg: Typed) -> Typed | None:
     return APPLY[op](current, arg)
 
 
-def needs_current(op: Op) -> bool:
-    """Whether the operation reads the stored value (set and delete do not)."""
-    return op in (Op.INCREASE, Op.ADD, Op.REMOVE)
+# Event time (docs/bulk.md): set and delete are ordered by it, the last writer wins;
+# increase, add and remove commute, so they always apply.
+LAST_WRITER_WINS = frozenset({Op.SET, Op.DELETE})
+
+
+def is_stale(op: Op, stored_ts: int | None, at: int) -> bool:
+    """Whether a write of ``op`` with timestamp ``at`` loses to a value stored with event
+    time ``stored_ts`` (None: no value): a set or delete older than the value does, at an
+    equal time it applies; increase, add and remove never do. (A write without a
+    timestamp is the newest: never stale.)"""
+    return op in LAST_WRITER_WINS and stored_ts is not None and stored_ts > at
+
+
+def event_time(stored_ts: int | None, at: int) -> int:
+    """The event time of a value after a write at ``at`` applied to it: the newer of the
+    two, so a commuting write older than the value leaves its time where it was."""
+    return at if stored_ts is None or at > stored_ts else stored_ts

@@ -15,17 +15,26 @@ from typing import Any
 import msgspec
 
 from userprops.auth import Principal
+from userprops.clock import now_ms
 from userprops.config import Limits
 from userprops.definitions import define_from_values
 from userprops.errors import (
     EmptyProperties,
     ErrorItem,
     InvalidProperties,
+    StaleProperty,
     UserNotFound,
     UserpropsError,
     success_message,
 )
-from userprops.operations import REQUIRED_TYPE, Op, apply, increase_integer_text, needs_current
+from userprops.operations import (
+    REQUIRED_TYPE,
+    Op,
+    apply,
+    event_time,
+    increase_integer_text,
+    is_stale,
+)
 from userprops.schema import (
     AttrType,
     Rejected,
@@ -41,14 +50,22 @@ from userprops.schema import (
 from userprops.segments import Membership, SegmentCache
 from userprops.storage.base import NewChange, StoredValue, Transaction, UserKey, ValueKey
 
+MAX_AHEAD_MS = 3_600_000
+"""How far ahead of the server's clock a write's ``timestamp`` may be (one hour): a client
+whose clock runs fast holds a value against writes of the right time for at most that
+long."""
+
 
 @dataclass(frozen=True)
 class PropertyRequest:
-    """A parsed ``POST /v1/user/property`` (:func:`userprops.http.wire.parse_property_request`)."""
+    """A parsed ``POST /v1/user/property`` (:func:`userprops.http.wire.parse_property_request`);
+    ``timestamp``: its event time in epoch milliseconds, None for "now" (docs/bulk.md,
+    "Event time")."""
 
     euid: int
     op: Op
     properties: dict[str, Any]
+    timestamp: int | None = None
 
 
 @dataclass(frozen=True)
@@ -115,16 +132,23 @@ def run_property_jobs(
     the backend's :meth:`~userprops.storage.base.Storage.run_batch` must see it, to run
     the batch again after a deadlock, fail it when the database failed, or else undo the
     group and answer each of its jobs with it. Kept as one job's answer, it would leave a
-    PostgreSQL transaction aborted, and its commit a silent rollback of the batch."""
+    PostgreSQL transaction aborted, and its commit a silent rollback of the batch.
+
+    Every value a job names is read, with its event time: a set or delete with a
+    timestamp older than the stored value's is rejected (:class:`StaleProperty`), and a
+    write of the same value at a newer time only moves that time forward (no change
+    recorded). A write without a timestamp is "now": it applies as the newest, at the
+    server's clock (or at the stored time when that is ahead: a timestamp may be up to
+    :data:`MAX_AHEAD_MS` ahead, and clocks of two servers differ), so writers that send no
+    timestamps see no rejection for time, whatever the clocks."""
     checked = [_candidates(job.request, job.known) for job in jobs]
     types = _group_types(tx, jobs, checked)
     wanted: dict[UserKey, set[str]] = {}
     membership = Membership(jobs[0].segments)
+    now = now_ms()
     for job, (candidates, _) in zip(jobs, checked, strict=True):
         key = (job.who.project_id, job.request.euid)
-        names = wanted.setdefault(key, set())
-        if job.history or needs_current(job.request.op):
-            names.update(candidates)
+        wanted.setdefault(key, set()).update(candidates)
         membership.want(key, candidates)
     current = membership.read(tx, wanted)  # with what the touched segments need
     puts: dict[ValueKey, StoredValue] = {}
@@ -137,27 +161,30 @@ def run_property_jobs(
         if view is None:
             results.append(UserNotFound())
             continue
-        outcome, job_puts, job_deletes = _compute(tx, job, candidates, errors, view, types[pid])
+        outcome, job_puts, job_deletes = _compute(
+            tx, job, candidates, errors, view, types[pid], now
+        )
         op, source, recorded = job.request.op.value, job.who.source, len(changes)
         changed: list[str] = []
         for name, value in job_puts.items():
             old = view.get(name)
-            if job.history:
-                if old == value:
-                    continue  # nothing changes: nothing written, nothing recorded
-                old_text = None if old is None else old.text
-                changes.append(
-                    NewChange(pid, euid, name, op, value.type, old_text, value.text, source)
-                )
+            if old == value:
+                continue  # nothing changes: nothing written, nothing recorded
+            if not value.same_value(old):  # else only its time moves forward: no change
+                changed.append(name)
+                if job.history:
+                    old_text = None if old is None else old.text
+                    changes.append(
+                        NewChange(pid, euid, name, op, value.type, old_text, value.text, source)
+                    )
             view[name] = value
             deletes.discard((pid, euid, name))
             puts[pid, euid, name] = value
-            changed.append(name)
         for name in job_deletes:
             old = view.pop(name, None)
+            if old is None:
+                continue
             if job.history:
-                if old is None:
-                    continue
                 changes.append(NewChange(pid, euid, name, op, old.type, old.text, None, source))
             puts.pop((pid, euid, name), None)
             deletes.add((pid, euid, name))
@@ -186,7 +213,7 @@ class PropertyJob:
     request: PropertyRequest
     limits: Limits
     known: dict[str, AttrType]
-    history: bool = True  # record changes (and skip writes that change nothing)
+    history: bool = True  # record changes
     segments: SegmentCache = field(default_factory=SegmentCache)  # shared by a process's jobs
 
     def __call__(self, tx: Transaction) -> PropertyOutcome:
@@ -252,9 +279,11 @@ def _compute(
     rejected: list[ErrorItem],
     current: dict[str, StoredValue],
     types: dict[str, AttrType],
+    now: int,
 ) -> tuple[PropertyOutcome, dict[str, StoredValue], list[str]]:
-    """One job's new values against ``current``: its outcome, puts and deletes."""
-    who, op, limits = job.who, job.request.op, job.limits
+    """One job's new values against ``current`` (every value it names), each with its
+    event time: its outcome, puts and deletes."""
+    who, op, limits, timestamp = job.who, job.request.op, job.limits, job.request.timestamp
     outcome = PropertyOutcome(errors=list(rejected))
     puts: dict[str, StoredValue] = {}
     deletes: list[str] = []
@@ -270,18 +299,26 @@ def _compute(
             needed = REQUIRED_TYPE[op]
             if needed is not None and kind is not needed:
                 raise Rejected(f"{op.value} needs a {needed} attribute; {name} is {kind}")
-            if op is Op.DELETE:
-                deletes.append(name)
-                continue
-            if op is Op.SET:
-                puts[name] = StoredValue(kind, encode_raw(kind, raw, limits, who.tz))
-                continue
             stored = current.get(name)
+            stored_ts = None if stored is None else stored.ts
+            # An invalid value is reported as such, whatever its time.
+            text = encode_raw(kind, raw, limits, who.tz) if op is Op.SET else ""
+            if timestamp is not None and is_stale(op, stored_ts, timestamp):
+                outcome.errors.append(_stale(name, stored_ts, timestamp))
+                continue
+            ts = event_time(stored_ts, now if timestamp is None else timestamp)
+            if op is Op.SET:
+                puts[name] = StoredValue(kind, text, ts)
+                continue
+            if op is Op.DELETE:
+                if stored is not None:
+                    deletes.append(name)
+                continue
             if op is Op.INCREASE:
-                text = stored.text if stored is not None and stored.type is kind else None
-                fast = increase_integer_text(text, raw)
+                base = stored.text if stored is not None and stored.type is kind else None
+                fast = increase_integer_text(base, raw)
                 if fast is not None:
-                    puts[name] = StoredValue(kind, fast)
+                    puts[name] = StoredValue(kind, fast, ts)
                     continue
             arg = parse_value(kind, raw, limits, who.tz)
             before: Typed | None = None
@@ -295,7 +332,7 @@ def _compute(
         if after is None:
             deletes.append(name)
         else:
-            puts[name] = StoredValue(kind, encode(kind, after))
+            puts[name] = StoredValue(kind, encode(kind, after), ts)
     return outcome, puts, deletes
 
 
@@ -307,6 +344,11 @@ def _check_growth(after: Typed | None, before: Typed | None, limits: Limits) -> 
     if isinstance(after, tuple) and len(after) > limits.max_stored_list_length:
         if not isinstance(before, tuple) or len(after) > len(before):
             raise Rejected(f"list would hold more than {limits.max_stored_list_length} elements")
+
+
+def _stale(name: str, stored_ts: int | None, at: int) -> ErrorItem:
+    message = f"{StaleProperty.message} (stored at {stored_ts}, written at {at})"
+    return ErrorItem(property=name, code=StaleProperty.code, message=message)
 
 
 def _define(

@@ -85,6 +85,27 @@ def test_ndjson_lines_are_applied_as_the_api_would(
     assert users(storage) == {"alice": {"age": 31, "plan": "gold"}, "bob": {"n": 1}, "carol": {}}
 
 
+def test_a_backfill_of_timestamped_lines_keeps_the_newest_fact(
+    storage: Storage, shop: str, tmp_path: Path
+) -> None:
+    alice = {"user_id": "alice"}
+    path = write(
+        tmp_path / "in.ndjson",
+        {"identities": alice, "properties": {"plan": "gold"}, "timestamp": 2000},
+        {"identities": alice, "properties": {"plan": "trial", "age": 30}, "timestamp": 1000},
+        {"identities": alice, "properties": {"plan": "x"}, "timestamp": "yesterday"},
+        {"identities": alice, "type": "increase", "properties": {"age": 1}, "timestamp": 1},
+    )
+    summary = bulk.import_file(storage, shop, path)
+    assert (summary.applied, summary.partial, summary.rejected) == (2, 1, 1)
+    report = [
+        json.loads(line) for line in (tmp_path / "in.ndjson.errors.ndjson").read_text().splitlines()
+    ]
+    assert [(r["line"], r["code"]) for r in report] == [(2, 0), (3, 55004)]
+    assert report[0]["errors"][0]["code"] == 55106
+    assert users(storage) == {"alice": {"age": 31, "plan": "gold"}}
+
+
 def test_history_records_imported_changes_as_from_the_cli(
     storage: Storage, shop: str, tmp_path: Path
 ) -> None:

@@ -22,6 +22,7 @@ from userprops_client import (
     InvalidProperties,
     ItemError,
     PayloadTooLarge,
+    StaleProperty,
     UserNotFound,
     WriteResult,
 )
@@ -71,6 +72,25 @@ async def test_delete_removes_values_whatever_is_sent(up: Either) -> None:
     await up.set(euid, {"plan": "gold", "city": "Paris"})
     assert (await up.delete(euid, {"plan": None, "never_set": 1})).ok
     assert await up.get(euid) == {"city": "Paris"}
+
+
+async def test_write_methods_send_a_timestamp_and_stale_properties_come_back(
+    up: Either,
+) -> None:
+    euid = await up.new_user()
+    await up.set(euid, {"plan": "gold", "visits": 1}, timestamp=ITIME)
+    result = await up.set(euid, {"plan": "trial", "city": "Paris"}, timestamp=ITIME - 1)
+    assert [(e.property, e.code) for e in result.errors] == [("plan", StaleProperty.code)]
+    assert (await up.increase(euid, {"visits": 1}, timestamp=ITIME - 1)).ok  # always applies
+    assert (await up.add(euid, {"tags": "a"}, timestamp=ITIME)).ok
+    assert (await up.remove(euid, {"tags": "b"}, timestamp=ITIME)).ok
+    with pytest.raises(InvalidProperties) as stale:
+        await up.delete(euid, {"plan": None}, timestamp=ITIME - 1)
+    assert [e.code for e in stale.value.errors] == [55106]
+    assert (await up.delete(euid, {"plan": None}, timestamp=ITIME)).ok
+    assert await up.get(euid) == {"visits": 2, "city": "Paris", "tags": ["a"]}
+    with pytest.raises(InvalidParameters):
+        await up.set(euid, {"plan": "x"}, timestamp=-1)
 
 
 async def test_partial_success_is_returned_with_the_rejected_items(up: Either) -> None:

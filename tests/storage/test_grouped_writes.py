@@ -17,6 +17,7 @@ from datetime import UTC
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, cast
+from unittest.mock import ANY
 from zoneinfo import ZoneInfo
 
 import psycopg
@@ -39,6 +40,7 @@ MODES = (SchemaMode.AUTO, SchemaMode.STRICT)
 ZONES = (UTC, ZoneInfo("Asia/Shanghai"))
 USERS_PER_PROJECT = 2
 MISSING_EUID = INT64_MAX  # no user has it
+NOW = 1_700_000_000_000  # the clock of the property test: writes without a timestamp
 NAMES = ("plan", "visits", "tags", "seen")
 BAD_NAMES = ("", "Plan", "9lives", "a" * 129)
 
@@ -83,7 +85,8 @@ class Step:
     """One request: the project it is made in (an index into MODES), the user it names
     (``own``: one of that project's, ``other``: one of another project's, ``missing``: an
     EUID nobody has; ``index`` picks which), whether the engine's cache knows the
-    project's pre-defined attributes, the operation and the properties."""
+    project's pre-defined attributes, the operation, the properties and the timestamp
+    (around :data:`NOW`, the clock of the test)."""
 
     project: int
     user: str
@@ -91,6 +94,7 @@ class Step:
     knows: bool
     op: Op
     properties: dict[str, Any]
+    timestamp: int | None = None
 
 
 def weighted(*choices: tuple[int, st.SearchStrategy[Any]]) -> st.SearchStrategy[Any]:
@@ -117,7 +121,8 @@ def steps(draw: st.DrawFn) -> Step:
         name: draw(weighted((4, by_name.get(name, anything)), (1, by_op[op]), (1, anything)))
         for name in draw(st.lists(names, min_size=1, max_size=2))
     }
-    return Step(project, user, index, draw(st.booleans()), op, properties)
+    timestamp = draw(st.sampled_from([None, None, NOW - 1, NOW, NOW + 1]))
+    return Step(project, user, index, draw(st.booleans()), op, properties, timestamp)
 
 
 NATURAL = {"visits": AttrType.NUMBER, "tags": AttrType.LIST, "plan": AttrType.STRING}
@@ -176,7 +181,7 @@ class World:
     def job(self, step: Step) -> PropertyJob:
         project = step.project if step.user == "own" else (step.project + 1) % len(MODES)
         euid = MISSING_EUID if step.user == "missing" else self.euids[project][step.index]
-        request = PropertyRequest(euid, step.op, dict(step.properties))
+        request = PropertyRequest(euid, step.op, dict(step.properties), step.timestamp)
         known = dict(self.known[step.project]) if step.knows else {}
         return PropertyJob(self.principals[step.project], request, LIMITS, known)
 
@@ -262,13 +267,26 @@ def on_the_first_user(op: Op, properties: dict[str, Any]) -> Step:
         Step(1, "own", 1, True, Op.ADD, {"plan": "x"}),
     ],
 )
+@example(  # a set older than the value is stale, also when the value was set in the group
+    defined=[{}, {}],
+    before=[Step(0, "own", 0, False, Op.SET, {"plan": "a"}, NOW)],
+    batch=[
+        Step(0, "own", 0, False, Op.SET, {"plan": "b", "visits": 1}, NOW - 1),
+        Step(0, "own", 0, False, Op.SET, {"visits": 2}, NOW + 1),
+        Step(0, "own", 0, False, Op.DELETE, {"visits": None}, NOW),
+        Step(0, "own", 0, False, Op.INCREASE, {"visits": 1}, NOW - 1),  # always applies
+        Step(0, "own", 0, False, Op.SET, {"plan": "a"}, NOW + 1),  # the same value, later
+    ],
+)
 def test_a_group_of_property_requests_does_what_they_do_one_after_the_other(
     storage: Storage,
     twin: Storage,
+    monkeypatch: pytest.MonkeyPatch,
     defined: list[dict[str, AttrType]],
     before: list[Step],
     batch: list[Step],
 ) -> None:
+    monkeypatch.setattr("userprops.properties.now_ms", lambda: NOW)  # the values' times
     n = next(_slugs)
     grouped, alone = World.make(storage, defined, n), World.make(twin, defined, n)
     assert grouped.one_by_one(before) == alone.one_by_one(before)  # values already stored
@@ -395,9 +413,10 @@ def test_groups_that_deadlock_defining_attributes_are_retried_and_both_apply(
     # One was the deadlock victim: its batch was rolled back and run again, not answered
     # with the deadlock.
     assert [type(answer) for answer in answers] == [PropertyOutcome, PropertyOutcome]
-    one = StoredValue(AttrType.NUMBER, "1")
+    one = StoredValue(AttrType.NUMBER, "1", ANY)  # at the time of its group
     with first.read() as tx:
-        assert tx.get_values(pid, a) == tx.get_values(pid, b) == {"x": one, "y": one}
+        assert tx.get_values(pid, a) == {"x": one, "y": one}
+        assert tx.get_values(pid, b) == {"x": one, "y": one}
 
 
 # PostgreSQL, several processes: a group's locks are taken in one order, and the values it
@@ -487,4 +506,4 @@ def test_an_attribute_defined_meanwhile_binds_the_requests_after_the_one_that_fo
         [],  # a STRING, as it would be in a transaction of its own: not a DATETIME
     ]
     with storage.read() as tx:
-        assert tx.get_values(pid, first) == {"level": StoredValue(AttrType.STRING, stamp)}
+        assert tx.get_values(pid, first) == {"level": StoredValue(AttrType.STRING, stamp, ANY)}

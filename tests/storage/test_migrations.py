@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +15,14 @@ from click.testing import CliRunner
 
 import userprops.storage
 from tests.support.pgcluster import Databases
+from userprops.auth import Principal
 from userprops.cli import main
-from userprops.storage import Migration, migrations, open_storage, sqlite_path
+from userprops.config import Limits
+from userprops.errors import StaleProperty
+from userprops.operations import Op
+from userprops.properties import PropertyJob, PropertyOutcome, PropertyRequest
+from userprops.schema import AttrType, SchemaMode
+from userprops.storage import Migration, StoredValue, migrations, open_storage, sqlite_path
 
 
 def _backend(url: str) -> str:
@@ -69,8 +76,9 @@ def _schema(url: str) -> dict[str, Any]:
     return _sqlite_schema(url) if _backend(url) == "sqlite" else _postgres_schema(url)
 
 
-def _fresh_install(url: str, script: str) -> None:
-    """Build a schema from one script, without the migration machinery."""
+def _run_script(url: str, script: str) -> None:
+    """Run SQL on the database itself, without the migration machinery (to build a schema
+    from one script, or to write rows as an older version did)."""
     if _backend(url) == "sqlite":
         with sqlite3.connect(sqlite_path(url)) as conn:
             conn.executescript(script)
@@ -106,7 +114,7 @@ def test_migrations_applied_one_at_a_time_build_the_fresh_install_schema(
         finally:
             store.close()
 
-    _fresh_install(other_url, "\n".join(m.sql for m in every))
+    _run_script(other_url, "\n".join(m.sql for m in every))
     assert _schema(storage_url) == _schema(other_url)
     assert _schema(storage_url)  # not two empty schemas
 
@@ -125,3 +133,50 @@ def test_migrate_dry_run_lists_pending_migrations_and_applies_nothing(storage_ur
     assert json.loads(applied.output) == {"applied": names}
     done = runner.invoke(main, ["migrate", "--database", storage_url])
     assert done.output.strip() == "nothing applied; schema is up to date"
+
+
+def test_values_stored_before_event_time_take_the_time_they_were_written(
+    storage_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    every = migrations(_backend(storage_url))
+    [event_time] = [m for m in every if m.name == "event_time"]
+    monkeypatch.setattr(userprops.storage, "migrations", lambda _: every[: event_time.version - 1])
+    store = open_storage(storage_url)
+    store.migrate()
+    with store.transaction() as tx:
+        pid = tx.create_project("p", SchemaMode.AUTO, "UTC").id
+        euid = tx.create_user(pid)
+        tx.define_attribute(pid, "plan", AttrType.STRING)
+    store.close()
+    _run_script(
+        storage_url,
+        "INSERT INTO user_values (project_id, euid, name, type, value, updated_at, sort_key)"
+        f" VALUES ({pid}, {euid}, 'plan', 'STRING', 'gold', 1700000000000, 'gold')",
+    )
+
+    monkeypatch.setattr(userprops.storage, "migrations", lambda _: every)
+    store = open_storage(storage_url)
+    try:
+        assert store.migrate() == [
+            f"{m.version:04d}_{m.name}" for m in every[event_time.version - 1 :]
+        ]
+        gold = StoredValue(AttrType.STRING, "gold", 1_700_000_000_000)
+        with store.transaction() as tx:  # the group-commit reads, made again, carry it
+            assert tx.lock_values({(pid, euid): ["plan"]}) == {(pid, euid): {"plan": gold}}
+            read = tx.lock_segment_values({(pid, euid): ["plan"]}, [pid], [])
+            assert read.values == {(pid, euid): {"plan": gold}}
+        assert store.read_user(pid, euid) == {"plan": gold}
+        # A backfill of an older fact leaves it; a newer one replaces it.
+        who = Principal(0, "key", pid, SchemaMode.AUTO, UTC)
+        older = PropertyRequest(euid, Op.SET, {"plan": "silver"}, 1_699_999_999_999)
+        newer = PropertyRequest(euid, Op.SET, {"plan": "bronze"}, 1_700_000_000_001)
+        [stale, applied] = store.run_batch(
+            [PropertyJob(who, older, Limits(), {}), PropertyJob(who, newer, Limits(), {})]
+        )
+        assert isinstance(stale, PropertyOutcome) and isinstance(applied, PropertyOutcome)
+        assert [e.code for e in stale.errors] == [StaleProperty.code] and applied.errors == []
+        assert store.read_user(pid, euid) == {
+            "plan": StoredValue(AttrType.STRING, "bronze", 1_700_000_000_001)
+        }
+    finally:
+        store.close()

@@ -63,10 +63,14 @@ class Api:
         assert r.json()["code"] == 0, r.text
         return [item["euid"] for item in r.json()["data"]]
 
-    async def set(self, euid: int, op: str, properties: Mapping[str, object]) -> httpx.Response:
-        return await self.post(
-            "/v1/user/property", {"euid": euid, "type": op, "properties": properties}
-        )
+    async def set(
+        self, euid: int, op: str, properties: Mapping[str, object], timestamp: object = None
+    ) -> httpx.Response:
+        """``POST /v1/user/property``; ``timestamp`` is sent unless None."""
+        body = {"euid": euid, "type": op, "properties": properties}
+        if timestamp is not None:
+            body["timestamp"] = timestamp
+        return await self.post("/v1/user/property", body)
 
     async def props(self, euid: int) -> dict[str, object]:
         r = await self.get("/v1/user/property", euid=euid)

@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 from hypothesis import given, strategies as st
 
-from userprops.operations import Op, apply, increase_integer_text, needs_current
+from userprops.operations import Op, apply, event_time, increase_integer_text, is_stale
 from userprops.schema import INT64_MAX, INT64_MIN, AttrType, Rejected, decode, encode, parse_number
 
 elements = st.text(alphabet="abcdefgh", min_size=1, max_size=3)
@@ -85,8 +85,25 @@ def test_removing_every_element_leaves_no_value() -> None:
     assert apply(Op.REMOVE, None, ("a",)) is None
 
 
-def test_only_list_and_number_operations_read_the_current_value() -> None:
-    assert [op for op in Op if needs_current(op)] == [Op.INCREASE, Op.ADD, Op.REMOVE]
+def test_only_set_and_delete_lose_to_a_newer_stored_value() -> None:
+    assert [op for op in Op if is_stale(op, 200, 100)] == [Op.SET, Op.DELETE]
+
+
+@pytest.mark.parametrize(
+    ("stored", "at", "stale"),
+    [(None, 0, False), (100, 100, False), (100, 101, False), (101, 100, True)],
+)
+def test_a_set_applies_unless_the_stored_value_is_newer(
+    stored: int | None, at: int, stale: bool
+) -> None:
+    assert is_stale(Op.SET, stored, at) is stale
+
+
+@pytest.mark.parametrize(("stored", "at", "after"), [(None, 5, 5), (3, 5, 5), (7, 5, 7)])
+def test_an_applied_write_leaves_the_newer_of_the_two_times(
+    stored: int | None, at: int, after: int
+) -> None:
+    assert event_time(stored, at) == after
 
 
 _INT64 = st.integers(INT64_MIN, INT64_MAX)

@@ -11,6 +11,7 @@ from urllib.parse import quote
 import pytest
 from hypothesis import given, strategies as st
 
+from userprops.clock import now_ms
 from userprops.config import Limits
 from userprops.errors import EuidMissing, InvalidParameters
 from userprops.http.wire import (
@@ -21,11 +22,13 @@ from userprops.http.wire import (
     parse_register_request,
 )
 from userprops.operations import Op
+from userprops.properties import MAX_AHEAD_MS
 from userprops.schema import INT64_MAX
 from userprops.users import IDENTITY_NAMES
 
 LIMITS = Limits()
 DOCUMENTED = (EuidMissing, InvalidParameters)
+ABSENT = object()  # a field left out of the body
 
 json_values = st.recursive(
     st.none()
@@ -113,18 +116,26 @@ def test_any_escaped_euid_text_gives_an_euid_or_a_documented_error(text: str) ->
     properties=st.one_of(
         st.dictionaries(st.text(max_size=8), json_values, max_size=6), json_values
     ),
+    timestamp=st.one_of(st.just(ABSENT), st.integers(-1, 2 * now_ms()), st.integers(), json_values),
 )
 def test_a_property_request_parses_with_its_invariants_or_fails_documented(
-    euid: Any, kind: Any, properties: Any
+    euid: Any, kind: Any, properties: Any, timestamp: Any
 ) -> None:
-    body = encode({"euid": euid, "type": kind, "properties": properties})
+    obj = {"euid": euid, "type": kind, "properties": properties}
+    if timestamp is not ABSENT:
+        obj["timestamp"] = timestamp
     try:
-        parsed = parse_property_request(body, LIMITS)
+        parsed = parse_property_request(encode(obj), LIMITS)
     except DOCUMENTED:
         return
     assert 1 <= parsed.euid <= INT64_MAX and parsed.euid == euid
     assert parsed.op.value == kind
     assert 1 <= len(parsed.properties) <= LIMITS.max_properties
+    if timestamp is ABSENT or timestamp is None:
+        assert parsed.timestamp is None
+    else:
+        assert parsed.timestamp == timestamp and type(timestamp) is int
+        assert 0 <= timestamp <= now_ms() + MAX_AHEAD_MS
 
 
 @given(

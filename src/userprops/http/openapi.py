@@ -40,6 +40,7 @@ from userprops.errors import (
     ProjectNotFound,
     RateLimited,
     RequestTimeout,
+    StaleProperty,
     StorageUnavailable,
     UserNotFound,
     UserpropsError,
@@ -49,6 +50,7 @@ from userprops.eventlist import MAX_LIMIT
 from userprops.events import MAX_ITIME
 from userprops.history import CHANGE_OPS, FEED_MAX_LIMIT, MAX_LIMIT as HISTORY_LIMIT, MAX_WAIT
 from userprops.operations import Op
+from userprops.properties import MAX_AHEAD_MS
 from userprops.queries import MAX_LIMIT as SEGMENT_MAX
 from userprops.schema import INT64_MAX, MAX_NAME_LENGTH
 from userprops.users import IDENTITY_NAMES
@@ -134,7 +136,7 @@ PROPERTY_ERROR: Schema = {
     "required": ["property", "code", "message"],
     "properties": {
         "property": {"type": "string"},
-        "code": {"enum": [InvalidProperties.code, EmptyProperties.code]},
+        "code": {"enum": [InvalidProperties.code, EmptyProperties.code, StaleProperty.code]},
         "message": {"type": "string"},
     },
 }
@@ -222,6 +224,16 @@ SCHEMAS: dict[str, Schema] = {
                 "description": "one operation for every property",
             },
             "properties": {**PROPERTIES, "minProperties": 1},
+            "timestamp": {
+                "type": ["integer", "null"],
+                "format": "int64",
+                "minimum": 0,
+                "description": "epoch milliseconds the fact became true, at most "
+                f"{MAX_AHEAD_MS // 60_000} minutes ahead of the server's clock; absent or "
+                "null: now. A set or delete older than the stored value's time is not "
+                f"applied (item code {StaleProperty.code}); increase, add and remove "
+                "always apply",
+            },
         },
     },
     "RegisterRequest": {
@@ -359,8 +371,8 @@ SCHEMAS: dict[str, Schema] = {
                 "type": "array",
                 "minItems": 1,
                 "maxItems": LIMITS.max_batch,
-                "description": "bodies of POST /v1/user/property (optionally with timestamp); "
-                "a bad one is answered in its place, the others applied",
+                "description": "bodies of POST /v1/user/property, each with its own optional "
+                "timestamp; a bad one is answered in its place, the others applied",
                 "items": {},
             }
         },

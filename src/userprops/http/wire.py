@@ -19,6 +19,7 @@ from urllib.parse import parse_qs
 import msgspec
 
 from userprops import history
+from userprops.clock import now_ms
 from userprops.config import Limits
 from userprops.contacts import CONTACT_NAMES, ContactRequest, item
 from userprops.engine import RegisterRequest
@@ -34,7 +35,7 @@ from userprops.eventlist import DEFAULT_LIMIT, MAX_LIMIT, ListQuery, decode_curs
 from userprops.events import MAX_ITIME, Candidate, EventRejected, ReportRequest
 from userprops.history import FeedQuery, HistoryQuery
 from userprops.operations import Op
-from userprops.properties import BatchRequest, PropertyRequest
+from userprops.properties import MAX_AHEAD_MS, BatchRequest, PropertyRequest
 from userprops.queries import (
     DEFAULT_LIMIT as SEGMENT_LIMIT,
     MAX_LIMIT as SEGMENT_MAX,
@@ -132,7 +133,22 @@ def parse_property_object(obj: dict[str, Any], limits: Limits) -> PropertyReques
         raise InvalidParameters("properties must be a non-empty JSON object")
     if len(properties) > limits.max_properties:
         raise InvalidParameters(f"more than {limits.max_properties} properties")
-    return PropertyRequest(euid, op, properties)
+    return PropertyRequest(euid, op, properties, check_timestamp(obj.get("timestamp")))
+
+
+def check_timestamp(value: Any) -> int | None:
+    """A write's optional ``timestamp`` (docs/bulk.md, "Event time"): None when absent or
+    null; 55004 unless an integer of epoch milliseconds from 0 to
+    :data:`~userprops.properties.MAX_AHEAD_MS` ahead of this server's clock."""
+    if value is None:
+        return None
+    if type(value) is not int or value < 0:
+        raise InvalidParameters("timestamp must be an integer of epoch milliseconds")
+    if value > now_ms() + MAX_AHEAD_MS:
+        raise InvalidParameters(
+            f"timestamp is more than {MAX_AHEAD_MS // 60_000} minutes ahead of the server's clock"
+        )
+    return value
 
 
 def parse_batch_request(body: bytes, limits: Limits) -> BatchRequest:

@@ -55,7 +55,16 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
     "attributes": ("project_id", "name", "type", "created_at"),
     "users": ("euid", "project_id", "created_at"),
     "identities": ("project_id", "name", "value", "euid"),
-    "user_values": ("project_id", "euid", "name", "type", "value", "updated_at", "sort_key"),
+    "user_values": (
+        "project_id",
+        "euid",
+        "name",
+        "type",
+        "value",
+        "updated_at",
+        "sort_key",
+        "ts",
+    ),
     "user_list_items": ("project_id", "euid", "name", "item"),
     "contacts": ("project_id", "euid", "name", "value", "updated_at"),
     "event_definitions": ("project_id", "name", "created_at"),
@@ -178,11 +187,18 @@ class DataSource:
 
 
 class StoredValue(NamedTuple):
-    """A stored value: its type and its text (:func:`userprops.schema.encode`). A tuple,
-    because the write path builds several per request."""
+    """A stored value: its type, its text (:func:`userprops.schema.encode`) and ``ts``,
+    its event time in epoch milliseconds (docs/bulk.md, "Event time": the timestamp of the
+    write that set it; 0 when none was given, older than any write). A tuple, because the
+    write path builds several per request."""
 
     type: AttrType
     text: str
+    ts: int = 0
+
+    def same_value(self, other: StoredValue | None) -> bool:
+        """Whether ``other`` holds this value (its type and text), whatever its time."""
+        return other is not None and self.type is other.type and self.text == other.text
 
 
 @dataclass(frozen=True)
@@ -526,7 +542,8 @@ class Transaction(abc.ABC):
         self, wanted: Mapping[UserKey, Collection[str]]
     ) -> dict[UserKey, dict[str, StoredValue]]:
         """The group-commit read: lock every user of ``wanted`` ((project_id, euid) → the
-        attribute names wanted) for the rest of the transaction, then read those values.
+        attribute names wanted) for the rest of the transaction, then read those values
+        (with their ``ts``).
         Users that are not in that project are left out of the result; a user without any
         of the names maps to ``{}``. Locks are taken in one order (by project id, then
         EUID) so that two transactions locking overlapping sets wait for each other
@@ -539,7 +556,8 @@ class Transaction(abc.ABC):
     def write_values(
         self, puts: Mapping[ValueKey, StoredValue], deletes: Collection[ValueKey]
     ) -> None:
-        """The group-commit write: insert or overwrite ``puts`` and remove ``deletes``
+        """The group-commit write: insert or overwrite ``puts`` (type, text and ``ts``, as
+        given: no comparison of times here, the caller decided) and remove ``deletes``
         (absent ones are ignored), keyed by (project_id, euid, name), in as few statements
         as the backend can (one on PostgreSQL). A key is in at most one of the two.
 
@@ -1111,16 +1129,16 @@ _KINDS = {kind.value: kind for kind in AttrType}
 
 
 def users_from_rows(
-    count: int, rows: Iterable[tuple[int, str | None, Any, Any]]
+    count: int, rows: Iterable[tuple[int, str | None, Any, Any, Any]]
 ) -> list[dict[str, StoredValue] | None]:
     """The answer of :meth:`Storage.read_users` for ``count`` keys, from rows of (key's
-    index, value name, type, text): a row with no name for a user without values, no row
-    for a key that is not a user of its project."""
+    index, value name, type, text, ts): a row with no name for a user without values, no
+    row for a key that is not a user of its project."""
     found: list[dict[str, StoredValue] | None] = [None] * count
-    for i, name, kind, text in rows:
+    for i, name, kind, text, ts in rows:
         values = found[i]
         if values is None:
             values = found[i] = {}
         if name is not None:
-            values[name] = StoredValue(_KINDS[kind], text)
+            values[name] = StoredValue(_KINDS[kind], text, ts)
     return [None if v is None else dict(sorted(v.items())) for v in found]

@@ -49,14 +49,15 @@ _TYPES = {kind.value: kind for kind in AttrType}
 #
 # users [[project_id, euid], ...] sorted (project id, then EUID), and
 # pairs [[project_id, euid, name], ...]:
-# a function of migration 0004 (it locks, then reads with a snapshot taken once every lock
-# is granted).
+# a function of migration 0004, returning each value's ts since 0011 (it locks, then reads
+# with a snapshot taken once every lock is granted).
 LOCK_VALUES: LiteralString = "SELECT * FROM userprops_lock_values(%s::jsonb, %s::jsonb)"
 # deletes [[project_id, euid, name], ...] (found by key, deleted by row address); lists
 # [[project_id, euid, name, elements or null], ...] for every LIST put (its new elements)
 # and every delete (null: no element stays); then updated_at and puts [[project_id, euid,
 # name, type, value, sort_key], ...]. A list's elements no longer in it are deleted, new
 # ones inserted (the two sets are disjoint, so the two parts never touch one row).
+# puts carry ts last: [[project_id, euid, name, type, value, sort_key, ts], ...].
 WRITE_VALUES: LiteralString = (
     "WITH gone AS (DELETE FROM user_values AS v USING (SELECT x.ctid"
     " FROM (SELECT (r->>0)::bigint AS p, (r->>1)::bigint AS e, r->>2 AS n"
@@ -74,12 +75,12 @@ WRITE_VALUES: LiteralString = (
     " SELECT k.p, k.e, k.n, x.item FROM lists AS k,"
     " jsonb_array_elements_text(k.keep) AS x(item) WHERE jsonb_typeof(k.keep) = 'array'"
     " ON CONFLICT DO NOTHING)"
-    " INSERT INTO user_values (project_id, euid, name, type, value, updated_at, sort_key)"
-    " SELECT (r->>0)::bigint, (r->>1)::bigint, r->>2, r->>3, r->>4, %s, r->>5"
-    " FROM jsonb_array_elements(%s::jsonb) AS r"
+    " INSERT INTO user_values (project_id, euid, name, type, value, updated_at, sort_key, ts)"
+    " SELECT (r->>0)::bigint, (r->>1)::bigint, r->>2, r->>3, r->>4, %s, r->>5,"
+    " (r->>6)::bigint FROM jsonb_array_elements(%s::jsonb) AS r"
     " ON CONFLICT (project_id, euid, name)"
     " DO UPDATE SET type = excluded.type, value = excluded.value,"
-    " updated_at = excluded.updated_at, sort_key = excluded.sort_key"
+    " updated_at = excluded.updated_at, sort_key = excluded.sort_key, ts = excluded.ts"
 )
 # The group-commit read of writes that keep saved segments (migration 0008): users, pairs
 # as LOCK_VALUES, projects [project_id, ...] sorted, members [[project_id, euid,
@@ -104,12 +105,12 @@ SEGMENTS_LOCK = 1936025972  # the class of the advisory lock of a project's segm
 # GET /v1/user/property for a batch of reads: keys [[project_id, euid], ...]; a row per
 # value of each key's user (a NULL name when it has none), none when the user is not there.
 READ_USERS: LiteralString = (
-    "SELECT k.i - 1, v.name, v.type, v.value"
+    "SELECT k.i - 1, v.name, v.type, v.value, v.ts"
     " FROM (SELECT t.i, (t.r->>0)::bigint AS p, (t.r->>1)::bigint AS e"
     " FROM jsonb_array_elements(%s::jsonb) WITH ORDINALITY AS t(r, i)) AS k"
     " CROSS JOIN LATERAL (SELECT 1 FROM users"
     " WHERE users.euid = k.e AND users.project_id = k.p OFFSET 0) AS u"
-    " LEFT JOIN LATERAL (SELECT name, type, value FROM user_values"
+    " LEFT JOIN LATERAL (SELECT name, type, value, ts FROM user_values"
     " WHERE user_values.project_id = k.p AND user_values.euid = k.e OFFSET 0) AS v ON true"
 )
 # The changes of one project (docs/backends.md, "The change feed"): take the project's
@@ -346,13 +347,13 @@ class PostgresTransaction(SqlTransaction):
         pairs = [(pid, euid, name) for pid, euid in users for name in wanted[pid, euid]]
         rows = self._rows_after_deferred(LOCK_VALUES, (json_text(users), json_text(pairs)))
         found: dict[UserKey, dict[str, StoredValue]] = {}
-        for pid, euid, name, kind, text in rows:
+        for pid, euid, name, kind, text, ts in rows:
             if name is None:
                 found[pid, euid] = {}
             else:
                 values = found.get((pid, euid))
                 if values is not None:
-                    values[name] = StoredValue(_TYPES[kind], text)
+                    values[name] = StoredValue(_TYPES[kind], text, ts)
         return found
 
     def write_values(
@@ -360,7 +361,7 @@ class PostgresTransaction(SqlTransaction):
     ) -> None:
         if puts or deletes:
             rows = [
-                (p, e, n, v.type.value, v.text, sort_key(v.type, v.text))
+                (p, e, n, v.type.value, v.text, sort_key(v.type, v.text), v.ts)
                 for (p, e, n), v in puts.items()
             ]
             lists: list[tuple[int, int, str, msgspec.Raw | None]] = [
@@ -401,11 +402,11 @@ class PostgresTransaction(SqlTransaction):
         versions: dict[int, int] = {}
         held: set[tuple[int, int, int]] = set()
         found: dict[UserKey, dict[str, StoredValue]] = {}
-        for pid, euid, name, kind, text in rows:
+        for pid, euid, name, kind, text, ts in rows:
             if name is not None:
                 values = found.get((pid, euid))
                 if values is not None:
-                    values[name] = StoredValue(_TYPES[kind], text)
+                    values[name] = StoredValue(_TYPES[kind], text, ts)
             elif kind is None:
                 found[pid, euid] = {}
             elif kind == "version":

@@ -344,7 +344,7 @@ class SqlTransaction(WebhookStatements, SegmentStatements, Transaction, abc.ABC)
     def get_values(
         self, project_id: int, euid: int, names: Sequence[str] | None = None
     ) -> dict[str, StoredValue]:
-        sql = "SELECT name, type, value FROM user_values WHERE project_id = ? AND euid = ?"
+        sql = "SELECT name, type, value, ts FROM user_values WHERE project_id = ? AND euid = ?"
         params: list[Any] = [project_id, euid]
         if names is not None:
             if not names:
@@ -353,7 +353,7 @@ class SqlTransaction(WebhookStatements, SegmentStatements, Transaction, abc.ABC)
             sql += " AND name" + match
             params += more
         rows = self._all(sql + f" ORDER BY name{self.collate}", params)
-        return {name: StoredValue(_TYPES[kind], text) for name, kind, text in rows}
+        return {name: StoredValue(_TYPES[kind], text, ts) for name, kind, text, ts in rows}
 
     # Contacts
 

@@ -38,8 +38,8 @@ from userprops.storage.sql import SqlTransaction, by_project as _by_project
 
 BUSY_TIMEOUT_MS = 5000
 _JSON = msgspec.json.Encoder()
-# (euid, name, type, value); the last three are null for a user without the names wanted.
-_ROWS = msgspec.json.Decoder(list[tuple[int, Any, Any, Any]])
+# (euid, name, type, value, ts); the last four are null for a user without the names wanted.
+_ROWS = msgspec.json.Decoder(list[tuple[int, Any, Any, Any, Any]])
 _TRIPLES = msgspec.json.Decoder(list[tuple[int, int, int]])
 _TYPES = {kind.value: kind for kind in AttrType}
 _LIST = AttrType.LIST
@@ -129,19 +129,19 @@ class SqliteTransaction(SqlTransaction):
         for pid, euids in by_project.items():
             names = sorted({n for euid in euids for n in wanted[pid, euid]})
             (rows,) = self._c.execute(
-                "SELECT json_group_array(json_array(u.euid, v.name, v.type, v.value))"
+                "SELECT json_group_array(json_array(u.euid, v.name, v.type, v.value, v.ts))"
                 " FROM users u LEFT JOIN user_values v"
                 " ON v.project_id = u.project_id AND v.euid = u.euid"
                 " AND v.name IN (SELECT value FROM json_each(?2))"
                 " WHERE u.euid IN (SELECT value FROM json_each(?1)) AND u.project_id = ?3",
                 (_JSON.encode(euids), _JSON.encode(names), pid),
             ).fetchone()
-            for euid, name, kind, text in _ROWS.decode(rows):
+            for euid, name, kind, text, ts in _ROWS.decode(rows):
                 values = found.get((pid, euid))
                 if values is None:
                     values = found[pid, euid] = {}
                 if name is not None and name in wanted[pid, euid]:
-                    values[name] = StoredValue(_TYPES[kind], text)
+                    values[name] = StoredValue(_TYPES[kind], text, ts)
         return found
 
     def write_values(
@@ -151,11 +151,12 @@ class SqliteTransaction(SqlTransaction):
             stamp = now_ms()
             self._c.executemany(
                 "INSERT INTO user_values (project_id, euid, name, type, value, updated_at,"
-                " sort_key) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (project_id, euid, name)"
-                " DO UPDATE SET type = excluded.type, value = excluded.value,"
-                " updated_at = excluded.updated_at, sort_key = excluded.sort_key",
+                " sort_key, ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (project_id, euid, name) DO UPDATE SET type = excluded.type,"
+                " value = excluded.value, updated_at = excluded.updated_at,"
+                " sort_key = excluded.sort_key, ts = excluded.ts",
                 [
-                    (p, e, n, v.type.value, v.text, stamp, sort_key(v.type, v.text))
+                    (p, e, n, v.type.value, v.text, stamp, sort_key(v.type, v.text), v.ts)
                     for (p, e, n), v in puts.items()
                 ],
             )
@@ -379,7 +380,7 @@ class SqliteStorage(Storage):
             (rows,) = (
                 self._reader()
                 .execute(
-                    "SELECT json_group_array(json_array(k.key, v.name, v.type, v.value))"
+                    "SELECT json_group_array(json_array(k.key, v.name, v.type, v.value, v.ts))"
                     " FROM json_each(?) AS k"
                     " JOIN users u ON u.euid = k.value ->> 1 AND u.project_id = k.value ->> 0"
                     " LEFT JOIN user_values v"

@@ -76,36 +76,65 @@ class AsyncClient(BaseClient):
     # EngageLab's endpoints
 
     async def set(
-        self, euid: int, properties: Mapping[str, object], *, idempotency_key: str | None = None
+        self,
+        euid: int,
+        properties: Mapping[str, object],
+        *,
+        timestamp: int | None = None,
+        idempotency_key: str | None = None,
     ) -> WriteResult:
         """As :meth:`Client.set`."""
-        return await self._run(calls.write_properties(euid, "set", properties), idempotency_key)
+        return await self._run(
+            calls.write_properties(euid, "set", properties, timestamp), idempotency_key
+        )
 
     async def increase(
-        self, euid: int, properties: Mapping[str, object], *, idempotency_key: str | None = None
+        self,
+        euid: int,
+        properties: Mapping[str, object],
+        *,
+        timestamp: int | None = None,
+        idempotency_key: str | None = None,
     ) -> WriteResult:
         """As :meth:`Client.increase`."""
-        call = calls.write_properties(euid, "increase", properties)
+        call = calls.write_properties(euid, "increase", properties, timestamp)
         return await self._run(call, idempotency_key)
 
     async def add(
-        self, euid: int, properties: Mapping[str, object], *, idempotency_key: str | None = None
+        self,
+        euid: int,
+        properties: Mapping[str, object],
+        *,
+        timestamp: int | None = None,
+        idempotency_key: str | None = None,
     ) -> WriteResult:
         """As :meth:`Client.add`."""
-        return await self._run(calls.write_properties(euid, "add", properties), idempotency_key)
+        return await self._run(
+            calls.write_properties(euid, "add", properties, timestamp), idempotency_key
+        )
 
     async def remove(
-        self, euid: int, properties: Mapping[str, object], *, idempotency_key: str | None = None
+        self,
+        euid: int,
+        properties: Mapping[str, object],
+        *,
+        timestamp: int | None = None,
+        idempotency_key: str | None = None,
     ) -> WriteResult:
         """As :meth:`Client.remove`."""
-        call = calls.write_properties(euid, "remove", properties)
+        call = calls.write_properties(euid, "remove", properties, timestamp)
         return await self._run(call, idempotency_key)
 
     async def delete(
-        self, euid: int, properties: Mapping[str, object], *, idempotency_key: str | None = None
+        self,
+        euid: int,
+        properties: Mapping[str, object],
+        *,
+        timestamp: int | None = None,
+        idempotency_key: str | None = None,
     ) -> WriteResult:
         """As :meth:`Client.delete`."""
-        call = calls.write_properties(euid, "delete", properties)
+        call = calls.write_properties(euid, "delete", properties, timestamp)
         return await self._run(call, idempotency_key)
 
     async def register(

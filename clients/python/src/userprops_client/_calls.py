@@ -104,9 +104,14 @@ def _write_result(body: Envelope) -> WriteResult:
 
 
 def write_properties(
-    euid: int, operation: Operation, properties: Mapping[str, object]
+    euid: int,
+    operation: Operation,
+    properties: Mapping[str, object],
+    timestamp: int | None = None,
 ) -> Call[WriteResult]:
-    body = {"euid": euid, "type": operation, "properties": properties}
+    body: dict[str, object] = {"euid": euid, "type": operation, "properties": properties}
+    if timestamp is not None:  # an extension: sent only when given
+        body["timestamp"] = timestamp
     return Call("POST", "/v1/user/property", _write_result, body=dumps(body))
 
 

@@ -83,34 +83,72 @@ class Client(BaseClient):
     # EngageLab's endpoints
 
     def set(
-        self, euid: int, properties: Mapping[str, object], *, idempotency_key: str | None = None
+        self,
+        euid: int,
+        properties: Mapping[str, object],
+        *,
+        timestamp: int | None = None,
+        idempotency_key: str | None = None,
     ) -> WriteResult:
-        """Overwrite the user's attributes, creating them if absent."""
-        return self._run(calls.write_properties(euid, "set", properties), idempotency_key)
+        """Overwrite the user's attributes, creating them if absent. With ``timestamp``
+        (epoch ms the facts became true), a property whose stored value is newer is not
+        applied: it is listed in ``errors`` with code 55106 (:class:`StaleProperty`)."""
+        return self._run(
+            calls.write_properties(euid, "set", properties, timestamp), idempotency_key
+        )
 
     def increase(
-        self, euid: int, properties: Mapping[str, object], *, idempotency_key: str | None = None
+        self,
+        euid: int,
+        properties: Mapping[str, object],
+        *,
+        timestamp: int | None = None,
+        idempotency_key: str | None = None,
     ) -> WriteResult:
         """Add numbers to NUMBER attributes (absent counts as 0; negative decreases)."""
-        return self._run(calls.write_properties(euid, "increase", properties), idempotency_key)
+        return self._run(
+            calls.write_properties(euid, "increase", properties, timestamp), idempotency_key
+        )
 
     def add(
-        self, euid: int, properties: Mapping[str, object], *, idempotency_key: str | None = None
+        self,
+        euid: int,
+        properties: Mapping[str, object],
+        *,
+        timestamp: int | None = None,
+        idempotency_key: str | None = None,
     ) -> WriteResult:
         """Add strings to LIST attributes, as to a set."""
-        return self._run(calls.write_properties(euid, "add", properties), idempotency_key)
+        return self._run(
+            calls.write_properties(euid, "add", properties, timestamp), idempotency_key
+        )
 
     def remove(
-        self, euid: int, properties: Mapping[str, object], *, idempotency_key: str | None = None
+        self,
+        euid: int,
+        properties: Mapping[str, object],
+        *,
+        timestamp: int | None = None,
+        idempotency_key: str | None = None,
     ) -> WriteResult:
         """Remove strings from LIST attributes; absent ones are ignored."""
-        return self._run(calls.write_properties(euid, "remove", properties), idempotency_key)
+        return self._run(
+            calls.write_properties(euid, "remove", properties, timestamp), idempotency_key
+        )
 
     def delete(
-        self, euid: int, properties: Mapping[str, object], *, idempotency_key: str | None = None
+        self,
+        euid: int,
+        properties: Mapping[str, object],
+        *,
+        timestamp: int | None = None,
+        idempotency_key: str | None = None,
     ) -> WriteResult:
-        """Remove the named attributes' values (the values given are ignored)."""
-        return self._run(calls.write_properties(euid, "delete", properties), idempotency_key)
+        """Remove the named attributes' values (the values given are ignored); with
+        ``timestamp``, not those whose stored value is newer (55106, as :meth:`set`)."""
+        return self._run(
+            calls.write_properties(euid, "delete", properties, timestamp), idempotency_key
+        )
 
     def register(
         self,

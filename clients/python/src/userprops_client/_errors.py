@@ -92,6 +92,14 @@ class EmptyProperties(UserpropsError):
     code = 55103
 
 
+class StaleProperty(UserpropsError):
+    """55106, an item code only: a ``set`` or ``delete`` property older (by its
+    ``timestamp``) than the stored value, listed in a result's ``errors``; never raised
+    (a request whose every property was rejected raises :class:`InvalidProperties`)."""
+
+    code = 55106
+
+
 class ContactExists(UserpropsError):
     """55014: every contact was rejected because its value belongs to another user."""
 
@@ -185,6 +193,7 @@ ERROR_CLASSES: dict[int, type[UserpropsError]] = {
         InvalidParameters,
         InvalidProperties,
         EmptyProperties,
+        StaleProperty,
         ContactExists,
         PathNotFound,
         UserNotFound,
