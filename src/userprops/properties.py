@@ -153,6 +153,7 @@ def run_property_jobs(
     current = membership.read(tx, wanted)  # with what the touched segments need
     puts: dict[ValueKey, StoredValue] = {}
     deletes: set[ValueKey] = set()
+    before: dict[ValueKey, StoredValue | None] = {}  # what the batch overwrites, as stored
     changes: list[NewChange] = []
     results: list[PropertyOutcome | Exception] = []
     for job, (candidates, errors) in zip(jobs, checked, strict=True):
@@ -177,6 +178,7 @@ def run_property_jobs(
                     changes.append(
                         NewChange(pid, euid, name, op, value.type, old_text, value.text, source)
                     )
+            before.setdefault((pid, euid, name), old)
             view[name] = value
             deletes.discard((pid, euid, name))
             puts[pid, euid, name] = value
@@ -184,6 +186,7 @@ def run_property_jobs(
             old = view.pop(name, None)
             if old is None:
                 continue
+            before.setdefault((pid, euid, name), old)
             if job.history:
                 changes.append(NewChange(pid, euid, name, op, old.type, old.text, None, source))
             puts.pop((pid, euid, name), None)
@@ -196,7 +199,7 @@ def run_property_jobs(
         outcome.changes = len(changes) - recorded
         results.append(outcome)
     if puts or deletes:
-        tx.write_values(puts, deletes)
+        tx.write_values(puts, deletes, before)
     membership.write(tx)
     if changes:
         tx.record_changes(changes)

@@ -5,11 +5,14 @@ a build's span in another process."""
 
 from __future__ import annotations
 
+import itertools
+import json
 import threading
 from collections.abc import Callable
-from datetime import UTC
+from datetime import UTC, datetime
 
 import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from userprops import segments
 from userprops.auth import Principal
@@ -172,3 +175,54 @@ def test_a_write_waits_for_a_build_span_in_another_process_then_keeps_it(
 
 def _adult(tx: Transaction, pid: int) -> Condition:
     return segments.parse_where(tx, pid, ADULT, Limits(), UTC)
+
+
+ITEMS = ["a", "b", "c", "d"]
+_projects = itertools.count()
+list_ops = st.tuples(
+    st.integers(0, 1),
+    st.sampled_from([Op.SET, Op.ADD, Op.REMOVE, Op.DELETE]),
+    st.lists(st.sampled_from(ITEMS), min_size=1, max_size=3, unique=True),
+    st.booleans(),  # whether this write starts a new group
+)
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(writes=st.lists(list_ops, min_size=1, max_size=12))
+def test_list_elements_follow_every_write_in_any_grouping(
+    storage: Storage, writes: list[tuple[int, Op, list[str], bool]]
+) -> None:
+    """What a LIST's `has` finds (its elements as rows) is what the stored lists hold,
+    after sets, adds, removes and deletes grouped any way."""
+    with storage.transaction() as tx:
+        slug = f"l{next(_projects)}"
+        pid = tx.create_project(slug, SchemaMode.AUTO, "UTC").id
+        tx.define_attribute(pid, "tags", AttrType.LIST)
+        euids = [tx.create_user(pid), tx.create_user(pid)]
+    groups: list[list[PropertyJob]] = []
+    for who, op, items, new_group in writes:
+        props: dict[str, object] = {"tags": "" if op is Op.DELETE else items}
+        if not groups or new_group:
+            groups.append([])
+        groups[-1].append(job(pid, euids[who], op, props))
+    for group in groups:
+        with storage.transaction() as tx:
+            run_property_jobs(tx, group)
+    with storage.read() as tx:
+        stored = storage.read_users([(pid, e) for e in euids])
+        lists = [decode_list(values) for values in stored]
+        for item in ITEMS:
+            cond = segments.parse_where(
+                tx, pid, {"property": "tags", "op": "has", "value": item}, Limits(), UTC
+            )
+            holding = [e for e, held in zip(euids, lists, strict=True) if item in held]
+            assert tx.match_page(pid, cond, datetime.now(UTC), 0, 10) == holding, item
+
+
+def decode_list(values: dict[str, StoredValue] | None) -> list[str]:
+    value = (values or {}).get("tags")
+    return [] if value is None else [str(item) for item in json.loads(value.text)]

@@ -554,7 +554,10 @@ class Transaction(abc.ABC):
 
     @abc.abstractmethod
     def write_values(
-        self, puts: Mapping[ValueKey, StoredValue], deletes: Collection[ValueKey]
+        self,
+        puts: Mapping[ValueKey, StoredValue],
+        deletes: Collection[ValueKey],
+        before: Mapping[ValueKey, StoredValue | None] | None = None,
     ) -> None:
         """The group-commit write: insert or overwrite ``puts`` (type, text and ``ts``, as
         given: no comparison of times here, the caller decided) and remove ``deletes``
@@ -563,7 +566,9 @@ class Transaction(abc.ABC):
 
         It keeps what segment queries read in step: each value's ``sort_key``
         (:func:`userprops.keys.sort_key`), and a LIST's elements as rows of
-        ``user_list_items`` (those of a deleted key removed)."""
+        ``user_list_items`` (those of a deleted key removed). ``before``, when the caller
+        read them, holds the stored values the keys had (None: absent), so that a backend
+        may write only the elements a LIST gained or lost."""
 
     def put_values(self, project_id: int, euid: int, values: dict[str, StoredValue]) -> None:
         """Insert or overwrite one user's values."""

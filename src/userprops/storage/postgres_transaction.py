@@ -357,8 +357,12 @@ class PostgresTransaction(SqlTransaction):
         return found
 
     def write_values(
-        self, puts: Mapping[ValueKey, StoredValue], deletes: Collection[ValueKey]
+        self,
+        puts: Mapping[ValueKey, StoredValue],
+        deletes: Collection[ValueKey],
+        before: Mapping[ValueKey, StoredValue | None] | None = None,
     ) -> None:
+        # One statement whatever ``before`` says: it keeps the LIST elements in SQL.
         if puts or deletes:
             rows = [
                 (p, e, n, v.type.value, v.text, sort_key(v.type, v.text), v.ts)

@@ -40,6 +40,7 @@ BUSY_TIMEOUT_MS = 5000
 _JSON = msgspec.json.Encoder()
 # (euid, name, type, value, ts); the last four are null for a user without the names wanted.
 _ROWS = msgspec.json.Decoder(list[tuple[int, Any, Any, Any, Any]])
+_ITEMS = msgspec.json.Decoder(list[str])  # a LIST value's text
 _TRIPLES = msgspec.json.Decoder(list[tuple[int, int, int]])
 _TYPES = {kind.value: kind for kind in AttrType}
 _LIST = AttrType.LIST
@@ -145,7 +146,10 @@ class SqliteTransaction(SqlTransaction):
         return found
 
     def write_values(
-        self, puts: Mapping[ValueKey, StoredValue], deletes: Collection[ValueKey]
+        self,
+        puts: Mapping[ValueKey, StoredValue],
+        deletes: Collection[ValueKey],
+        before: Mapping[ValueKey, StoredValue | None] | None = None,
     ) -> None:
         if puts:
             stamp = now_ms()
@@ -160,8 +164,36 @@ class SqliteTransaction(SqlTransaction):
                     for (p, e, n), v in puts.items()
                 ],
             )
-            lists = [(p, e, n, v.text) for (p, e, n), v in puts.items() if v.type is _LIST]
-            if lists:  # a LIST's elements as rows: those gone removed, new ones added
+            known = {} if before is None else before
+            gained: list[tuple[int, int, str, str]] = []
+            lost: list[tuple[int, int, str, str]] = []
+            lists: list[tuple[int, int, str, str]] = []
+            for key, v in puts.items():
+                if v.type is not _LIST:
+                    continue
+                if key not in known:
+                    lists.append((*key, v.text))
+                    continue
+                old = known[key]  # the elements it gains and loses, from the stored value
+                items = set(_ITEMS.decode(v.text))
+                had = (
+                    set(_ITEMS.decode(old.text)) if old is not None and old.type is _LIST else set()
+                )
+                gained += [(*key, item) for item in items - had]
+                lost += [(*key, item) for item in had - items]
+            if lost:
+                self._c.executemany(
+                    "DELETE FROM user_list_items WHERE project_id = ? AND euid = ? AND name = ?"
+                    " AND item = ?",
+                    lost,
+                )
+            if gained:
+                self._c.executemany(
+                    "INSERT INTO user_list_items (project_id, euid, name, item)"
+                    " VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                    gained,
+                )
+            if lists:  # stored values not read: those gone removed, new ones added
                 self._c.executemany(
                     "DELETE FROM user_list_items WHERE project_id = ?1 AND euid = ?2"
                     " AND name = ?3 AND item NOT IN (SELECT value FROM json_each(?4))",
