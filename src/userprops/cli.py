@@ -38,6 +38,12 @@ database_option: Decorator[Any] = click.option(
 json_option: Decorator[Any] = click.option(
     "--json", "as_json", is_flag=True, help="Print one JSON document."
 )
+project_option: Decorator[Any] = click.option(
+    "--project", "project_slug", required=True, envvar="USERPROPS_PROJECT"
+)
+any_project_option: Decorator[Any] = click.option(
+    "--project", "project_slug", default=None, envvar="USERPROPS_PROJECT"
+)
 
 
 def _fail(message: str) -> NoReturn:
@@ -279,7 +285,7 @@ def datasource() -> None:
 
 @datasource.command("create")
 @click.argument("name")
-@click.option("--project", "project_slug", required=True, envvar="USERPROPS_PROJECT")
+@project_option
 @database_option
 @json_option
 @handles_errors
@@ -299,7 +305,7 @@ def datasource_create(name: str, project_slug: str, database: str, as_json: bool
 
 
 @datasource.command("list")
-@click.option("--project", "project_slug", default=None, envvar="USERPROPS_PROJECT")
+@any_project_option
 @database_option
 @json_option
 @handles_errors
@@ -368,7 +374,7 @@ def attribute() -> None:
 @attribute.command("define")
 @click.argument("name")
 @click.argument("kind", metavar="TYPE")
-@click.option("--project", "project_slug", required=True, envvar="USERPROPS_PROJECT")
+@project_option
 @database_option
 @json_option
 @handles_errors
@@ -386,7 +392,7 @@ def attribute_define(name: str, kind: str, project_slug: str, database: str, as_
 
 
 @attribute.command("list")
-@click.option("--project", "project_slug", required=True, envvar="USERPROPS_PROJECT")
+@project_option
 @database_option
 @json_option
 @handles_errors
@@ -431,7 +437,7 @@ def user_show(euid: int, database: str, as_json: bool) -> None:
 
 
 @user.command("list")
-@click.option("--project", "project_slug", required=True, envvar="USERPROPS_PROJECT")
+@project_option
 @click.option("--after", type=click.IntRange(0, 2**63 - 1), default=0, help="Page after this EUID.")
 @click.option("--limit", type=click.IntRange(1, users.MAX_PAGE), default=users.DEFAULT_PAGE)
 @database_option
@@ -450,7 +456,7 @@ def user_list(project_slug: str, after: int, limit: int, database: str, as_json:
 @user.command("lookup")
 @click.argument("identity_name", type=click.Choice(users.IDENTITY_NAMES))
 @click.argument("identity_value")
-@click.option("--project", "project_slug", required=True, envvar="USERPROPS_PROJECT")
+@project_option
 @database_option
 @json_option
 @handles_errors
@@ -576,7 +582,7 @@ def _kept(days: int | None) -> str:
 
 @main.command("import")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--project", "project_slug", required=True, envvar="USERPROPS_PROJECT")
+@project_option
 @click.option(
     "--format",
     "fmt",
@@ -643,7 +649,7 @@ def import_command(
 
 
 @main.command("export")
-@click.option("--project", "project_slug", required=True, envvar="USERPROPS_PROJECT")
+@project_option
 @click.option(
     "--output",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -701,7 +707,7 @@ def event_list(
 
 
 @event.command("names")
-@click.option("--project", "project_slug", required=True, envvar="USERPROPS_PROJECT")
+@project_option
 @database_option
 @json_option
 @handles_errors
@@ -725,7 +731,7 @@ def event_property() -> None:
 @click.argument("event_name", metavar="EVENT")
 @click.argument("name")
 @click.argument("kind", metavar="TYPE")
-@click.option("--project", "project_slug", required=True, envvar="USERPROPS_PROJECT")
+@project_option
 @database_option
 @json_option
 @handles_errors
@@ -745,7 +751,7 @@ def event_property_define(
 
 
 @event_property.command("list")
-@click.option("--project", "project_slug", required=True, envvar="USERPROPS_PROJECT")
+@project_option
 @click.option("--event", "event_name", default=None, help="Only this event's properties.")
 @database_option
 @json_option
@@ -794,9 +800,6 @@ page_limit = click.option(
     "--limit", type=click.IntRange(0, queries.MAX_LIMIT), default=queries.DEFAULT_LIMIT
 )
 page_cursor = click.option("--cursor", default=None, help="next_cursor of the previous page.")
-project_option = click.option(
-    "--project", "project_slug", required=True, envvar="USERPROPS_PROJECT"
-)
 
 
 def _page_lines(page: dict[str, Any]) -> list[str]:

@@ -14,12 +14,14 @@ import click
 from userprops import webhooks
 from userprops.cli import (
     _table,
+    any_project_option,
     connect,
     database_option,
     emit,
     handles_errors,
     json_option,
     opened,
+    project_option,
 )
 from userprops.config import Settings
 from userprops.deliverer import Deliverer, Policy
@@ -37,7 +39,7 @@ def webhook() -> None:
 
 @webhook.command("create")
 @click.argument("url")
-@click.option("--project", "project_slug", required=True, envvar="USERPROPS_PROJECT")
+@project_option
 @click.option(
     "--property",
     "properties",
@@ -67,7 +69,7 @@ def webhook_create(
 
 
 @webhook.command("list")
-@click.option("--project", "project_slug", default=None, envvar="USERPROPS_PROJECT")
+@any_project_option
 @database_option
 @json_option
 @handles_errors
