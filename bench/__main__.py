@@ -318,6 +318,14 @@ def render(report: dict[str, Any]) -> list[str]:
             f" {q['first_page_with_count']['median_ms']} ms, next pages"
             f" {(q['next_pages'] or {}).get('median_ms')} ms (medians)"
         )
+        early = found.get("queries_right_after_writes")
+        if early is not None:
+            lines.append(
+                f"{key} segments right after the writes, before VACUUM of the values"
+                f" ({found['vacuum_values_seconds']} s): count {early['count']['median_ms']}"
+                f" ms (max {early['count']['max_ms']}), next pages"
+                f" {(early['next_pages'] or {}).get('median_ms')} ms"
+            )
         built = sum(s["seconds"] for s in found["saved"].values())
         write = found["write_with_10_segments"]
         lines.append(

@@ -136,13 +136,21 @@ def save_segments(client: Client) -> dict[str, Any]:
     return built
 
 
-def vacuum(url: str) -> None:
-    """``VACUUM ANALYZE`` the tables the segment builds filled, on PostgreSQL."""
+VALUE_TABLES = ("user_values", "user_list_items")
+"""What the write scenario changes and segment queries read."""
+SEGMENT_TABLES = ("segment_members", "segments", "projects", "changes")
+"""What the ten segment builds fill."""
+
+
+def vacuum(url: str, tables: tuple[str, ...]) -> float:
+    """``VACUUM ANALYZE`` of ``tables`` on PostgreSQL; the seconds it took."""
     import psycopg
 
+    started = time.monotonic()
     with psycopg.connect(url, autocommit=True) as conn:
-        for table in ("segment_members", "segments", "projects", "changes"):
+        for table in tables:
             conn.execute(f"VACUUM ANALYZE {table}")
+    return round(time.monotonic() - started, 1)
 
 
 def check_condition() -> None:

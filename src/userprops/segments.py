@@ -33,9 +33,15 @@ from typing import Any, TypeVar
 import msgspec
 
 from userprops.conditions import (
+    DAY,
+    RELATIVE,
     Condition,
+    Leaf,
+    Op,
+    Or,
     attributes,
     is_relative,
+    leaves,
     matches,
     parse,
     referenced_names as _referenced,
@@ -43,7 +49,15 @@ from userprops.conditions import (
 )
 from userprops.config import Limits
 from userprops.errors import InvalidParameters
-from userprops.schema import INT64_MAX, AttrType, Rejected, Typed, check_name, decode
+from userprops.schema import (
+    DATETIME_MIN,
+    INT64_MAX,
+    AttrType,
+    Rejected,
+    Typed,
+    check_name,
+    decode,
+)
 from userprops.storage.base import (
     NewChange,
     StoredSegment,
@@ -393,13 +407,13 @@ async def build_async(
 # The sweep
 
 
-def _relative_segments(tx: Transaction) -> list[tuple[int, Saved]]:
+def _relative_segments(tx: Transaction) -> list[tuple[int, StoredSegment, Saved]]:
     found = []
     for project in tx.list_projects():
         for stored in tx.list_segments(project.id):
             saved = load(tx, stored)
             if saved.built_to is None and is_relative(saved.cond):
-                found.append((project.id, saved))
+                found.append((project.id, stored, saved))
     return found
 
 
@@ -408,28 +422,151 @@ def _rebuild(project_id: int, segment_id: int, tx: Transaction) -> None:
     tx.rebuild_segment(segment_id)
 
 
+class Checked:
+    """When each built segment relative to now was last checked, in this process: the
+    sweep's memory, so that it checks again only the users whose answer time alone can
+    have changed since (:func:`window`). A segment it has no instant for (the first sweep
+    after start, a condition replaced) is built again in full."""
+
+    def __init__(self) -> None:
+        self._at: dict[tuple[int, str], datetime] = {}
+
+    def since(self, stored: StoredSegment) -> datetime | None:
+        return self._at.get((stored.id, stored.condition))
+
+    def mark(self, stored: StoredSegment, at: datetime) -> None:
+        self._at[stored.id, stored.condition] = at
+
+
+def window(cond: Condition, since: datetime, until: datetime) -> Condition:
+    """Who may have entered or left ``cond`` between instants ``since`` and ``until``
+    by time alone: a ``within_last_days N`` leaf (``now - N days <= v <= now``) changes
+    its answer only for values between ``since - N`` and ``until - N`` (they grew too
+    old) or between ``since`` and ``until`` (they were in the future); a
+    ``more_than_days_ago N`` leaf (``v < now - N days``) only for values between
+    ``since - N`` and ``until - N``. Every other leaf answers the same at both instants,
+    so a user outside these ranges has the answer it had at ``since``."""
+    spans: list[Condition] = []
+    for leaf in leaves(cond):
+        if leaf.op not in RELATIVE:
+            continue
+        ago = leaf.value * DAY
+        ranges = [(since - ago, until - ago)]
+        if leaf.op is Op.WITHIN_LAST_DAYS:
+            ranges.append((since, until))
+        for low, high in ranges:
+            low = max(low, DATETIME_MIN)
+            spans.append(Leaf("sweep", leaf.name, AttrType.DATETIME, Op.BETWEEN, (low, high)))
+    return spans[0] if len(spans) == 1 else Or(tuple(spans))
+
+
+def recheck_step(
+    stored: StoredSegment,
+    since: datetime,
+    until: datetime,
+    after: int,
+    record: bool,
+    tx: Transaction,
+) -> int | None:
+    """Check again, at instant ``until``, the next :data:`BUILD_SPAN` users above EUID
+    ``after`` whom time alone may have moved in or out of the segment since ``since``
+    (:func:`window`): members added and removed, one change each. The last EUID checked
+    when there may be more; None when done (or when the segment changed meanwhile:
+    replaced or building, the build sees to it)."""
+    pid = stored.project_id
+    tx.lock_segments(pid)
+    current = tx.get_segment(pid, stored.name)
+    if current is None or current.id != stored.id or current.condition != stored.condition:
+        return None
+    if current.built_to is not None:
+        return None
+    saved = load(tx, current)
+    euids = tx.match_page(pid, window(saved.cond, since, until), until, after, BUILD_SPAN)
+    if not euids:
+        return None
+    read = tx.lock_segment_values(
+        {(pid, e): set(saved.attributes) for e in euids},
+        {pid},
+        {(pid, e, saved.id) for e in euids},
+    )
+    entered: list[int] = []
+    left: list[int] = []
+    for e in euids:
+        was = (pid, e, saved.id) in read.members
+        now_in = matches(saved.cond, _typed(read.values.get((pid, e), {}), saved.attributes), until)
+        if now_in != was:
+            (entered if now_in else left).append(e)
+    tx.write_members([(pid, saved.id, e) for e in entered], [(pid, saved.id, e) for e in left])
+    if record and (entered or left):
+        tx.record_changes(
+            [
+                _change(pid, e, saved.name, e in entered, SWEEP_SOURCE)
+                for e in sorted(entered + left)
+            ]
+        )
+    return euids[-1] if len(euids) == BUILD_SPAN else None
+
+
+async def _recheck(
+    writer: Writer,
+    stored: StoredSegment,
+    since: datetime,
+    until: datetime,
+    record: bool,
+    stop: threading.Event | None,
+) -> bool:
+    """:func:`recheck_step` until done, each step a job of the writer; False if stopped."""
+    after = 0
+    while stop is None or not stop.is_set():
+        step = functools.partial(recheck_step, stored, since, until, after, record)
+        last = await writer.submit(step)
+        if last is None:
+            return True
+        after = last
+    return False
+
+
 async def sweep(
-    writer: Writer, now_ms: int, stop: threading.Event | None = None, *, record: bool = True
+    writer: Writer,
+    now_ms: int,
+    stop: threading.Event | None = None,
+    *,
+    record: bool = True,
+    checked: Checked | None = None,
 ) -> int:
-    """Check conditions relative to now again (every built segment with
-    ``within_last_days`` or ``more_than_days_ago`` is built again, recording who entered
-    or left), and finish every build left unfinished (a server stopped mid-build).
-    Returns how many segments were built."""
+    """Check conditions relative to now again, and finish every build left unfinished
+    (a server stopped mid-build). A built segment with ``within_last_days`` or
+    ``more_than_days_ago`` that ``checked`` has an instant for is checked again for the
+    users time may have moved since (:func:`recheck_step`); any other is built again in
+    full. Either way each user who entered or left is recorded. Returns how many
+    segments were built or checked."""
 
     def read(tx_reader: Callable[[Transaction], T]) -> T:
         with writer.storage.read() as tx:
             return tx_reader(tx)
 
     relative = await asyncio.to_thread(read, _relative_segments)
-    for project_id, saved in relative:
-        await writer.submit(functools.partial(_rebuild, project_id, saved.id))
+    done = 0
+    for project_id, stored, saved in relative:
+        if stop is not None and stop.is_set():
+            return done
+        at = now()
+        since = None if checked is None else checked.since(stored)
+        if since is None:
+            # Built again below, each span at its own instant, none before ``at``.
+            await writer.submit(functools.partial(_rebuild, project_id, saved.id))
+        elif await _recheck(writer, stored, since, at, record, stop):
+            done += 1
+        else:
+            return done
+        if checked is not None:
+            checked.mark(stored, at)
     building = await asyncio.to_thread(read, lambda tx: tx.segments_building())
-    built = 0
     for stored in building:
         if stop is not None and stop.is_set():
             break
         if await build_async(writer, stored.project_id, stored.name, SWEEP_SOURCE, record, stop):
-            built += 1
-    if built:
-        log.info("segment sweep built %d segment(s)", built)
-    return built
+            done += 1
+    if done:
+        log.info("segment sweep built or checked %d segment(s)", done)
+    return done

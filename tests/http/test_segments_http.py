@@ -373,6 +373,78 @@ async def test_the_sweep_checks_conditions_relative_to_now_again(
     )
 
 
+async def test_later_sweeps_check_again_only_whom_time_may_have_moved(
+    api: Api, app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    start = datetime.now(UTC)
+    seen = {
+        "recent": start - timedelta(hours=12),  # leaves active, enters dormant
+        "future": start + timedelta(days=1),  # enters active when its day comes
+        "old": start - timedelta(days=100),  # dormant throughout
+    }
+    euids = await people(api, *({"seen": at.isoformat()} for at in seen.values()))
+    who = dict(zip(seen, euids, strict=True))
+    await save(api, "active", {"property": "seen", "op": "within_last_days", "value": 1})
+    await save(api, "dormant", {"property": "seen", "op": "more_than_days_ago", "value": 1})
+    assert app.writer is not None
+    checked = segments.Checked()
+    # The first sweep knows no earlier check: both segments are built again in full.
+    assert await segments.sweep(app.writer, 0, checked=checked) == 2
+    assert await members(api, "active") == [who["recent"]]
+    assert await members(api, "dormant") == [who["old"]]
+    built = await segment_changes(api)
+    # Two days later only the users time can have moved are checked (one step of
+    # recheck_step per segment, no build), and they move.
+    later = start + timedelta(days=2)
+    monkeypatch.setattr(segments, "now", lambda: later)
+    checked_calls: list[int] = []
+    step = segments.recheck_step
+
+    def counted(*args: Any) -> int | None:
+        last = step(*args)
+        checked_calls.append(0 if last is None else last)
+        return last
+
+    monkeypatch.setattr(segments, "recheck_step", counted)
+    assert await segments.sweep(app.writer, 0, checked=checked) == 2
+    assert len(checked_calls) == 2  # one step each, no build
+    assert await members(api, "active") == [who["future"]]
+    assert await members(api, "dormant") == sorted([who["old"], who["recent"]])
+    assert sorted(await segment_changes(api, after=len(built))) == sorted(
+        [
+            (who["recent"], "active", "segment.left"),
+            (who["future"], "active", "segment.entered"),
+            (who["recent"], "dormant", "segment.entered"),
+        ]
+    )
+    # Nothing moved since: a third sweep at the same instant changes nothing.
+    assert await segments.sweep(app.writer, 0, checked=checked) == 2
+    assert await members(api, "active") == [who["future"]]
+
+
+def test_the_window_of_a_sweep_covers_both_edges_of_within_last_days() -> None:
+    from userprops.conditions import And, Leaf, Op, Or
+    from userprops.schema import AttrType
+
+    since, until = datetime(2026, 1, 10, tzinfo=UTC), datetime(2026, 1, 11, tzinfo=UTC)
+    within = Leaf("w", "seen", AttrType.DATETIME, Op.WITHIN_LAST_DAYS, 3)
+    ago = Leaf("a", "paid", AttrType.DATETIME, Op.MORE_THAN_DAYS_AGO, 2)
+    plain = Leaf("p", "plan", AttrType.STRING, Op.EQ, "gold")
+    found = segments.window(And((within, plain, ago)), since, until)
+    assert isinstance(found, Or)
+    spans = [(leaf.name, leaf.op, leaf.value) for leaf in found.items]  # type: ignore[union-attr]
+    day = timedelta(days=1)
+    assert spans == [
+        ("seen", Op.BETWEEN, (since - 3 * day, until - 3 * day)),
+        ("seen", Op.BETWEEN, (since, until)),
+        ("paid", Op.BETWEEN, (since - 2 * day, until - 2 * day)),
+    ]
+    only = segments.window(ago, since, until)
+    assert only == Leaf(
+        "sweep", "paid", AttrType.DATETIME, Op.BETWEEN, (since - 2 * day, until - 2 * day)
+    )
+
+
 async def test_projects_keep_their_segments_and_users_apart(api: Api, app: App) -> None:
     other = await new_api(app, "other")
     try:

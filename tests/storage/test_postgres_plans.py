@@ -57,3 +57,16 @@ def test_the_group_commit_statements_probe_the_primary_key_on_grown_tables(conn:
     _assert_keyed(conn)  # never analyzed: the planner guesses from the table's size
     conn.execute("ANALYZE users, user_values")
     _assert_keyed(conn)
+
+
+def test_the_tables_segment_queries_read_are_vacuumed_at_one_percent(conn: Conn) -> None:
+    """Index-only scans stay index-only where the visibility map keeps up (0012)."""
+    rows = conn.execute(
+        "SELECT relname, reloptions FROM pg_class"
+        " WHERE relname IN ('user_values', 'user_list_items', 'segment_members')"
+    ).fetchall()
+    options = {str(name): set(opts or ()) for name, opts in rows}  # type: ignore[call-overload]
+    assert set(options) == {"user_values", "user_list_items", "segment_members"}
+    for name, found in options.items():
+        assert "autovacuum_vacuum_scale_factor=0.01" in found, name
+        assert "autovacuum_vacuum_insert_scale_factor=0.01" in found, name
