@@ -35,6 +35,10 @@ def _assert_keyed(conn: Conn) -> None:
         assert "user_list_items_by_item" not in "".join(write)
         members = [p for p in plans if "segment_members" in p]
         assert members and all("Index" in p for p in members), members
+        # A write reads each user's memberships as one range of the by-user index (0013).
+        held = [p for p in members if "'member'::text" in p]
+        assert held and all("segment_members_by_user" in p for p in held), held
+        assert not any("segment_members_pkey" in p for p in held), held
         for plan in plans:
             for scan in ("Seq Scan", "Bitmap", "Hash Join", "Merge Join"):
                 assert scan not in plan, f"{mode}: {scan}:\n{plan}"
