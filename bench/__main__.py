@@ -159,7 +159,12 @@ def main(
             cluster = Cluster(durable=True, cpus=wrk_cpus)
             cluster.start()
             options.database = cluster.dsn()
-        report = run(options)
+        try:
+            report = run(options)
+        except OSError as exc:
+            # Not as OSError: click ends a command that raised EPIPE with status 1 and no
+            # message (it takes it for its own output's closed pipe).
+            raise RuntimeError(f"benchmark failed: {exc!r}") from exc
     finally:
         if cluster is not None:
             cluster.destroy()

@@ -4,8 +4,12 @@ conditions and query plans come out as the benchmark reports them."""
 
 from __future__ import annotations
 
+import socket
+import threading
+import time
 from datetime import UTC, datetime
 
+import pytest
 from bench import segments as bench_segments
 from bench.preload import preload, preload_postgres
 
@@ -48,3 +52,37 @@ def test_queries_over_preloaded_users_answer_as_the_reference(
     if not storage_url.startswith("sqlite"):  # what the benchmark vacuums exists
         tables = bench_segments.VALUE_TABLES + bench_segments.SEGMENT_TABLES
         assert bench_segments.vacuum(storage_url, tables) >= 0
+
+
+def test_the_benchmark_client_survives_a_server_closing_idle_connections(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Between phases (a VACUUM, an EXPLAIN ANALYZE) the server closes the client's idle
+    connection; the next request opens a new one instead of failing on the closed one
+    (which ended the benchmark silently: click takes EPIPE for its own closed stdout)."""
+    answer = b'{"code":0,"data":{"n":1}}'
+    reply = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(answer), answer)
+    listener = socket.create_server(("127.0.0.1", 0))
+    served: list[int] = []
+
+    def serve() -> None:
+        for _ in range(2):  # one request per connection, then it is closed, silently
+            conn, _ = listener.accept()
+            with conn:
+                conn.recv(65536)
+                conn.sendall(reply)
+                served.append(1)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    monkeypatch.setattr(bench_segments, "IDLE", 0.0)
+    client = bench_segments.Client(listener.getsockname()[1], "token")
+    try:
+        assert client.post("/v1/segment/query", {})[1] == {"n": 1}
+        time.sleep(0.05)  # idle: the server has closed the first connection by now
+        assert client.post("/v1/segment/query", {})[1] == {"n": 1}
+    finally:
+        client.close()
+        listener.close()
+    thread.join(5)
+    assert served == [1, 1]
