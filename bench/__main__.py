@@ -324,7 +324,9 @@ def render(report: dict[str, Any]) -> list[str]:
             f" {(q['next_pages'] or {}).get('median_ms')} ms (medians)"
         )
         early = found.get("queries_right_after_writes")
-        if early is not None:
+        if early is not None and "error" in early:
+            lines.append(f"{key} segments right after the writes: {early['error']}")
+        elif early is not None:
             lines.append(
                 f"{key} segments right after the writes, before VACUUM of the values"
                 f" ({found['vacuum_values_seconds']} s): count {early['count']['median_ms']}"
