@@ -84,6 +84,13 @@ def pg_url(pg_databases: Databases) -> Iterator[str]:
 @pytest.fixture(params=["sqlite", "postgres"])
 def storage_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "postgres":
+        if "storage" in request.fixturenames:
+            # The test migrates it (the storage fixture): take one migrated already, which
+            # makes that a no-op (Databases: a database's schema is reused, not remade).
+            databases: Databases = request.getfixturevalue("pg_databases")
+            url = databases.create(migrated=True)
+            request.addfinalizer(lambda: databases.release(url))
+            return url
         return str(request.getfixturevalue("pg_url"))
     return f"sqlite:///{tmp_path / 'test.db'}"
 
