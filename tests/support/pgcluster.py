@@ -12,6 +12,8 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 from bench.pgcluster import Cluster
 
+from userprops.storage import open_storage
+
 __all__ = ["Cluster", "Databases", "freeze", "kill", "thaw"]
 
 
@@ -48,8 +50,8 @@ class Databases:
     checkpoints the whole server, which grows slow as the suite writes. If its schema is
     exactly what the migrations make (:data:`_FINGERPRINT`, compared with a database
     migrated for the purpose), its tables are emptied and it waits for a test that wants
-    a migrated database, which then finds no migration to run: the suite runs every
-    migration on PostgreSQL a thousand times less. Otherwise (a migration test left it
+    a migrated database, which then finds no migration to run (the storage, unit and
+    segment tests: 102 s before, 93 s with it). Otherwise (a migration test left it
     half-migrated, or a test changed the schema) its schema is dropped and made again.
     """
 
@@ -81,8 +83,6 @@ class Databases:
             if self._free_migrated:
                 return self._url(self._free_migrated.pop())
             url = self.create()
-            from userprops.storage import open_storage
-
             storage = open_storage(url)
             try:
                 storage.migrate()
