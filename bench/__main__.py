@@ -336,7 +336,8 @@ def render(report: dict[str, Any]) -> list[str]:
         built = sum(s["seconds"] for s in found["saved"].values())
         write = found["write_with_10_segments"]
         lines.append(
-            f"{key} 10 saved segments built in {built:.1f} s; writes with them:"
+            f"{key} 10 saved segments built in {built:.1f} s; writes without them right"
+            f" before: {found['write_without_segments']['throughput']:,.0f} req/s; with them:"
             f" {write['throughput']:,.0f} req/s, {write['ratio_to_without_segments']:.2f}x"
             f" without ({write['ratio_to_without_over_ceilings']:.2f}x over paired ceilings)"
         )

@@ -265,9 +265,10 @@ def without_history(
 def measure_segments(
     options: Options, ceiling: Target, target: Target, url: str, results: dict[str, Any]
 ) -> dict[str, Any]:
-    """On the preloaded users, after the write scenario: query latencies and plans, 10
-    saved segments created (their builds timed), then the write scenario again with them
-    (verified, and its ratio to the run without them)."""
+    """On the preloaded users, after the write scenario: query latencies and plans; the
+    write scenario again without segments; 10 saved segments created (their builds
+    timed); the write scenario with them (verified, and its ratio to the run just before
+    without them)."""
     client = segments.Client(target.server.port, target.token)
     try:
         found: dict[str, Any] = {}
@@ -283,22 +284,25 @@ def measure_segments(
             found["vacuum_values_seconds"] = segments.vacuum(url, segments.VALUE_TABLES)
         found["queries"] = segments.measure_queries(client)
         found["plans"] = segments.explain(url, target.tag)
+        # Without the segments again, right before the run with them: the write scenario
+        # ran first on the freshly preloaded database, its pages still cold, and the ten
+        # builds then read every user; the ratio is taken between two runs that differ in
+        # the segments only, each after the same settling (segments.settle).
+        found["settle_seconds"] = [segments.settle(url)]
+        without = paired(options, ceiling, target, "write")
+        found["write_without_segments"] = without
         found["saved"] = segments.save_segments(client)
     finally:
         client.close()
-    if not url.startswith("sqlite"):
-        # As after the preload: the builds wrote millions of membership rows, which
-        # autovacuum would otherwise process during the measured writes (on CPU 1, with
-        # the backend and wrk); the writes are measured in the steady state.
-        segments.vacuum(url, segments.SEGMENT_TABLES)
+    # The builds wrote millions of membership rows, which autovacuum would otherwise
+    # process during the measured writes (on CPU 1, with the database and wrk).
+    found["settle_seconds"].append(segments.settle(url))
     write = paired(options, ceiling, target, "write")
-    units = write["increase_units_total"] + results["write"]["increase_units_total"]
+    units = sum(r["increase_units_total"] for r in (results["write"], without, write))
     write["verification"] = verify(url, target.tag, target.euids, units, VERIFIED["write"])
-    write["ratio_to_without_segments"] = round(
-        write["throughput"] / results["write"]["throughput"], 3
-    )
+    write["ratio_to_without_segments"] = round(write["throughput"] / without["throughput"], 3)
     write["ratio_to_without_over_ceilings"] = round(
-        write["ratio_to_ceiling"] / results["write"]["ratio_to_ceiling"], 3
+        write["ratio_to_ceiling"] / without["ratio_to_ceiling"], 3
     )
     found["write_with_10_segments"] = write
     return found

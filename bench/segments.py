@@ -7,15 +7,17 @@ from __future__ import annotations
 
 import http.client
 import json
+import sqlite3
 import statistics
 import time
+from contextlib import closing
 from datetime import UTC, datetime
 from typing import Any
 
 from userprops.conditions import parse
 from userprops.config import Limits
 from userprops.segments import parse_where
-from userprops.storage import open_storage
+from userprops.storage import open_storage, sqlite_path
 
 # What the preload holds (bench/preload.py cycles each attribute's samples by EUID):
 # plan = "gold" for 1 user in 7, age between 18 and 65 (only 42 of the samples) for 1 in
@@ -162,6 +164,29 @@ def vacuum(url: str, tables: tuple[str, ...]) -> float:
     with psycopg.connect(url, autocommit=True) as conn:
         for table in tables:
             conn.execute(f"VACUUM ANALYZE {table}")
+    return round(time.monotonic() - started, 1)
+
+
+def settle(url: str) -> float:
+    """Bring the database to the same state before each of the two write runs whose ratio
+    is the figure (without and with the saved segments), so that neither pays for what
+    the other left: on PostgreSQL a ``VACUUM ANALYZE`` of the value and segment tables,
+    then a ``CHECKPOINT`` (both runs start at the same point of the checkpoint cycle, with
+    the same full-page writes ahead); on SQLite a checkpoint that empties the WAL. The
+    seconds it took."""
+    started = time.monotonic()
+    if url.startswith("sqlite"):
+        with closing(sqlite3.connect(sqlite_path(url), timeout=60)) as conn:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+    else:
+        import psycopg
+
+        vacuum(url, VALUE_TABLES + SEGMENT_TABLES)
+        with psycopg.connect(url, autocommit=True) as conn:
+            try:
+                conn.execute("CHECKPOINT")
+            except psycopg.errors.InsufficientPrivilege:
+                pass  # --database as a role without pg_checkpoint: vacuumed only
     return round(time.monotonic() - started, 1)
 
 
