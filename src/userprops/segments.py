@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import math
 import threading
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
@@ -86,6 +87,15 @@ _ENCODER = msgspec.json.Encoder(decimal_format="number", order="sorted")
 def now() -> datetime:
     """The instant conditions relative to now are evaluated at."""
     return datetime.now(UTC)
+
+
+def _ms(at: datetime) -> int:
+    """An instant as stored in ``checked_ms``: rounded down (an earlier check is safe)."""
+    return math.floor(at.timestamp() * 1000)
+
+
+def _instant(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, UTC)
 
 
 # Definitions
@@ -342,7 +352,7 @@ def define(tx: Transaction, project_id: int, name: str, raw: Any, limits: Limits
     existing = tx.list_segments(project_id)
     if len(existing) >= MAX_SEGMENTS and all(s.name != name for s in existing):
         raise InvalidParameters(f"a project has at most {MAX_SEGMENTS} saved segments")
-    _, created = tx.save_segment(project_id, name, condition_json(cond))
+    _, created = tx.save_segment(project_id, name, condition_json(cond), _ms(now()))
     return created
 
 
@@ -417,25 +427,13 @@ def _relative_segments(tx: Transaction) -> list[tuple[int, StoredSegment, Saved]
     return found
 
 
-def _rebuild(project_id: int, segment_id: int, tx: Transaction) -> None:
+def _rebuild(project_id: int, segment_id: int, at_ms: int, tx: Transaction) -> None:
     tx.lock_segments(project_id)
-    tx.rebuild_segment(segment_id)
+    tx.rebuild_segment(segment_id, at_ms)
 
 
-class Checked:
-    """When each built segment relative to now was last checked, in this process: the
-    sweep's memory, so that it checks again only the users whose answer time alone can
-    have changed since (:func:`window`). A segment it has no instant for (the first sweep
-    after start, a condition replaced) is built again in full."""
-
-    def __init__(self) -> None:
-        self._at: dict[tuple[int, str], datetime] = {}
-
-    def since(self, stored: StoredSegment) -> datetime | None:
-        return self._at.get((stored.id, stored.condition))
-
-    def mark(self, stored: StoredSegment, at: datetime) -> None:
-        self._at[stored.id, stored.condition] = at
+def _mark(segment_id: int, since_ms: int, at_ms: int, tx: Transaction) -> bool:
+    return tx.mark_segment_checked(segment_id, since_ms, at_ms)
 
 
 def window(cond: Condition, since: datetime, until: datetime) -> Condition:
@@ -532,14 +530,13 @@ async def sweep(
     stop: threading.Event | None = None,
     *,
     record: bool = True,
-    checked: Checked | None = None,
 ) -> int:
     """Check conditions relative to now again, and finish every build left unfinished
     (a server stopped mid-build). A built segment with ``within_last_days`` or
-    ``more_than_days_ago`` that ``checked`` has an instant for is checked again for the
-    users time may have moved since (:func:`recheck_step`); any other is built again in
-    full. Either way each user who entered or left is recorded. Returns how many
-    segments were built or checked."""
+    ``more_than_days_ago`` is checked again for the users time may have moved since its
+    ``checked_ms`` (:func:`recheck_step`), which then moves to this sweep's instant; one
+    whose ``checked_ms`` is unknown is built again in full. Either way each user who
+    entered or left is recorded. Returns how many segments were built or checked."""
 
     def read(tx_reader: Callable[[Transaction], T]) -> T:
         with writer.storage.read() as tx:
@@ -551,16 +548,16 @@ async def sweep(
         if stop is not None and stop.is_set():
             return done
         at = now()
-        since = None if checked is None else checked.since(stored)
-        if since is None:
+        if stored.checked_ms is None:
             # Built again below, each span at its own instant, none before ``at``.
-            await writer.submit(functools.partial(_rebuild, project_id, saved.id))
-        elif await _recheck(writer, stored, since, at, record, stop):
-            done += 1
-        else:
+            await writer.submit(functools.partial(_rebuild, project_id, saved.id, _ms(at)))
+            continue
+        if not await _recheck(writer, stored, _instant(stored.checked_ms), at, record, stop):
             return done
-        if checked is not None:
-            checked.mark(stored, at)
+        # Unless a build started meanwhile (it set its own instant).
+        mark = functools.partial(_mark, stored.id, stored.checked_ms, _ms(at))
+        await writer.submit(mark)
+        done += 1
     building = await asyncio.to_thread(read, lambda tx: tx.segments_building())
     for stored in building:
         if stop is not None and stop.is_set():

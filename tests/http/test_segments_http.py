@@ -5,14 +5,18 @@ the feed in order, the sweep of conditions relative to now, and projects kept ap
 
 from __future__ import annotations
 
+import sqlite3
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import psycopg
 import pytest
 
 from tests.support.api import Api, new_api
 from userprops import segments
 from userprops.http.app import App
+from userprops.storage import Storage, sqlite_path
 
 Body = dict[str, Any]
 
@@ -373,8 +377,16 @@ async def test_the_sweep_checks_conditions_relative_to_now_again(
     )
 
 
-async def test_later_sweeps_check_again_only_whom_time_may_have_moved(
-    api: Api, app: App, monkeypatch: pytest.MonkeyPatch
+def checked_ms(storage: Storage, project: str) -> dict[str, int | None]:
+    """Each saved segment's stored instant of its last check."""
+    with storage.read() as tx:
+        found = tx.get_project(project)
+        assert found is not None
+        return {s.name: s.checked_ms for s in tx.list_segments(found.id)}
+
+
+async def test_sweeps_check_again_only_whom_time_may_have_moved_since_the_stored_check(
+    api: Api, app: App, storage: Storage, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     start = datetime.now(UTC)
     seen = {
@@ -386,28 +398,34 @@ async def test_later_sweeps_check_again_only_whom_time_may_have_moved(
     who = dict(zip(seen, euids, strict=True))
     await save(api, "active", {"property": "seen", "op": "within_last_days", "value": 1})
     await save(api, "dormant", {"property": "seen", "op": "more_than_days_ago", "value": 1})
-    assert app.writer is not None
-    checked = segments.Checked()
-    # The first sweep knows no earlier check: both segments are built again in full.
-    assert await segments.sweep(app.writer, 0, checked=checked) == 2
     assert await members(api, "active") == [who["recent"]]
     assert await members(api, "dormant") == [who["old"]]
     built = await segment_changes(api)
-    # Two days later only the users time can have moved are checked (one step of
+    # Each build started at its save, after ``start``.
+    saved_at = checked_ms(storage, api.project)
+    low = int(start.timestamp() * 1000) - 1
+    assert all(at is not None and low <= at < low + 60_000 for at in saved_at.values())
+    # Two days later, in a process that has never swept (nothing is kept in memory): only
+    # the users time can have moved since the stored instant are checked (one step of
     # recheck_step per segment, no build), and they move.
     later = start + timedelta(days=2)
     monkeypatch.setattr(segments, "now", lambda: later)
-    checked_calls: list[int] = []
+    steps: list[int] = []
     step = segments.recheck_step
 
     def counted(*args: Any) -> int | None:
         last = step(*args)
-        checked_calls.append(0 if last is None else last)
+        steps.append(0 if last is None else last)
         return last
 
+    def no_rebuild(*args: Any) -> None:
+        raise AssertionError("rebuilt")
+
     monkeypatch.setattr(segments, "recheck_step", counted)
-    assert await segments.sweep(app.writer, 0, checked=checked) == 2
-    assert len(checked_calls) == 2  # one step each, no build
+    monkeypatch.setattr(segments, "_rebuild", no_rebuild)
+    assert app.writer is not None
+    assert await segments.sweep(app.writer, 0) == 2
+    assert len(steps) == 2  # one step each, no build
     assert await members(api, "active") == [who["future"]]
     assert await members(api, "dormant") == sorted([who["old"], who["recent"]])
     assert sorted(await segment_changes(api, after=len(built))) == sorted(
@@ -417,9 +435,50 @@ async def test_later_sweeps_check_again_only_whom_time_may_have_moved(
             (who["recent"], "dormant", "segment.entered"),
         ]
     )
-    # Nothing moved since: a third sweep at the same instant changes nothing.
-    assert await segments.sweep(app.writer, 0, checked=checked) == 2
+    at = int(later.timestamp() * 1000)
+    assert checked_ms(storage, api.project) == {"active": at, "dormant": at}
+    # Nothing moved since: a sweep at the same instant changes nothing.
+    assert await segments.sweep(app.writer, 0) == 2
     assert await members(api, "active") == [who["future"]]
+    assert len(await segment_changes(api, after=len(built))) == 3
+
+
+async def test_a_segment_whose_last_check_is_unknown_is_built_again_once(
+    api: Api, app: App, storage: Storage, storage_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A segment saved before migration segment_checked has no stored instant: the first
+    sweep builds it again in full (recording who moved) and stores the instant, and the
+    next one checks only whom time may have moved."""
+    start = datetime.now(UTC)
+    (recent,) = await people(api, {"seen": (start - timedelta(hours=12)).isoformat()})
+    await save(api, "active", {"property": "seen", "op": "within_last_days", "value": 1})
+    run_sql(storage_url, "UPDATE segments SET checked_ms = NULL")
+    later = start + timedelta(days=2)
+    monkeypatch.setattr(segments, "now", lambda: later)
+    assert app.writer is not None
+    await segments.sweep(app.writer, 0)  # the rebuild, each span as a writer job
+    assert await members(api, "active") == []
+    assert (await segment_changes(api))[-1] == (recent, "active", "segment.left")
+    assert checked_ms(storage, api.project) == {"active": int(later.timestamp() * 1000)}
+    steps: list[Any] = []
+    step = segments.recheck_step
+
+    def counted(*args: Any) -> int | None:
+        steps.append(args)
+        return step(*args)
+
+    monkeypatch.setattr(segments, "recheck_step", counted)
+    assert await segments.sweep(app.writer, 0) == 1
+    assert len(steps) == 1
+
+
+def run_sql(url: str, sql: str) -> None:
+    if url.startswith("sqlite"):
+        with closing(sqlite3.connect(sqlite_path(url))) as conn, conn:
+            conn.execute(sql)
+    else:
+        with psycopg.connect(url, autocommit=True) as pg:
+            pg.execute(sql)
 
 
 def test_the_window_of_a_sweep_covers_both_edges_of_within_last_days() -> None:

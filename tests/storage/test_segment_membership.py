@@ -163,7 +163,8 @@ def test_a_write_waits_for_a_build_span_in_another_process_then_keeps_it(
     thread.start()
     with first.transaction() as tx:  # what segments.define and a build span do
         tx.lock_segments(pid)
-        stored, _ = tx.save_segment(pid, "adults", segments.condition_json(_adult(tx, pid)))
+        cond = segments.condition_json(_adult(tx, pid))
+        stored, _ = tx.save_segment(pid, "adults", cond, 1_000)
         entered.set()  # the write starts now, and must wait for this commit
         thread.join(0.2)
         tx.set_segment_built(stored.id, None)
@@ -171,6 +172,44 @@ def test_a_write_waits_for_a_build_span_in_another_process_then_keeps_it(
     assert [type(r).__name__ for r in results] == ["PropertyOutcome"]
     assert members(first, pid, "adults") == [a]  # it read the new segment after waiting
     assert moves(first, pid) == [(a, "adults", "segment.entered")]
+
+
+def test_a_segment_keeps_the_instant_of_its_last_check_until_a_build_starts_again(
+    storage: Storage,
+) -> None:
+    """``checked_ms``: set when a build starts (saved, replaced, rebuilt) and moved by a
+    sweep's check only from the instant that sweep started from, on a built segment."""
+    pid, _ = setup(storage, [10])
+
+    def checked() -> int | None:
+        with storage.read() as tx:
+            stored = tx.get_segment(pid, "adults")
+            assert stored is not None
+            return stored.checked_ms
+
+    def mark(since: int, at: int) -> bool:
+        with storage.transaction() as tx:
+            stored = tx.get_segment(pid, "adults")
+            assert stored is not None
+            return tx.mark_segment_checked(stored.id, since, at)
+
+    with storage.transaction() as tx:
+        cond = segments.condition_json(_adult(tx, pid))
+        stored, created = tx.save_segment(pid, "adults", cond, 1_000)
+    assert created and stored.checked_ms == 1_000 == checked()
+    assert not mark(1_000, 2_000)  # still building: a check would not cover it
+    with storage.transaction() as tx:
+        tx.set_segment_built(stored.id, None)
+    assert mark(1_000, 2_000) and checked() == 2_000
+    assert not mark(1_000, 3_000) and checked() == 2_000  # another check came first
+    with storage.transaction() as tx:
+        tx.rebuild_segment(stored.id, 2_500)
+        tx.set_segment_built(stored.id, None)
+    assert checked() == 2_500
+    assert not mark(2_000, 4_000) and checked() == 2_500  # a build started meanwhile
+    with storage.transaction() as tx:
+        replaced, created = tx.save_segment(pid, "adults", cond, 5_000)
+    assert not created and replaced.checked_ms == 5_000 == checked()
 
 
 def _adult(tx: Transaction, pid: int) -> Condition:

@@ -123,9 +123,7 @@ class App:
         self.segment_sweeper = Sweeper(
             self.writer,
             self.settings.segment_sweep_interval,
-            sweep=functools.partial(
-                segments.sweep, record=self.settings.history, checked=segments.Checked()
-            ),
+            sweep=functools.partial(segments.sweep, record=self.settings.history),
             name="userprops-segment-sweeper",
             what="segment sweep",
             first=min(self.settings.segment_sweep_interval, SEGMENT_SWEEP_FIRST),

@@ -390,7 +390,10 @@ class StoredSegment(NamedTuple):
     """A saved segment (docs/segments.md). ``condition`` is its JSON
     (:func:`userprops.conditions.to_wire`, DATETIME in UTC). Its members are exact for
     every EUID up to ``built_to``; None: for every EUID (the build is complete). While
-    ``quiet``, the first build runs: it records no change."""
+    ``quiet``, the first build runs: it records no change. ``checked_ms`` (epoch ms): an
+    instant at or before which no member was evaluated, since the build that started
+    then; the sweep checks again from there what time alone can have changed (None:
+    unknown, the sweep builds it again)."""
 
     id: int
     project_id: int
@@ -400,6 +403,7 @@ class StoredSegment(NamedTuple):
     quiet: bool
     created_at: str
     updated_at: str
+    checked_ms: int | None
 
 
 class LockedRead(NamedTuple):
@@ -765,12 +769,13 @@ class Transaction(abc.ABC):
 
     @abc.abstractmethod
     def save_segment(
-        self, project_id: int, name: str, condition: str
+        self, project_id: int, name: str, condition: str, at_ms: int
     ) -> tuple[StoredSegment, bool]:
         """Create a segment, or replace the condition of the one of that name; either way
-        its build starts again (``built_to`` 0; a new segment is ``quiet``, a replaced one
-        keeps its quiet only while its first build runs). Returns it and whether it is
-        new. Bumps the project's segments version."""
+        its build starts again at instant ``at_ms`` (``built_to`` 0, ``checked_ms``
+        ``at_ms``; a new segment is ``quiet``, a replaced one keeps its quiet only while
+        its first build runs). Returns it and whether it is new. Bumps the project's
+        segments version."""
 
     @abc.abstractmethod
     def get_segment(self, project_id: int, name: str) -> StoredSegment | None: ...
@@ -789,9 +794,16 @@ class Transaction(abc.ABC):
         bump its project's segments version."""
 
     @abc.abstractmethod
-    def rebuild_segment(self, segment_id: int) -> None:
-        """Start the build of a built segment again (``built_to`` 0, recording changes):
-        how conditions relative to now are checked again. Bumps the version."""
+    def rebuild_segment(self, segment_id: int, at_ms: int) -> None:
+        """Start the build of a built segment again at instant ``at_ms`` (``built_to`` 0,
+        ``checked_ms`` ``at_ms``, recording changes): how a condition relative to now
+        whose last check is unknown is checked again. Bumps the version."""
+
+    @abc.abstractmethod
+    def mark_segment_checked(self, segment_id: int, since_ms: int, at_ms: int) -> bool:
+        """Set the ``checked_ms`` of a built segment to ``at_ms`` if it is still
+        ``since_ms`` (no build started meanwhile: a replaced condition or a rebuild sets
+        its own); whether it did."""
 
     @abc.abstractmethod
     def lock_segments(self, project_id: int) -> None:

@@ -16,14 +16,17 @@ from userprops.storage.base import StoredSegment
 from userprops.storage.segment_sql import Compiler, Driver, Fragment
 
 _SEGMENT = (
-    "SELECT id, project_id, name, condition, built_to, quiet, created_at, updated_at FROM segments"
+    "SELECT id, project_id, name, condition, built_to, quiet, created_at, updated_at, checked_ms"
+    " FROM segments"
 )
 _BUMP = "UPDATE projects SET segments_version = segments_version + 1 WHERE id = ?"
 
 
 def _segment(row: Any) -> StoredSegment:
-    sid, pid, name, condition, built_to, quiet, created, updated = row
-    return StoredSegment(sid, pid, name, condition, built_to, bool(quiet), created, updated)
+    sid, pid, name, condition, built_to, quiet, created, updated, checked = row
+    return StoredSegment(
+        sid, pid, name, condition, built_to, bool(quiet), created, updated, checked
+    )
 
 
 class SegmentStatements(abc.ABC):
@@ -102,27 +105,32 @@ class SegmentStatements(abc.ABC):
     # Saved segments
 
     def save_segment(
-        self, project_id: int, name: str, condition: str
+        self, project_id: int, name: str, condition: str, at_ms: int
     ) -> tuple[StoredSegment, bool]:
         stamp = now_text()
         existing = self.get_segment(project_id, name)
         if existing is None:
             row = self._one(
                 "INSERT INTO segments (project_id, name, condition, built_to, quiet,"
-                " created_at, updated_at) VALUES (?, ?, ?, 0, TRUE, ?, ?) RETURNING id",
-                (project_id, name, condition, stamp, stamp),
+                " created_at, updated_at, checked_ms) VALUES (?, ?, ?, 0, TRUE, ?, ?, ?)"
+                " RETURNING id",
+                (project_id, name, condition, stamp, stamp, at_ms),
             )
-            saved = StoredSegment(int(row[0]), project_id, name, condition, 0, True, stamp, stamp)
+            saved = StoredSegment(
+                int(row[0]), project_id, name, condition, 0, True, stamp, stamp, at_ms
+            )
         else:
             # A replaced condition's build records changes, unless the first build of the
             # segment was still running (its members were never complete).
             quiet = existing.quiet
             self._execute(
-                "UPDATE segments SET condition = ?, built_to = 0, quiet = ?, updated_at = ?"
-                " WHERE id = ?",
-                (condition, quiet, stamp, existing.id),
+                "UPDATE segments SET condition = ?, built_to = 0, quiet = ?, updated_at = ?,"
+                " checked_ms = ? WHERE id = ?",
+                (condition, quiet, stamp, at_ms, existing.id),
             )
-            saved = existing._replace(condition=condition, built_to=0, updated_at=stamp)
+            saved = existing._replace(
+                condition=condition, built_to=0, updated_at=stamp, checked_ms=at_ms
+            )
         self._execute(_BUMP, (project_id,))
         return saved, existing is None
 
@@ -149,13 +157,22 @@ class SegmentStatements(abc.ABC):
         if row is not None:
             self._execute(_BUMP, (row[0],))
 
-    def rebuild_segment(self, segment_id: int) -> None:
+    def rebuild_segment(self, segment_id: int, at_ms: int) -> None:
         row = self._one(
-            "UPDATE segments SET built_to = 0, quiet = FALSE WHERE id = ? RETURNING project_id",
-            (segment_id,),
+            "UPDATE segments SET built_to = 0, quiet = FALSE, checked_ms = ? WHERE id = ?"
+            " RETURNING project_id",
+            (at_ms, segment_id),
         )
         if row is not None:
             self._execute(_BUMP, (row[0],))
+
+    def mark_segment_checked(self, segment_id: int, since_ms: int, at_ms: int) -> bool:
+        row = self._one(
+            "UPDATE segments SET checked_ms = ? WHERE id = ? AND checked_ms = ?"
+            " AND built_to IS NULL RETURNING id",
+            (at_ms, segment_id, since_ms),
+        )
+        return row is not None
 
     def lock_segments(self, project_id: int) -> None:  # noqa: B027 (PostgreSQL overrides)
         """SQLite's write transaction holds the whole database already."""
