@@ -41,11 +41,17 @@ def _ensure_user() -> pwd.struct_passwd:
     try:
         return pwd.getpwnam(USER)
     except KeyError:
-        subprocess.run(
+        # Several test workers may get here at once on a fresh machine: one useradd wins,
+        # the others fail with "already exists" (9); the account is there either way.
+        made = subprocess.run(
             ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", USER],
-            check=True,
+            check=False,
+            capture_output=True,
         )
-        return pwd.getpwnam(USER)
+        try:
+            return pwd.getpwnam(USER)
+        except KeyError:
+            raise RuntimeError(f"useradd {USER} failed: {made.stderr.decode().strip()}") from None
 
 
 class Cluster:

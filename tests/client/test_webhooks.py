@@ -115,6 +115,8 @@ def test_the_tolerance_is_five_minutes_either_way_by_default() -> None:
         ({}, "whsec_", BODY, "empty"),
         ({}, SECRET, b"not json", "JSON"),
     ],
+    ids=["timestamp", "secret not base64", "secret empty", "body not JSON"],  # not the secret:
+    # it is random, and every test worker (pytest-xdist) must collect the same names
 )
 def test_malformed_parts_are_refused(
     headers: dict[str, str], secret: str, body: bytes, match: str

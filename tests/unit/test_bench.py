@@ -4,10 +4,12 @@ line, combining rounds, the command's arguments and the CPU figures."""
 from __future__ import annotations
 
 import os
+import pwd
+import subprocess
 from typing import Any
 
 import pytest
-from bench import wrk
+from bench import pgcluster, wrk
 from bench.__main__ import cpu_sets, main as bench_main, targets
 from bench.ceiling import app as ceiling
 from bench.runner import combine
@@ -96,3 +98,27 @@ def test_targets_are_issue_17s_and_the_history_cost_is_judged() -> None:
     assert not met["postgres_register_ratio>=0.30"]
     assert met["sqlite_write_with_history>=0.85x_without"]
     assert not met["database_write_with_history>=0.85x_without"]
+
+
+def test_the_cluster_account_made_by_another_worker_meanwhile_is_taken(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two test workers on a fresh machine: this one's useradd loses ("already exists")
+    to the other's, and the account is used all the same; with no account, an error."""
+    account = pwd.getpwuid(os.getuid())
+    accounts: dict[str, pwd.struct_passwd] = {}
+    answer = b"useradd: user 'userprops-pg' already exists"
+
+    def useradd(*args: Any, **kwargs: Any) -> subprocess.CompletedProcess[bytes]:
+        accounts[pgcluster.USER] = account  # the other worker's, an instant earlier
+        return subprocess.CompletedProcess(args, 9, b"", answer)
+
+    monkeypatch.setattr(pwd, "getpwnam", lambda name: accounts[name])
+    monkeypatch.setattr(subprocess, "run", useradd)
+    assert pgcluster._ensure_user() is account
+    accounts.clear()
+    answer = b"useradd: cannot lock /etc/passwd"
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(
+        a, 1, b"", answer))  # fmt: skip
+    with pytest.raises(RuntimeError, match="cannot lock"):
+        pgcluster._ensure_user()
