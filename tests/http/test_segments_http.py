@@ -5,6 +5,7 @@ the feed in order, the sweep of conditions relative to now, and projects kept ap
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
@@ -13,10 +14,10 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.support.api import Api, new_api
+from tests.support.api import Api, make_settings, new_api
 from userprops import segments
 from userprops.http.app import App
-from userprops.storage import Storage, sqlite_path
+from userprops.storage import Storage, open_storage, sqlite_path
 
 Body = dict[str, Any]
 
@@ -523,3 +524,38 @@ async def test_projects_keep_their_segments_and_users_apart(api: Api, app: App) 
         assert await segment_changes(api) == []
     finally:
         await other.http.aclose()
+
+
+async def test_two_processes_sweeping_at_once_record_each_move_once(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Several server processes on one PostgreSQL database each sweep: started from the
+    same stored instant, the users they both check move once, and the instant moves on."""
+    stores = [open_storage(pg_url) for _ in range(2)]
+    stores[0].migrate()
+    apps = [App(make_settings(pg_url, segment_sweep_interval=0), s) for s in stores]
+    for app in apps:
+        app.start()
+    try:
+        api = await new_api(apps[0], "shop")
+        start = datetime.now(UTC)
+        seen = [start - timedelta(hours=h) for h in (1, 12, 20, 30)]
+        euids = await people(api, *({"seen": at.isoformat()} for at in seen))
+        await save(api, "active", {"property": "seen", "op": "within_last_days", "value": 1})
+        built = await segment_changes(api)
+        later = start + timedelta(hours=13)  # the 12 and 20 hours old leave
+        monkeypatch.setattr(segments, "now", lambda: later)
+        writers = [app.writer for app in apps]
+        assert all(w is not None for w in writers)
+        await asyncio.gather(*(segments.sweep(w, 0) for w in writers if w is not None))
+        assert await members(api, "active") == [euids[0]]
+        assert sorted(await segment_changes(api, after=len(built))) == [
+            (euids[1], "active", "segment.left"),
+            (euids[2], "active", "segment.left"),
+        ]
+        assert checked_ms(stores[1], "shop") == {"active": int(later.timestamp() * 1000)}
+        await api.http.aclose()
+    finally:
+        for app, store in zip(apps, stores, strict=True):
+            app.stop()
+            store.close()
