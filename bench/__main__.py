@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from bench import changes, wrk
-from bench.pgcluster import Cluster
+from bench.pgcluster import TUNED, Cluster
 from bench.runner import NO_HISTORY, Options, run
 
 # Issue 17's restated targets, over the bare-ASGI ceiling measured in the same run.
@@ -157,7 +157,7 @@ def main(
             # On wrk's CPUs, never the service's: left to the scheduler, its backends
             # sometimes ran on the service's core and the rounds split in two groups.
             cluster = Cluster(durable=True, cpus=wrk_cpus)
-            cluster.start()
+            cluster.start(*TUNED)
             options.database = cluster.dsn()
         try:
             report = run(options)

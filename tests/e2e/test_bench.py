@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 import psycopg
-from bench.pgcluster import Cluster
+from bench.pgcluster import TUNED, Cluster
 from bench.preload import ATTRIBUTES, preload
 
 from tests.support.api import api_over
@@ -33,15 +33,16 @@ async def test_preloaded_users_are_read_and_updated_through_the_api(tmp_path: Pa
         assert await api.register("pre-7") == [euids[7]]
 
 
-def test_the_benchmark_cluster_is_durable_pinned_and_removed_afterwards() -> None:
+def test_the_benchmark_cluster_is_durable_tuned_pinned_and_removed_afterwards() -> None:
     last_cpu = str((os.cpu_count() or 1) - 1)
     cluster = Cluster(durable=True, cpus=last_cpu)
     try:
-        cluster.start()
+        cluster.start(*TUNED)  # as scripts/bench --postgres starts it
         with psycopg.connect(cluster.dsn(), autocommit=True) as conn:
             settings = conn.execute(
                 "SELECT current_setting('fsync'), current_setting('full_page_writes'),"
-                " current_setting('listen_addresses')"
+                " current_setting('listen_addresses'), current_setting('shared_buffers'),"
+                " current_setting('max_wal_size')"
             ).fetchone()
             backend = conn.execute("SELECT pg_backend_pid()").fetchone()
             assert backend is not None
@@ -49,5 +50,5 @@ def test_the_benchmark_cluster_is_durable_pinned_and_removed_afterwards() -> Non
             assert os.sched_getaffinity(backend[0]) == {int(last_cpu)}
     finally:
         cluster.destroy()
-    assert settings == ("on", "on", "127.0.0.1")
+    assert settings == ("on", "on", "127.0.0.1", "2GB", "8GB")
     assert not cluster.root.exists()
