@@ -3,8 +3,8 @@ on a free port of 127.0.0.1 (and a unix socket inside that folder), removed by :
 
 The benchmark runs it durable (``fsync`` and ``full_page_writes`` on, PostgreSQL's defaults)
 with :data:`TUNED`'s memory and WAL settings; the test suite runs it with both off, for
-speed. PostgreSQL refuses to run as root; as root,
-the cluster runs as the unprivileged system user ``userprops-pg``, created on first use.
+speed. PostgreSQL refuses to run as root; as root, the cluster runs as the unprivileged
+system user ``userprops-pg``, created on first use.
 """
 
 from __future__ import annotations

@@ -6,18 +6,15 @@ the feed in order, the sweep of conditions relative to now, and projects kept ap
 from __future__ import annotations
 
 import asyncio
-import sqlite3
-from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import psycopg
 import pytest
 
 from tests.support.api import Api, make_settings, new_api
 from userprops import segments
 from userprops.http.app import App
-from userprops.storage import Storage, open_storage, sqlite_path
+from userprops.storage import Storage, open_storage
 
 Body = dict[str, Any]
 
@@ -378,6 +375,19 @@ async def test_the_sweep_checks_conditions_relative_to_now_again(
     )
 
 
+def count_rechecks(monkeypatch: pytest.MonkeyPatch) -> list[int | None]:
+    """What each :func:`segments.recheck_step` from here returns, in order."""
+    steps: list[int | None] = []
+    step = segments.recheck_step
+
+    def counted(*args: Any) -> int | None:
+        steps.append(step(*args))
+        return steps[-1]
+
+    monkeypatch.setattr(segments, "recheck_step", counted)
+    return steps
+
+
 def checked_ms(storage: Storage, project: str) -> dict[str, int | None]:
     """Each saved segment's stored instant of its last check."""
     with storage.read() as tx:
@@ -411,18 +421,11 @@ async def test_sweeps_check_again_only_whom_time_may_have_moved_since_the_stored
     # recheck_step per segment, no build), and they move.
     later = start + timedelta(days=2)
     monkeypatch.setattr(segments, "now", lambda: later)
-    steps: list[int] = []
-    step = segments.recheck_step
-
-    def counted(*args: Any) -> int | None:
-        last = step(*args)
-        steps.append(0 if last is None else last)
-        return last
+    steps = count_rechecks(monkeypatch)
 
     def no_rebuild(*args: Any) -> None:
         raise AssertionError("rebuilt")
 
-    monkeypatch.setattr(segments, "recheck_step", counted)
     monkeypatch.setattr(segments, "_rebuild", no_rebuild)
     assert app.writer is not None
     assert await segments.sweep(app.writer, 0) == 2
@@ -445,7 +448,7 @@ async def test_sweeps_check_again_only_whom_time_may_have_moved_since_the_stored
 
 
 async def test_a_segment_whose_last_check_is_unknown_is_built_again_once(
-    api: Api, app: App, storage: Storage, storage_url: str, monkeypatch: pytest.MonkeyPatch
+    api: Api, app: App, storage: Storage, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A segment saved before migration segment_checked has no stored instant: the first
     sweep builds it again in full (recording who moved) and stores the instant, and the
@@ -453,7 +456,8 @@ async def test_a_segment_whose_last_check_is_unknown_is_built_again_once(
     start = datetime.now(UTC)
     (recent,) = await people(api, {"seen": (start - timedelta(hours=12)).isoformat()})
     await save(api, "active", {"property": "seen", "op": "within_last_days", "value": 1})
-    run_sql(storage_url, "UPDATE segments SET checked_ms = NULL")
+    with storage.transaction() as tx:  # as before the migration
+        tx._execute("UPDATE segments SET checked_ms = NULL")  # type: ignore[attr-defined]
     later = start + timedelta(days=2)
     monkeypatch.setattr(segments, "now", lambda: later)
     assert app.writer is not None
@@ -461,25 +465,9 @@ async def test_a_segment_whose_last_check_is_unknown_is_built_again_once(
     assert await members(api, "active") == []
     assert (await segment_changes(api))[-1] == (recent, "active", "segment.left")
     assert checked_ms(storage, api.project) == {"active": int(later.timestamp() * 1000)}
-    steps: list[Any] = []
-    step = segments.recheck_step
-
-    def counted(*args: Any) -> int | None:
-        steps.append(args)
-        return step(*args)
-
-    monkeypatch.setattr(segments, "recheck_step", counted)
+    steps = count_rechecks(monkeypatch)
     assert await segments.sweep(app.writer, 0) == 1
     assert len(steps) == 1
-
-
-def run_sql(url: str, sql: str) -> None:
-    if url.startswith("sqlite"):
-        with closing(sqlite3.connect(sqlite_path(url))) as conn, conn:
-            conn.execute(sql)
-    else:
-        with psycopg.connect(url, autocommit=True) as pg:
-            pg.execute(sql)
 
 
 def test_the_window_of_a_sweep_covers_both_edges_of_within_last_days() -> None:
