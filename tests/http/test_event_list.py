@@ -111,6 +111,8 @@ async def test_cursor_keeps_the_time_range(api: Api) -> None:
         ({"euid": "1", "limit": "ten"}, 55004),
         ({"euid": "1", "from": "yesterday"}, 55004),
         ({"euid": "1", "to": "1.5"}, 55004),
+        ({"euid": "1", "from": ""}, 55004),  # given empty: not a number, not absent
+        ({"euid": "1", "limit": ""}, 55004),
         ({"euid": "1", "cursor": "not-a-cursor"}, 55004),
         ({"euid": "1", "cursor": "MToxOg"}, 55004),
         ({"euid": "1", "cursor": "%%%"}, 55004),

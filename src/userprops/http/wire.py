@@ -308,25 +308,30 @@ class _Query:
             raise InvalidParameters("euid must be an integer from 1 to 9223372036854775807")
         return check_euid(int(raw))
 
+    def _number(self, name: str) -> str | None:
+        """A numeric parameter's value; None when absent. Given empty (``from=``), it is
+        not a number: 55004 as any other."""
+        return self._params[name][0] if name in self._params else None
+
     def millis(self, name: str) -> int | None:
-        raw = self.text(name)
-        if raw == "":
+        raw = self._number(name)
+        if raw is None:
             return None
         if not _MILLIS.fullmatch(raw):
             raise InvalidParameters(f"{name} must be an integer of epoch milliseconds")
         return int(raw)
 
     def integer(self, name: str, low: int, high: int, default: int) -> int:
-        raw = self.text(name)
-        if raw == "":
+        raw = self._number(name)
+        if raw is None:
             return default
         if not _DIGITS.fullmatch(raw) or not low <= int(raw) <= high:
             raise InvalidParameters(f"{name} must be an integer from {low} to {high}")
         return int(raw)
 
     def seconds(self, name: str, high: float) -> float:
-        raw = self.text(name)
-        if raw == "":
+        raw = self._number(name)
+        if raw is None:
             return 0.0
         if not _SECONDS.fullmatch(raw) or float(raw) > high:
             raise InvalidParameters(f"{name} must be a number of seconds from 0 to {high:g}")
