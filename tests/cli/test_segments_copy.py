@@ -45,9 +45,14 @@ async def test_segments_survive_a_copy_to_postgresql(tmp_path: Path, pg_url: str
         assert query.json()["data"]["euids"] == euids[1:]
         await moved.set(euids[0], "add", {"tags": ["y"]})
         await moved.set(euids[0], "increase", {"age": 10})
-        assert (await moved.get("/v1/user/segments", euid=euids[0])).json()["data"]["segments"] == [
-            "grown"
-        ]
+        for euid in euids:  # each copied member knows its segments, and can leave them
+            segs = (await moved.get("/v1/user/segments", euid=euid)).json()["data"]["segments"]
+            assert segs == ["grown"]
+        await moved.set(euids[2], "remove", {"tags": ["y"]})
+        members = await moved.get("/v1/segment/members", name="grown")
+        assert members.json()["data"]["euids"] == euids[:2]
+        left = await moved.get("/v1/user/segments", euid=euids[2])
+        assert left.json()["data"] == {"euid": euids[2], "segments": []}
         another = await moved.post(
             "/v1/segment", {"name": "young", "where": {"property": "age", "op": "lt", "value": 40}}
         )

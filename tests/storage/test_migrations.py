@@ -22,7 +22,14 @@ from userprops.errors import StaleProperty
 from userprops.operations import Op
 from userprops.properties import PropertyJob, PropertyOutcome, PropertyRequest
 from userprops.schema import AttrType, SchemaMode
-from userprops.storage import Migration, StoredValue, migrations, open_storage, sqlite_path
+from userprops.storage import (
+    Migration,
+    Storage,
+    StoredValue,
+    migrations,
+    open_storage,
+    sqlite_path,
+)
 
 
 def _backend(url: str) -> str:
@@ -135,14 +142,23 @@ def test_migrate_dry_run_lists_pending_migrations_and_applies_nothing(storage_ur
     assert done.output.strip() == "nothing applied; schema is up to date"
 
 
+def _migrated_before(
+    url: str, name: str, monkeypatch: pytest.MonkeyPatch
+) -> tuple[list[Migration], Storage, Migration]:
+    """The database of ``url`` migrated up to the migration ``name``, not included: every
+    migration, the storage open on it, and that migration."""
+    every = migrations(_backend(url))
+    [target] = [m for m in every if m.name == name]
+    monkeypatch.setattr(userprops.storage, "migrations", lambda _: every[: target.version - 1])
+    store = open_storage(url)
+    store.migrate()
+    return every, store, target
+
+
 def test_values_stored_before_event_time_take_the_time_they_were_written(
     storage_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    every = migrations(_backend(storage_url))
-    [event_time] = [m for m in every if m.name == "event_time"]
-    monkeypatch.setattr(userprops.storage, "migrations", lambda _: every[: event_time.version - 1])
-    store = open_storage(storage_url)
-    store.migrate()
+    every, store, event_time = _migrated_before(storage_url, "event_time", monkeypatch)
     with store.transaction() as tx:
         pid = tx.create_project("p", SchemaMode.AUTO, "UTC").id
         euid = tx.create_user(pid)
@@ -178,5 +194,35 @@ def test_values_stored_before_event_time_take_the_time_they_were_written(
         assert store.read_user(pid, euid) == {
             "plan": StoredValue(AttrType.STRING, "bronze", 1_700_000_000_001)
         }
+    finally:
+        store.close()
+
+
+def test_memberships_held_before_0015_are_copied_into_the_users_rows(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    every, store, _ = _migrated_before(pg_url, "members_in_users", monkeypatch)
+    with store.transaction() as tx:
+        pid = tx.create_project("p", SchemaMode.AUTO, "UTC").id
+        a, b, c = (tx.create_user(pid) for _ in range(3))
+    store.close()
+    _run_script(
+        pg_url,
+        "INSERT INTO segments (id, project_id, name, condition, quiet, created_at, updated_at)"
+        f" VALUES (7, {pid}, 'x', '{{}}', false, 'now', 'now'),"
+        f" (5, {pid}, 'y', '{{}}', false, 'now', 'now');"
+        f" INSERT INTO segment_members VALUES ({pid}, 7, {a}), ({pid}, 5, {a}), ({pid}, 7, {b})",
+    )
+
+    monkeypatch.setattr(userprops.storage, "migrations", lambda _: every)
+    store = open_storage(pg_url)
+    try:
+        store.migrate()
+        with store.transaction() as tx:
+            assert [tx.user_segments(pid, e) for e in (a, b, c)] == [["x", "y"], ["x"], []]
+            asked = [(pid, a, 5), (pid, a, 7), (pid, b, 5), (pid, b, 7), (pid, c, 7)]
+            read = tx.lock_segment_values({(pid, a): [], (pid, b): []}, [pid], asked)
+            assert set(read.members) == {(pid, a, 5), (pid, a, 7), (pid, b, 7)}
+            assert read.values == {(pid, a): {}, (pid, b): {}}
     finally:
         store.close()

@@ -216,6 +216,11 @@ def _adult(tx: Transaction, pid: int) -> Condition:
     return segments.parse_where(tx, pid, ADULT, Limits(), UTC)
 
 
+# Property tests on a storage fixture: each example runs real statements.
+fuzzed = settings(
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 ITEMS = ["a", "b", "c", "d"]
 _projects = itertools.count()
 list_ops = st.tuples(
@@ -226,11 +231,7 @@ list_ops = st.tuples(
 )
 
 
-@settings(
-    max_examples=25,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
-)
+@settings(fuzzed, max_examples=25)
 @given(writes=st.lists(list_ops, min_size=1, max_size=12))
 def test_list_elements_follow_every_write_in_any_grouping(
     storage: Storage, writes: list[tuple[int, Op, list[str], bool]]
@@ -265,3 +266,63 @@ def test_list_elements_follow_every_write_in_any_grouping(
 def decode_list(values: dict[str, StoredValue] | None) -> list[str]:
     value = (values or {}).get("tags")
     return [] if value is None else [str(item) for item in json.loads(value.text)]
+
+
+GOLD = {"property": "plan", "op": "eq", "value": "gold"}
+KEPT = {"adults": ADULT, "golden": GOLD, "golden_adults": {"and": [ADULT, GOLD]}}
+member_ops = st.tuples(
+    st.integers(0, 2),  # whose
+    st.one_of(  # a value set, or deleted (None)
+        st.tuples(st.just("age"), st.sampled_from([None, 10, 30])),
+        st.tuples(st.just("plan"), st.sampled_from([None, "gold", "free"])),
+    ),
+    st.booleans(),  # whether this write starts a new group
+    st.booleans(),  # whether the segments are saved again (rebuilt) before it
+)
+
+
+@settings(fuzzed, max_examples=20)
+@given(writes=st.lists(member_ops, min_size=1, max_size=10))
+def test_each_users_segments_are_its_members_after_writes_and_builds(
+    storage: Storage, writes: list[tuple[int, tuple[str, object], bool, bool]]
+) -> None:
+    """What a user's segments say (on PostgreSQL, the copy in the users row) is what the
+    segments' member lists hold and what the conditions give, after writes grouped any
+    way, values set and deleted, and segments saved again and rebuilt between them."""
+    with storage.transaction() as tx:
+        pid = tx.create_project(f"m{next(_projects)}", SchemaMode.AUTO, "UTC").id
+        tx.define_attribute(pid, "age", AttrType.NUMBER)
+        tx.define_attribute(pid, "plan", AttrType.STRING)
+        euids = [tx.create_user(pid) for _ in range(3)]
+    model: list[dict[str, object]] = [{} for _ in euids]
+
+    def save_all() -> None:
+        for name, where in KEPT.items():
+            define(storage, pid, name, where)
+            segments.build(_runner(storage), pid, name, "test")
+
+    save_all()
+    groups: list[list[PropertyJob]] = []
+    for who, (name, value), new_group, rebuild in writes:
+        if rebuild:
+            for group in groups:
+                write(storage, *group)
+            groups = []
+            save_all()
+        if not groups or new_group:
+            groups.append([])
+        op = Op.DELETE if value is None else Op.SET
+        groups[-1].append(job(pid, euids[who], op, {name: value}))
+        model[who].pop(name, None) if value is None else model[who].update({name: value})
+    for group in groups:
+        write(storage, *group)
+    for euid, values in zip(euids, model, strict=True):
+        adult = isinstance(age := values.get("age"), int) and age >= 18
+        golden = values.get("plan") == "gold"
+        expected = [
+            n for n, held in zip(KEPT, (adult, golden, adult and golden), strict=True) if held
+        ]
+        with storage.read() as tx:
+            assert tx.user_segments(pid, euid) == expected, (euid, values)
+        listed = [n for n in KEPT if euid in members(storage, pid, n)]
+        assert listed == expected, (euid, values)

@@ -82,24 +82,40 @@ WRITE_VALUES: LiteralString = (
     " DO UPDATE SET type = excluded.type, value = excluded.value,"
     " updated_at = excluded.updated_at, sort_key = excluded.sort_key, ts = excluded.ts"
 )
-# The group-commit read of writes that keep saved segments (migration 0008): users, pairs
-# as LOCK_VALUES, projects [project_id, ...] sorted, members [[project_id, euid,
-# segment_id], ...].
+# The group-commit read of writes that keep saved segments (migration 0015): users, pairs
+# as LOCK_VALUES, projects [project_id, ...] sorted. Each user's memberships come back as
+# one row, the segment ids joined by commas.
 LOCK_SEGMENT_VALUES: LiteralString = (
-    "SELECT * FROM userprops_lock_segment_values(%s::jsonb, %s::jsonb, %s::jsonb, %s::jsonb)"
+    "SELECT * FROM userprops_lock_segment_values(%s::jsonb, %s::jsonb, %s::jsonb)"
 )
-# Memberships of saved segments: left [[project_id, segment_id, euid], ...] deleted, then
-# entered ones inserted.
+# Each user's memberships in its users row (migration 0015), moved in step with
+# segment_members: moves [[project_id, euid, [segment_id left, ...], [segment_id
+# entered, ...]], ...], each row found by key (as in WRITE_VALUES), the new array made
+# from the row's current one. The rows are locked by the writer (or, in a build or a
+# sweep, no writer can move their memberships: the project's segments lock), so the row
+# found is the row updated.
+MOVE_USERS: LiteralString = (
+    "UPDATE users AS u SET segment_ids = (SELECT array_agg(DISTINCT s ORDER BY s)"
+    " FROM unnest(u.segment_ids || x.n) AS s WHERE s <> ALL (x.l))"
+    " FROM (SELECT y.ctid, k.l, k.n FROM (SELECT (r->>0)::bigint AS p, (r->>1)::bigint AS e,"
+    " ARRAY(SELECT jsonb_array_elements_text(r->2)::bigint) AS l,"
+    " ARRAY(SELECT jsonb_array_elements_text(r->3)::bigint) AS n"
+    " FROM jsonb_array_elements(%s::jsonb) AS r) AS k,"
+    " LATERAL (SELECT ctid FROM users WHERE euid = k.e AND project_id = k.p OFFSET 0) AS y)"
+    " AS x WHERE u.ctid = x.ctid"
+)
+# Memberships of saved segments: left [[project_id, segment_id, euid], ...] deleted,
+# entered ones inserted, then the users rows as MOVE_USERS.
 WRITE_MEMBERS: LiteralString = (
     "WITH gone AS (DELETE FROM segment_members AS m USING (SELECT x.ctid"
     " FROM (SELECT (r->>0)::bigint AS p, (r->>1)::bigint AS s, (r->>2)::bigint AS e"
     " FROM jsonb_array_elements(%s::jsonb) AS r) AS k,"
     " LATERAL (SELECT ctid FROM segment_members"
     " WHERE project_id = k.p AND segment_id = k.s AND euid = k.e OFFSET 0) AS x) AS d"
-    " WHERE m.ctid = d.ctid)"
-    " INSERT INTO segment_members (project_id, segment_id, euid)"
+    " WHERE m.ctid = d.ctid),"
+    " added AS (INSERT INTO segment_members (project_id, segment_id, euid)"
     " SELECT (r->>0)::bigint, (r->>1)::bigint, (r->>2)::bigint"
-    " FROM jsonb_array_elements(%s::jsonb) AS r ON CONFLICT DO NOTHING"
+    " FROM jsonb_array_elements(%s::jsonb) AS r ON CONFLICT DO NOTHING) " + MOVE_USERS
 )
 SEGMENTS_LOCK = 1936025972  # the class of the advisory lock of a project's segments
 # GET /v1/user/property for a batch of reads: keys [[project_id, euid], ...]; a row per
@@ -156,6 +172,16 @@ _JSON = msgspec.json.Encoder()
 
 def json_text(rows: Any) -> str:
     return _JSON.encode(rows).decode()
+
+
+def _moves(entered: Iterable[tuple[int, int, int]], left: Iterable[tuple[int, int, int]]) -> str:
+    """MOVE_USERS' parameter: the memberships (project id, segment id, EUID) that moved,
+    by user."""
+    moves: dict[UserKey, tuple[list[int], list[int]]] = {}
+    for index, triples in enumerate((left, entered)):
+        for pid, sid, euid in triples:
+            moves.setdefault((pid, euid), ([], []))[index].append(sid)
+    return json_text([(pid, euid, out, into) for (pid, euid), (out, into) in moves.items()])
 
 
 IDENTITY_COLUMNS = {
@@ -388,14 +414,11 @@ class PostgresTransaction(SqlTransaction):
         projects: Collection[int],
         members: Collection[tuple[int, int, int]],
     ) -> LockedRead:
-        users = sorted(wanted)
-        pairs = [(pid, euid, name) for pid, euid in users for name in wanted[pid, euid]]
-        params = (
-            json_text(users),
-            json_text(pairs),
-            json_text(sorted(projects)),
-            json_text(list(members)),
-        )
+        # The memberships come from the users rows: those of members are locked and read
+        # too (a writer holds their locks already; they are given no values).
+        users = sorted({*wanted, *((pid, euid) for pid, euid, _ in members)})
+        pairs = [(pid, euid, name) for pid, euid in sorted(wanted) for name in wanted[pid, euid]]
+        params = (json_text(users), json_text(pairs), json_text(sorted(projects)))
         if self._begin or self._deferred:  # one round trip for all of them
             with self._conn.pipeline():
                 self._send_deferred()
@@ -403,6 +426,7 @@ class PostgresTransaction(SqlTransaction):
             rows = cursor.fetchall()
         else:
             rows = self._run(LOCK_SEGMENT_VALUES, params).fetchall()
+        asked = set(members)
         versions: dict[int, int] = {}
         held: set[tuple[int, int, int]] = set()
         found: dict[UserKey, dict[str, StoredValue]] = {}
@@ -412,11 +436,14 @@ class PostgresTransaction(SqlTransaction):
                 if values is not None:
                     values[name] = StoredValue(_TYPES[kind], text, ts)
             elif kind is None:
-                found[pid, euid] = {}
+                if (pid, euid) in wanted:
+                    found[pid, euid] = {}
             elif kind == "version":
                 versions[pid] = int(text)
-            else:
-                held.add((pid, euid, int(text)))
+            else:  # the user's memberships: those asked about
+                held.update(
+                    key for sid in text.split(",") if (key := (pid, euid, int(sid))) in asked
+                )
         return LockedRead(found, versions, held)
 
     def write_members(
@@ -425,11 +452,28 @@ class PostgresTransaction(SqlTransaction):
         left: Collection[tuple[int, int, int]],
     ) -> None:
         if entered or left:
-            params = (json_text(list(left)), json_text(list(entered)))
+            params = (json_text(list(left)), json_text(list(entered)), _moves(entered, left))
             if self._batch:
                 self._defer(WRITE_MEMBERS, params)
             else:
                 self._c.execute(WRITE_MEMBERS, params)
+
+    def _erase_members(self, project_id: int, euid: int) -> None:
+        # By the primary key, for each segment of the users row (no index by user).
+        self._execute(
+            "DELETE FROM segment_members WHERE project_id = ? AND euid = ? AND segment_id"
+            " = ANY((SELECT segment_ids FROM users WHERE euid = ? AND project_id = ?)::bigint[])",
+            (project_id, euid, euid, project_id),
+        )
+
+    def user_segments(self, project_id: int, euid: int) -> list[str]:
+        # The users row's copy (migration 0015): segment_members has no index by user.
+        rows = self._all(
+            "SELECT s.name FROM users u JOIN segments s ON s.id = ANY(u.segment_ids)"
+            f" WHERE u.euid = ? AND u.project_id = ? ORDER BY s.name{self.collate}",
+            (euid, project_id),
+        )
+        return [str(row[0]) for row in rows]
 
     # Segments
 
@@ -510,6 +554,8 @@ class PostgresTransaction(SqlTransaction):
         with self._c.cursor().copy(copy) as stream:
             for row in rows:
                 stream.write_row(row)
+        if table == "segment_members":  # and each user's copy of them (migration 0015)
+            self._c.execute(MOVE_USERS, (_moves(rows, ()),))
         column = IDENTITY_COLUMNS.get(table)
         if column is not None:  # the next generated id follows the largest one loaded
             self._c.execute(

@@ -275,10 +275,10 @@ class SqlTransaction(WebhookStatements, SegmentStatements, Transaction, abc.ABC)
     def erase_user(self, project_id: int, euid: int) -> bool:
         if not self.lock_user(project_id, euid):
             return False
+        self._erase_members(project_id, euid)
         for table in (  # constants
             "user_values",
             "user_list_items",
-            "segment_members",
             "contacts",
             "events",
             "identities",
@@ -292,6 +292,12 @@ class SqlTransaction(WebhookStatements, SegmentStatements, Transaction, abc.ABC)
         )
         self._execute("DELETE FROM users WHERE euid = ? AND project_id = ?", (euid, project_id))
         return True
+
+    def _erase_members(self, project_id: int, euid: int) -> None:
+        """Remove the user from every saved segment (its rows of ``segment_members``)."""
+        self._execute(
+            "DELETE FROM segment_members WHERE project_id = ? AND euid = ?", (project_id, euid)
+        )
 
     def bind_identity(self, project_id: int, name: str, value: str, euid: int) -> int:
         row = self._one(
