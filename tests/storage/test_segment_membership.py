@@ -311,9 +311,12 @@ def test_each_users_segments_are_its_members_after_writes_and_builds(
             save_all()
         if not groups or new_group:
             groups.append([])
-        op = Op.DELETE if value is None else Op.SET
-        groups[-1].append(job(pid, euids[who], op, {name: value}))
-        model[who].pop(name, None) if value is None else model[who].update({name: value})
+        if value is None:
+            groups[-1].append(job(pid, euids[who], Op.DELETE, {name: value}))
+            model[who].pop(name, None)
+        else:
+            groups[-1].append(job(pid, euids[who], Op.SET, {name: value}))
+            model[who][name] = value
     for group in groups:
         write(storage, *group)
     for euid, values in zip(euids, model, strict=True):

@@ -55,6 +55,18 @@ def _segment(conn: Conn) -> None:
     )
 
 
+def _everyone_in_every_segment(conn: Conn) -> None:
+    """3,000 users, each a member of every segment (both the rows and the users' arrays)."""
+    conn.execute(
+        "INSERT INTO users (project_id, created_at) SELECT 1, 'now' FROM generate_series(1, 3000)"
+    )
+    conn.execute(
+        "INSERT INTO segment_members SELECT 1, s.id, u.euid FROM users u, segments s"
+        " ON CONFLICT DO NOTHING"
+    )
+    conn.execute("UPDATE users SET segment_ids = ARRAY(SELECT id FROM segments ORDER BY id)")
+
+
 def test_segment_statements_probe_primary_keys_on_new_tables(conn: Conn) -> None:
     _segment(conn)
     _assert_keyed(conn)
@@ -62,16 +74,10 @@ def test_segment_statements_probe_primary_keys_on_new_tables(conn: Conn) -> None
 
 def test_segment_statements_probe_primary_keys_on_grown_tables(conn: Conn) -> None:
     _segment(conn)
-    conn.execute(
-        "INSERT INTO users (project_id, created_at) SELECT 1, 'now' FROM generate_series(1, 3000)"
-    )
+    _everyone_in_every_segment(conn)
     conn.execute(
         "INSERT INTO user_list_items SELECT 1, euid, 'tags', 't' || i"
         " FROM users, generate_series(1, 4) AS i ON CONFLICT DO NOTHING"
-    )
-    conn.execute(
-        "INSERT INTO segment_members SELECT 1, s.id, u.euid FROM users u, segments s"
-        " ON CONFLICT DO NOTHING"
     )
     _assert_keyed(conn)
     conn.execute("ANALYZE users, user_list_items, segment_members, projects")
@@ -82,18 +88,15 @@ def test_erasing_a_user_deletes_its_memberships_by_primary_key(conn: Conn) -> No
     """segment_members has no index by user on PostgreSQL (migration 0015): an erasure
     finds the user's rows by the segment ids of its users row."""
     _segment(conn)
-    conn.execute(
-        "INSERT INTO users (project_id, created_at) SELECT 1, 'now' FROM generate_series(1, 3000)"
-    )
-    conn.execute(
-        "INSERT INTO segment_members SELECT 1, s.id, u.euid FROM users u, segments s"
-        " ON CONFLICT DO NOTHING"
-    )
+    _everyone_in_every_segment(conn)
     conn.execute("ANALYZE users, segment_members")
+    count = "SELECT count(*) FROM segment_members WHERE euid = 1500"
 
     def erase(conn: Conn) -> None:
         with conn.transaction(force_rollback=True):
+            assert conn.execute(count).fetchone() == (2,)
             assert PostgresTransaction(conn).erase_user(1, 1500)
+            assert conn.execute(count).fetchone() == (0,)
 
     for mode in ("force_custom_plan", "force_generic_plan"):
         deletes = [p for p in explained(conn, mode, erase) if "Delete on segment_members" in p]

@@ -83,10 +83,10 @@ WRITE_VALUES: LiteralString = (
     " updated_at = excluded.updated_at, sort_key = excluded.sort_key, ts = excluded.ts"
 )
 # The group-commit read of writes that keep saved segments (migration 0015): users, pairs
-# as LOCK_VALUES, projects [project_id, ...] sorted. Each user's memberships come back as
-# one row, the segment ids joined by commas.
+# as LOCK_VALUES, projects [project_id, ...] sorted, members [[project_id, euid], ...]
+# whose memberships are read (from the users row: its segment ids joined by commas).
 LOCK_SEGMENT_VALUES: LiteralString = (
-    "SELECT * FROM userprops_lock_segment_values(%s::jsonb, %s::jsonb, %s::jsonb)"
+    "SELECT * FROM userprops_lock_segment_values(%s::jsonb, %s::jsonb, %s::jsonb, %s::jsonb)"
 )
 # Each user's memberships in its users row (migration 0015), moved in step with
 # segment_members: moves [[project_id, euid, [segment_id left, ...], [segment_id
@@ -414,11 +414,15 @@ class PostgresTransaction(SqlTransaction):
         projects: Collection[int],
         members: Collection[tuple[int, int, int]],
     ) -> LockedRead:
-        # The memberships come from the users rows: those of members are locked and read
-        # too (a writer holds their locks already; they are given no values).
-        users = sorted({*wanted, *((pid, euid) for pid, euid, _ in members)})
-        pairs = [(pid, euid, name) for pid, euid in sorted(wanted) for name in wanted[pid, euid]]
-        params = (json_text(users), json_text(pairs), json_text(sorted(projects)))
+        users = sorted(wanted)
+        pairs = [(pid, euid, name) for pid, euid in users for name in wanted[pid, euid]]
+        asked = set(members)  # read by user, from the users row
+        params = (
+            json_text(users),
+            json_text(pairs),
+            json_text(sorted(projects)),
+            json_text(list({(pid, euid) for pid, euid, _ in asked})),
+        )
         if self._begin or self._deferred:  # one round trip for all of them
             with self._conn.pipeline():
                 self._send_deferred()
@@ -426,7 +430,6 @@ class PostgresTransaction(SqlTransaction):
             rows = cursor.fetchall()
         else:
             rows = self._run(LOCK_SEGMENT_VALUES, params).fetchall()
-        asked = set(members)
         versions: dict[int, int] = {}
         held: set[tuple[int, int, int]] = set()
         found: dict[UserKey, dict[str, StoredValue]] = {}
@@ -436,8 +439,7 @@ class PostgresTransaction(SqlTransaction):
                 if values is not None:
                     values[name] = StoredValue(_TYPES[kind], text, ts)
             elif kind is None:
-                if (pid, euid) in wanted:
-                    found[pid, euid] = {}
+                found[pid, euid] = {}
             elif kind == "version":
                 versions[pid] = int(text)
             else:  # the user's memberships: those asked about

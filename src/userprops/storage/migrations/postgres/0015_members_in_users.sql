@@ -15,11 +15,13 @@ FROM (SELECT project_id, euid, array_agg(segment_id ORDER BY segment_id) AS ids
 WHERE u.euid = m.euid AND u.project_id = m.project_id;
 DROP INDEX segment_members_by_user;
 
--- As in 0013, but the memberships come from the users rows, and all of them: the
--- caller keeps those it asked about. The locked rows are read again by primary key, in a
--- statement after the locks, so with a snapshot that sees the last committed version.
-DROP FUNCTION userprops_lock_segment_values(jsonb, jsonb, jsonb, jsonb);
-CREATE FUNCTION userprops_lock_segment_values(users jsonb, pairs jsonb, projects jsonb)
+-- As in 0013 (same arguments and rows), but members is now [[project_id, euid], ...]:
+-- the users whose memberships the write checks, each read from its users row by primary
+-- key, all of its segment ids as one row (the caller keeps those it asked about). A
+-- statement after the locks, so with a snapshot that sees each locked row's last
+-- committed version.
+CREATE OR REPLACE FUNCTION userprops_lock_segment_values(
+    users jsonb, pairs jsonb, projects jsonb, members jsonb)
 RETURNS TABLE (p bigint, e bigint, n text, t text, v text, ts bigint)
 LANGUAGE plpgsql VOLATILE AS $$
 BEGIN
@@ -36,7 +38,7 @@ BEGIN
         SELECT k.kp, k.ke, NULL::text, 'member'::text, array_to_string(x.ids, ','),
                NULL::bigint
         FROM (SELECT (r->>0)::bigint AS kp, (r->>1)::bigint AS ke
-              FROM jsonb_array_elements(users) AS r) AS k,
+              FROM jsonb_array_elements(members) AS r) AS k,
         LATERAL (SELECT users.segment_ids AS ids FROM users
                  WHERE users.euid = k.ke AND users.project_id = k.kp OFFSET 0) AS x
         WHERE x.ids IS NOT NULL;
